@@ -1,0 +1,1 @@
+"""Models, engine and queries of the Ketamine Evidence database."""

@@ -1,0 +1,102 @@
+"""Engine creation and sessions: the only module that knows SQLite from PostgreSQL."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlmodel import Session, SQLModel, create_engine
+
+from db import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class DatabaseError(RuntimeError):
+    """The database cannot be opened or written; the message says what to do."""
+
+
+@functools.cache
+def engine_for(url: str) -> Engine:
+    """Process-wide engine for `url`, created on first use."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseError(
+            f"DATABASE_URL {url!r} is not a database URL; use sqlite:///PATH or "
+            "postgresql+psycopg://USER@HOST/DB."
+        ) from exc
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            path = Path(parsed.database).expanduser()
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseError(
+                    f"Cannot create the folder {path.parent} for the SQLite database ({exc.strerror}); "
+                    "set DATABASE_URL to a writable location."
+                ) from exc
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+        event.listen(engine, "connect", _sqlite_on_connect)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # SQLite ignores FOREIGN KEY clauses unless each connection opts in.
+    cursor.execute("PRAGMA foreign_keys = ON")
+    # WAL lets the dashboard read while a harvest writes; the busy timeout makes a
+    # second writer wait instead of failing with "database is locked".
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    try:
+        cursor.execute("PRAGMA journal_mode = WAL")
+    except Exception:  # noqa: BLE001  (a read-only file cannot switch mode; reads still work)
+        pass
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.close()
+
+
+def init_db(url: str) -> Engine:
+    """Create missing tables and return the engine. Safe to call at every start."""
+    engine = engine_for(url)
+    try:
+        SQLModel.metadata.create_all(engine)
+    except OperationalError as exc:
+        raise DatabaseError(describe_operational_error(url, exc)) from exc
+    return engine
+
+
+@contextmanager
+def open_session(url: str) -> Iterator[Session]:
+    """The one way to open a session. The caller commits; an exception rolls back."""
+    with Session(engine_for(url), expire_on_commit=False) as session:
+        yield session
+
+
+def describe_operational_error(url: str, exc: OperationalError) -> str:
+    """Turn a driver error into one line that names the cause and the way out."""
+    text = str(exc.orig) if exc.orig is not None else str(exc)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    where = make_url(url).render_as_string(hide_password=True)
+    lowered = first.lower()
+    if "readonly" in lowered or "read-only" in lowered:
+        return f"The database {where} is read-only ({first}); check the file's permissions or DATABASE_URL."
+    if "locked" in lowered:
+        return f"The database {where} is locked by another process ({first}); wait for it to finish and retry."
+    if "unable to open" in lowered:
+        return f"Cannot open the database {where} ({first}); check that its folder exists and is writable."
+    if "disk" in lowered and "full" in lowered:
+        return f"The disk holding {where} is full ({first}); free some space and retry."
+    if "connection" in lowered or "could not connect" in lowered or "connect" in lowered:
+        return f"Cannot reach the database {where} ({first}); check that it is running and DATABASE_URL."
+    return f"Database error on {where}: {first}"

@@ -1,0 +1,1 @@
+"""PubMed harvesting (E-utilities), file import and export for Ketamine Evidence."""
