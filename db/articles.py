@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -57,7 +57,9 @@ def upsert_articles(
         ).all()
     )
     now = utcnow()
-    fresh = [dict(row, first_seen_at=now, updated_at=now) for pmid, row in latest.items() if pmid not in stored]
+    fresh = [
+        dict(row, first_seen_at=now, updated_at=now) for pmid, row in latest.items() if pmid not in stored
+    ]
     if fresh:
         session.execute(insert(table), fresh)
         outcome.new = len(fresh)
@@ -205,3 +207,17 @@ def get_article(session: Session, pmid: int) -> Article | None:
 def article_revisions(session: Session, pmid: int) -> list[ArticleRevision]:
     query = select(ArticleRevision).where(ArticleRevision.pmid == pmid).order_by(ArticleRevision.id)
     return list(session.scalars(query))
+
+
+def iter_articles(session: Session, chunk: int = 1000) -> Iterator[Article]:
+    """Every article in PMID order, read in chunks so memory stays flat on large corpora."""
+    last = -1
+    while True:
+        page = list(
+            session.scalars(select(Article).where(Article.pmid > last).order_by(Article.pmid).limit(chunk))
+        )
+        if not page:
+            return
+        yield from page
+        last = page[-1].pmid
+        session.expunge_all()

@@ -92,7 +92,9 @@ def describe_operational_error(url: str, exc: OperationalError) -> str:
     if "readonly" in lowered or "read-only" in lowered:
         return f"The database {where} is read-only ({first}); check the file's permissions or DATABASE_URL."
     if "locked" in lowered:
-        return f"The database {where} is locked by another process ({first}); wait for it to finish and retry."
+        return (
+            f"The database {where} is locked by another process ({first}); wait for it to finish and retry."
+        )
     if "unable to open" in lowered:
         return f"Cannot open the database {where} ({first}); check that its folder exists and is writable."
     if "disk" in lowered and "full" in lowered:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 RETRACTED_TYPES = frozenset({"Retracted Publication"})
 RETRACTION_NOTICE_TYPES = frozenset({"Retraction of Publication"})
@@ -15,8 +15,9 @@ CONCERN_TYPES = frozenset({"Expression of Concern"})
 NOTICE_REF_TYPES = frozenset({"RetractionIn", "ExpressionOfConcernIn", "ErratumIn"})
 
 
-@dataclass(frozen=True, slots=True)
-class Author:
+# The parts of a record are NamedTuples: immutable like the frozen record itself, but several
+# times cheaper to build, and json.dumps writes them as arrays at C speed (see content_hash).
+class Author(NamedTuple):
     last_name: str | None = None
     fore_name: str | None = None
     initials: str | None = None
@@ -30,23 +31,20 @@ class Author:
         return " ".join(part for part in (self.last_name, self.initials or self.fore_name) if part)
 
 
-@dataclass(frozen=True, slots=True)
-class AbstractSection:
+class AbstractSection(NamedTuple):
     text: str
     label: str | None = None
     category: str | None = None  # NlmCategory: BACKGROUND, METHODS, RESULTS, ...
 
 
-@dataclass(frozen=True, slots=True)
-class MeshHeading:
+class MeshHeading(NamedTuple):
     descriptor: str
     major: bool = False
     ui: str | None = None
     qualifiers: tuple[tuple[str, bool], ...] = ()  # (name, major topic)
 
 
-@dataclass(frozen=True, slots=True)
-class Notice:
+class Notice(NamedTuple):
     """A CommentsCorrections link that matters for evidence: RetractionIn, ErratumIn, ..."""
 
     ref_type: str
@@ -96,18 +94,28 @@ class PubmedRecord:
             return "corrected"
         return None
 
+    def content_hash(self) -> str:
+        """SHA-256 of everything the record says, stable across runs and processes."""
+        content = (
+            self.pmid, self.title, self.abstract_sections, self.journal, self.journal_iso,
+            self.pub_date, self.pub_year, self.authors, self.doi, self.pmcid, self.languages,
+            self.publication_types, self.mesh_headings, self.keywords, self.notices, self.date_revised,
+        )  # fmt: skip
+        text = json.dumps(content, default=str, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
     def article_fields(self) -> dict[str, Any]:
         """Column values for db.models.Article, including the content hash."""
-        fields = {
+        return {
             "pmid": self.pmid,
             "title": self.title,
             "abstract": self.abstract,
-            "abstract_sections": [_compact(asdict(s)) for s in self.abstract_sections],
+            "abstract_sections": [section._asdict() for section in self.abstract_sections],
             "journal": self.journal,
             "journal_iso": self.journal_iso,
             "pub_date": self.pub_date,
             "pub_year": self.pub_year,
-            "authors": [_compact(asdict(a)) for a in self.authors],
+            "authors": [author._asdict() for author in self.authors],
             "doi": self.doi,
             "pmcid": self.pmcid,
             "languages": list(self.languages),
@@ -117,28 +125,16 @@ class PubmedRecord:
                     "descriptor": m.descriptor,
                     "major": m.major,
                     "ui": m.ui,
-                    "qualifiers": [{"name": n, "major": major} for n, major in m.qualifiers],
+                    "qualifiers": [{"name": name, "major": major} for name, major in m.qualifiers],
                 }
                 for m in self.mesh_headings
             ],
             "keywords": list(self.keywords),
             "retraction_status": self.retraction_status,
-            "notices": [_compact(asdict(n)) for n in self.notices],
+            "notices": [notice._asdict() for notice in self.notices],
             "date_revised": self.date_revised,
+            "content_hash": self.content_hash(),
         }
-        fields["content_hash"] = content_hash(fields)
-        return fields
-
-
-def content_hash(fields: dict[str, Any]) -> str:
-    """SHA-256 of the record's content, stable across parsers and runs."""
-    payload = {k: v for k, v in fields.items() if k != "content_hash"}
-    text = json.dumps(payload, sort_keys=True, default=str, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _compact(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None and v != ()}
 
 
 @dataclass(frozen=True, slots=True)

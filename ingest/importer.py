@@ -1,0 +1,153 @@
+"""Importing PubMed files (XML, .xml.gz, MEDLINE/.nbib text) through the same upsert path as the harvester."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from db.engine import DatabaseError, describe_operational_error, init_db, open_session
+from db.models import HarvestRun, RunStatus
+from db.runs import finish_run, start_run
+from ingest.medline_text import iter_medline_text, looks_like_medline
+from ingest.pubmed_xml import PubmedFormatError, iter_pubmed_xml
+from ingest.records import DeletedCitation, PubmedRecord
+from ingest.store import store_batch, to_stored_items
+
+log = logging.getLogger(__name__)
+
+DEFAULT_IMPORT_BATCH = 1000
+_GZIP_MAGIC = b"\x1f\x8b"
+Progress = Callable[[int, int | None], None]
+
+
+@dataclass
+class ReadPosition:
+    """How many bytes of the file on disk an import has read, to estimate how far it has come."""
+
+    size: int
+    read: int = 0
+
+    @property
+    def fraction(self) -> float:
+        return min(self.read / self.size, 1.0) if self.size else 0.0
+
+
+class _CountingFile(io.RawIOBase):
+    def __init__(self, handle: IO[bytes], position: ReadPosition) -> None:
+        self._handle = handle
+        self._position = position
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._handle.read(len(buffer))
+        buffer[: len(data)] = data
+        self._position.read += len(data)
+        return len(data)
+
+
+def _check_path(path: Path) -> None:
+    if not path.exists():
+        raise PubmedFormatError(f"{path}: no such file; check the path.")
+    if path.is_dir():
+        raise PubmedFormatError(f"{path}: is a folder; pass the PubMed files inside it.")
+
+
+def _head(path: Path) -> bytes:
+    """The first bytes of the (decompressed) content, to tell the format by."""
+    try:
+        with open(path, "rb") as raw:
+            is_gzip = raw.read(2) == _GZIP_MAGIC
+        with gzip.open(path, "rb") if is_gzip else open(path, "rb") as handle:
+            return handle.read(4096)
+    except (OSError, EOFError) as exc:
+        raise PubmedFormatError(f"{path}: damaged gzip data ({exc}); download the file again.") from exc
+
+
+def iter_file_records(
+    path: Path, position: ReadPosition | None = None
+) -> Iterator[PubmedRecord | DeletedCitation]:
+    """Records of a PubMed file, whichever supported format it is (decided by content, not name)."""
+    _check_path(path)
+    is_medline = looks_like_medline(_head(path))
+    with open(path, "rb") as raw:
+        is_gzip = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        stream: IO[bytes] = _CountingFile(raw, position) if position is not None else raw
+        if not is_medline:
+            yield from iter_pubmed_xml(stream, str(path))  # recognises gzip by itself
+            return
+        if is_gzip:
+            stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
+        yield from iter_medline_text(
+            io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace"), str(path)
+        )
+
+
+def import_file(
+    database_url: str, path: Path, batch_size: int = DEFAULT_IMPORT_BATCH, progress: Progress | None = None
+) -> HarvestRun:
+    """Import one file, committing each batch as one transaction; returns the run's log entry.
+
+    A bad record stops the import: the batches before it stay committed, the failing batch is
+    not written, and the run is logged as failed with the reason.
+    """
+    if batch_size < 1:
+        raise ValueError(f"Batch size {batch_size} must be at least 1.")
+    _check_path(path)
+    init_db(database_url)
+    position = ReadPosition(size=path.stat().st_size)
+    with open_session(database_url) as session:
+        run = start_run(session, kind="import", query=str(path))
+        done = 0
+        try:
+            records = iter_file_records(path, position)
+            while batch := list(islice(records, batch_size)):
+                store_batch(session, run, to_stored_items(batch))
+                done += len(batch)
+                if progress:
+                    # The total is estimated from the share of the file read so far.
+                    estimate = int(done / position.fraction) if position.fraction > 0 else None
+                    progress(done, max(estimate, done) if estimate else None)
+            run.count = done
+            if done == 0:
+                raise PubmedFormatError(
+                    f"{path}: holds no PubMed records; check that it is the file you meant."
+                )
+            finish_run(session, run, RunStatus.SUCCEEDED)
+        except PubmedFormatError as exc:
+            _fail(session, run, str(exc))
+            raise
+        except OperationalError as exc:
+            message = describe_operational_error(database_url, exc)
+            _fail(session, run, message)
+            raise DatabaseError(message) from exc
+        except BaseException as exc:  # Ctrl-C or a bug: the committed batches stay, the run says failed
+            _fail(session, run, f"{type(exc).__name__}: {exc}".strip())
+            raise
+    log.info(
+        "imported %s: %d new, %d updated, %d unchanged",
+        path,
+        run.records_new,
+        run.records_updated,
+        run.records_unchanged,
+    )
+    return run
+
+
+def _fail(session: Session, run: HarvestRun, message: str) -> None:
+    session.rollback()
+    try:
+        finish_run(session, run, RunStatus.FAILED, message)
+    except OperationalError:
+        log.warning("could not log the failed run %s: the database is not writable", run.id)

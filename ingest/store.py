@@ -1,0 +1,44 @@
+"""Writing parsed records to the database, one transaction per batch (shared by harvest and import)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlmodel import Session
+
+from db.articles import BatchOutcome, apply_deletions, upsert_articles
+from db.models import HarvestRun
+from db.runs import record_batch
+from ingest.records import DeletedCitation, PubmedRecord
+
+# A parsed item ready to store: Article column values, or a PMID that PubMed deleted.
+StoredItem = dict[str, Any] | DeletedCitation
+
+
+def to_stored_items(records: Sequence[PubmedRecord | DeletedCitation]) -> list[StoredItem]:
+    return [r if isinstance(r, DeletedCitation) else r.article_fields() for r in records]
+
+
+def store_batch(
+    session: Session, run: HarvestRun, items: Sequence[StoredItem], requests_made: int | None = None
+) -> BatchOutcome:
+    """Upsert one batch and add its counts to the run, then commit both together.
+
+    Deletions are applied in document order relative to the records around them, so an
+    update file that deletes and re-adds a PMID ends as PubMed has it.
+    """
+    outcome = BatchOutcome()
+    pending: list[dict[str, Any]] = []
+    for item in items:
+        if isinstance(item, DeletedCitation):
+            outcome.add(upsert_articles(session, pending, run.id))
+            pending = []
+            outcome.add(apply_deletions(session, [item.pmid], run.id))
+        else:
+            pending.append(item)
+    outcome.add(upsert_articles(session, pending, run.id))
+    record_batch(run, outcome, requests_made)
+    session.add(run)
+    session.commit()
+    return outcome
