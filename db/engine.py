@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -33,7 +36,7 @@ def engine_for(url: str) -> Engine:
             "postgresql+psycopg://USER@HOST/DB."
         ) from exc
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
+        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
             path = Path(parsed.database).expanduser()
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,10 +48,17 @@ def engine_for(url: str) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
         )
         event.listen(engine, "connect", _sqlite_on_connect)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, json_serializer=_json_dumps, json_deserializer=orjson.loads)
+
+
+def _json_dumps(value: Any) -> str:
+    # JSON columns are written for every harvested record; orjson keeps that off the hot path.
+    return orjson.dumps(value).decode("utf-8")
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -58,10 +68,8 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the dashboard read while a harvest writes; the busy timeout makes a
     # second writer wait instead of failing with "database is locked".
     cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-    try:
+    with contextlib.suppress(sqlite3.OperationalError):  # a read-only file keeps its mode; reads still work
         cursor.execute("PRAGMA journal_mode = WAL")
-    except Exception:  # noqa: BLE001  (a read-only file cannot switch mode; reads still work)
-        pass
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.close()
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 import gzip
 import io
 import logging
+import multiprocessing
+import os
+from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
+from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import IO
 
@@ -18,13 +23,21 @@ from db.engine import DatabaseError, describe_operational_error, init_db, open_s
 from db.models import HarvestRun, RunStatus
 from db.runs import finish_run, start_run
 from ingest.medline_text import iter_medline_text, looks_like_medline
-from ingest.pubmed_xml import PubmedFormatError, iter_pubmed_xml
+from ingest.pubmed_xml import (
+    PubmedFormatError,
+    RecordChunk,
+    iter_pubmed_xml,
+    iter_record_chunks,
+    parse_record_chunk,
+)
 from ingest.records import DeletedCitation, PubmedRecord
-from ingest.store import store_batch, to_stored_items
+from ingest.store import StoredItem, store_batch, to_stored_items
 
 log = logging.getLogger(__name__)
 
 DEFAULT_IMPORT_BATCH = 1000
+PARALLEL_FROM_BYTES = 4 << 20  # below this, starting worker processes costs more than it saves
+MAX_WORKERS = 2
 _GZIP_MAGIC = b"\x1f\x8b"
 Progress = Callable[[int, int | None], None]
 
@@ -74,33 +87,94 @@ def _head(path: Path) -> bytes:
         raise PubmedFormatError(f"{path}: damaged gzip data ({exc}); download the file again.") from exc
 
 
+@contextmanager
+def _open_counted(path: Path, position: ReadPosition | None) -> Iterator[IO[bytes]]:
+    with open(path, "rb") as raw:
+        yield _CountingFile(raw, position) if position is not None else raw  # type: ignore[misc]
+
+
 def iter_file_records(
     path: Path, position: ReadPosition | None = None
 ) -> Iterator[PubmedRecord | DeletedCitation]:
     """Records of a PubMed file, whichever supported format it is (decided by content, not name)."""
     _check_path(path)
-    is_medline = looks_like_medline(_head(path))
-    with open(path, "rb") as raw:
-        is_gzip = raw.read(2) == _GZIP_MAGIC
-        raw.seek(0)
-        stream: IO[bytes] = _CountingFile(raw, position) if position is not None else raw
-        if not is_medline:
+    if not looks_like_medline(_head(path)):
+        with _open_counted(path, position) as stream:
             yield from iter_pubmed_xml(stream, str(path))  # recognises gzip by itself
-            return
-        if is_gzip:
+        return
+    with _open_counted(path, position) as stream:
+        if _is_gzip(path):
             stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
-        yield from iter_medline_text(
-            io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace"), str(path)
-        )
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace")
+        yield from iter_medline_text(text, str(path))
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as raw:
+        return raw.read(2) == _GZIP_MAGIC
+
+
+def iter_item_batches(
+    path: Path, batch_size: int, position: ReadPosition | None = None, workers: int | None = None
+) -> Iterator[list[StoredItem]]:
+    """Batches of storable items, in file order.
+
+    Large XML files are parsed by worker processes while this one stores: on two cores that
+    nearly doubles throughput. The order of batches is kept, so deletions and revisions apply
+    as the file has them.
+    """
+    _check_path(path)
+    workers = _worker_count(path) if workers is None else workers
+    if workers < 1 or looks_like_medline(_head(path)):
+        records = iter_file_records(path, position)
+        while batch := list(islice(records, batch_size)):
+            yield to_stored_items(batch)
+        return
+    context = multiprocessing.get_context("fork")
+    label = str(path)
+    with context.Pool(workers) as pool:
+        pending: deque[AsyncResult[list[StoredItem]]] = deque()
+        try:
+            with _open_counted(path, position) as stream:
+                chunks = iter_record_chunks(stream, label)
+                while batch_chunks := list(islice(chunks, batch_size)):
+                    pending.append(pool.apply_async(_parse_batch, (batch_chunks, label)))
+                    # A bounded window of batches in flight keeps memory flat.
+                    if len(pending) > 2 * workers:
+                        yield pending.popleft().get()
+        except PubmedFormatError:
+            while pending:  # everything before the damage is still stored
+                yield pending.popleft().get()
+            raise
+        while pending:
+            yield pending.popleft().get()
+
+
+def _worker_count(path: Path) -> int:
+    if (
+        path.stat().st_size < PARALLEL_FROM_BYTES
+        or multiprocessing.get_start_method(allow_none=True) == "spawn"
+    ):
+        return 0
+    return max(1, min(MAX_WORKERS, (os.cpu_count() or 1)))
+
+
+def _parse_batch(chunks: list[RecordChunk], label: str) -> list[StoredItem]:
+    return to_stored_items([item for chunk in chunks for item in parse_record_chunk(chunk, label)])
 
 
 def import_file(
-    database_url: str, path: Path, batch_size: int = DEFAULT_IMPORT_BATCH, progress: Progress | None = None
+    database_url: str,
+    path: Path,
+    batch_size: int = DEFAULT_IMPORT_BATCH,
+    progress: Progress | None = None,
+    workers: int | None = None,
 ) -> HarvestRun:
     """Import one file, committing each batch as one transaction; returns the run's log entry.
 
     A bad record stops the import: the batches before it stay committed, the failing batch is
-    not written, and the run is logged as failed with the reason.
+    not written, and the run is logged as failed with the reason. `workers=0` parses in this
+    process; the default uses worker processes for large XML files.
     """
     if batch_size < 1:
         raise ValueError(f"Batch size {batch_size} must be at least 1.")
@@ -111,10 +185,9 @@ def import_file(
         run = start_run(session, kind="import", query=str(path))
         done = 0
         try:
-            records = iter_file_records(path, position)
-            while batch := list(islice(records, batch_size)):
-                store_batch(session, run, to_stored_items(batch))
-                done += len(batch)
+            for items in iter_item_batches(path, batch_size, position, workers):
+                store_batch(session, run, items)
+                done += len(items)
                 if progress:
                     # The total is estimated from the share of the file read so far.
                     estimate = int(done / position.fraction) if position.fraction > 0 else None

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, NamedTuple
+
+import orjson
 
 RETRACTED_TYPES = frozenset({"Retracted Publication"})
 RETRACTION_NOTICE_TYPES = frozenset({"Retraction of Publication"})
@@ -101,8 +102,7 @@ class PubmedRecord:
             self.pub_date, self.pub_year, self.authors, self.doi, self.pmcid, self.languages,
             self.publication_types, self.mesh_headings, self.keywords, self.notices, self.date_revised,
         )  # fmt: skip
-        text = json.dumps(content, default=str, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return hashlib.sha256(orjson.dumps(content, default=_plain)).hexdigest()
 
     def article_fields(self) -> dict[str, Any]:
         """Column values for db.models.Article, including the content hash."""
@@ -135,6 +135,13 @@ class PubmedRecord:
             "date_revised": self.date_revised,
             "content_hash": self.content_hash(),
         }
+
+
+def _plain(value: object) -> object:
+    # orjson writes tuples but not their NamedTuple subclasses; dates it handles itself.
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"cannot hash a {type(value).__name__}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import tracemalloc
 from datetime import date
 from pathlib import Path
 
@@ -40,7 +41,10 @@ def test_structured_abstract_keeps_every_section_with_its_label() -> None:
 
 def test_inline_markup_is_flattened_to_text() -> None:
     record = records_of(SAMPLE)[90000001]
-    assert record.title == "Intranasal S-ketamine for treatment-resistant depression: a randomized controlled trial."
+    assert (
+        record.title
+        == "Intranasal S-ketamine for treatment-resistant depression: a randomized controlled trial."
+    )
     assert "(n = 114)" in record.abstract
     assert "reached 102 ng/mL" in record.abstract
     assert record.keywords == ("esketamine", "rapid-acting antidepressant")
@@ -80,7 +84,10 @@ def test_mesh_major_topics_are_marked_through_qualifiers_too() -> None:
 
 def test_collective_author_and_medline_date() -> None:
     record = records_of(SAMPLE)[90000002]
-    assert [a.display_name for a in record.authors] == ["Lindqvist M", "Ketamine Suicidality Collaborative Group"]
+    assert [a.display_name for a in record.authors] == [
+        "Lindqvist M",
+        "Ketamine Suicidality Collaborative Group",
+    ]
     assert record.pub_date == "2023 Sep-Oct"
     assert record.pub_year == 2023
 
@@ -103,7 +110,9 @@ def test_record_without_abstract_has_empty_abstract_and_season_date() -> None:
         (90000001, None, None),
     ],
 )
-def test_retraction_and_correction_status(pmid: int, status: str | None, notice: tuple[str, int] | None) -> None:
+def test_retraction_and_correction_status(
+    pmid: int, status: str | None, notice: tuple[str, int] | None
+) -> None:
     record = records_of(SAMPLE)[pmid]
     assert record.retraction_status == status
     assert [(n.ref_type, n.pmid) for n in record.notices] == ([notice] if notice else [])
@@ -111,7 +120,12 @@ def test_retraction_and_correction_status(pmid: int, status: str | None, notice:
 
 def test_update_file_yields_deletions_in_document_order() -> None:
     items = list(iter_pubmed_xml(UPDATE))
-    assert [type(i).__name__ for i in items] == ["PubmedRecord", "PubmedRecord", "DeletedCitation", "DeletedCitation"]
+    assert [type(i).__name__ for i in items] == [
+        "PubmedRecord",
+        "PubmedRecord",
+        "DeletedCitation",
+        "DeletedCitation",
+    ]
     assert [i.pmid for i in items if isinstance(i, DeletedCitation)] == [90000003, 90000006]
 
 
@@ -129,32 +143,28 @@ def test_content_hash_is_stable_and_changes_with_content() -> None:
     assert first.content_hash() != revised.content_hash()
 
 
-def test_parsing_keeps_memory_flat_by_freeing_records(tmp_path: Path) -> None:
-    # Records are released as they are yielded: the parser's root never holds more than a chunk's worth.
-    import xml.etree.ElementTree as ET
+def _repeated_sample(path: Path, copies: int) -> Path:
+    text = SAMPLE.read_text()
+    head, rest = text.split("<PubmedArticleSet>")
+    body = rest.split("</PubmedArticleSet>")[0]
+    path.write_text(head + "<PubmedArticleSet>" + body * copies + "</PubmedArticleSet>\n")
+    return path
 
-    seen_roots: list[int] = []
-    original = ET.XMLPullParser.read_events
 
-    def spying(self: ET.XMLPullParser):  # type: ignore[no-untyped-def]
-        for event, elem in original(self):
-            if event == "start" and elem.tag == "PubmedArticleSet":
-                seen_roots.append(id(elem))
-                spying.root = elem  # type: ignore[attr-defined]
-            yield event, elem
-
-    body = SAMPLE.read_text().split("<PubmedArticleSet>")[1].split("</PubmedArticleSet>")[0]
-    big = tmp_path / "big.xml"
-    big.write_text(SAMPLE.read_text().split("<PubmedArticleSet>")[0] + "<PubmedArticleSet>" + body * 300 + "</PubmedArticleSet>")
-    ET.XMLPullParser.read_events = spying  # type: ignore[method-assign]
+def _peak_memory_while_parsing(path: Path) -> int:
+    tracemalloc.start()
     try:
-        sizes = []
-        for _ in iter_pubmed_xml(big):
-            sizes.append(len(spying.root))  # type: ignore[attr-defined]
+        count = sum(1 for _ in iter_pubmed_xml(path))
+        return tracemalloc.get_traced_memory()[1] if count else 0
     finally:
-        ET.XMLPullParser.read_events = original  # type: ignore[method-assign]
-    assert len(sizes) == 1800
-    assert max(sizes) < 200  # a 64 KiB chunk holds far fewer records than the 1,800 in the file
+        tracemalloc.stop()
+
+
+def test_memory_stays_flat_as_the_file_grows(tmp_path: Path) -> None:
+    small = _repeated_sample(tmp_path / "small.xml", 100)  # 600 records
+    large = _repeated_sample(tmp_path / "large.xml", 800)  # 4,800 records, 8 times the size
+    assert large.stat().st_size > 7 * small.stat().st_size
+    assert _peak_memory_while_parsing(large) < 1.5 * _peak_memory_while_parsing(small)
 
 
 # --- bad input -----------------------------------------------------------------------------------
@@ -181,7 +191,10 @@ def test_malformed_xml_names_line_and_column(tmp_path: Path) -> None:
         (b"   \n", "empty input"),
         (b"PMID- 123\nTI  - x\n", "not XML"),
         (b"<html><body>Service unavailable</body></html>", "HTML page"),
-        (b'<?xml version="1.0"?><eFetchResult><ERROR>Empty result - nothing to do</ERROR></eFetchResult>', "Empty result - nothing to do"),
+        (
+            b'<?xml version="1.0"?><eFetchResult><ERROR>Empty result - nothing to do</ERROR></eFetchResult>',
+            "Empty result - nothing to do",
+        ),
         (b'<?xml version="1.0"?><eSearchResult><Count>0</Count></eSearchResult>', "not <PubmedArticleSet>"),
     ],
 )
@@ -198,7 +211,7 @@ def test_gzip_that_is_cut_short_is_reported(tmp_path: Path) -> None:
 
 
 def test_non_numeric_pmid_is_rejected() -> None:
-    text = SAMPLE.read_text().replace("<PMID Version=\"1\">90000003</PMID>", "<PMID Version=\"1\">abc</PMID>", 1)
+    text = SAMPLE.read_text().replace('<PMID Version="1">90000003</PMID>', '<PMID Version="1">abc</PMID>', 1)
     with pytest.raises(PubmedFormatError, match="PMID 'abc' is not a number"):
         list(iter_pubmed_xml(io.BytesIO(text.encode())))
 
@@ -210,7 +223,10 @@ FORMAT = ("pubmed", "format")
 
 def test_real_inline_markup_record_comes_out_whole() -> None:
     record = records_of(shared_file(*FORMAT, "biopython-entrez", "pubmed4.xml"))[27797938]
-    assert record.title == "Leucocyte telomere length, genetic variants at the TERT gene region and risk of pancreatic cancer."
+    assert (
+        record.title
+        == "Leucocyte telomere length, genetic variants at the TERT gene region and risk of pancreatic cancer."
+    )
     assert [s.label for s in record.abstract_sections] == ["OBJECTIVE", "DESIGN", "RESULTS", "CONCLUSIONS"]
     assert "(linkage disequilibrium r2<0.25)" in record.abstract
     assert record.abstract.endswith("were associated with risk of pancreatic cancer.")

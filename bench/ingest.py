@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Ingest benchmark: import throughput (parse + store) and peak memory on real-record corpora.
+
+usage: python bench/ingest.py [--records 20000] [--write docs/performance.md]
+
+Builds the corpora with ../shared/bench/make_corpus.py, then runs each measurement in a fresh
+subprocess so that peak memory (max RSS, this process and its workers) belongs to it alone:
+- our import (parse + store into a new SQLite database), at N and 2N records (memory must stay flat);
+- the same with parsing in this process only (workers=0);
+- for scale, in the same run: plain ElementTree iterparse that only extracts fields, and
+  Biopython's Entrez.read in 500-record batches.
+It also counts the HTTP requests a harvest of N records makes against a loopback E-utilities server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MAKE_CORPUS = ROOT.parent / "shared" / "bench" / "make_corpus.py"
+MARK_START = "<!-- bench/ingest.py:start -->"
+MARK_END = "<!-- bench/ingest.py:end -->"
+
+# Each snippet runs in its own interpreter and prints one JSON line.
+OUR_IMPORT = """
+import json, resource, sys, time
+from pathlib import Path
+from ingest.importer import import_file
+path, url, workers = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+started = time.perf_counter()
+run = import_file(url, path, workers=None if workers == "auto" else int(workers))
+elapsed = time.perf_counter() - started
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps({"records": run.records_new, "seconds": elapsed, "peak_mb": rss / 1024}))
+"""
+
+PLAIN_ITERPARSE = """
+import json, resource, sys, time
+import xml.etree.ElementTree as ET
+started = time.perf_counter()
+count = 0
+for _, elem in ET.iterparse(sys.argv[1]):
+    if elem.tag == "PubmedArticle":
+        c = elem.find("MedlineCitation")
+        fields = (c.findtext("PMID"), "".join(c.find("Article/ArticleTitle").itertext()),
+                  " ".join("".join(a.itertext()) for a in c.iterfind("Article/Abstract/AbstractText")),
+                  c.findtext("Article/Journal/Title"), [m.findtext("DescriptorName") for m in c.iterfind("MeshHeadingList/MeshHeading")],
+                  [p.text for p in c.iterfind("Article/PublicationTypeList/PublicationType")])
+        count += 1
+        elem.clear()
+elapsed = time.perf_counter() - started
+print(json.dumps({"records": count, "seconds": elapsed, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+BIOPYTHON_READ = """
+import io, json, re, resource, sys, time
+from Bio import Entrez
+data = open(sys.argv[1], "rb").read()
+head, body = data.split(b"<PubmedArticleSet>", 1)
+records = re.findall(rb"<PubmedArticle>.*?</PubmedArticle>", body, re.S)
+started = time.perf_counter()
+count = 0
+for i in range(0, len(records), 500):
+    batch = head + b"<PubmedArticleSet>" + b"".join(records[i:i + 500]) + b"</PubmedArticleSet>"
+    count += len(Entrez.read(io.BytesIO(batch))["PubmedArticle"])
+elapsed = time.perf_counter() - started
+print(json.dumps({"records": count, "seconds": elapsed, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+HARVEST_REQUESTS = """
+import json, sys
+sys.path.insert(0, sys.argv[3])
+from datetime import date
+from tests.eutils_server import FakeEutils, make_records, running_server
+from db.settings import Settings
+from ingest.eutils import EutilsClient, RateLimiter
+from ingest.harvest import harvest
+n, batch = int(sys.argv[1]), int(sys.argv[2])
+fake = FakeEutils(make_records(n))
+with running_server(fake) as base_url:
+    settings = Settings(database_url=sys.argv[4], ncbi_email="bench@example.org", ncbi_api_key=None, eutils_base_url=base_url)
+    client = EutilsClient.from_settings(settings, rate_limiter=RateLimiter(1000.0))
+    run = harvest(settings, batch_size=batch, client=client)
+print(json.dumps({"records": run.records_new, "requests": run.requests_made, "windows": len(run.windows) or 1,
+                  "esearch": fake.count("esearch"), "efetch": fake.count("efetch")}))
+"""
+
+
+def run_snippet(code: str, *args: str) -> dict[str, float]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, cwd=ROOT, check=False
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"benchmark step failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def ensure_corpus(records: int, folder: Path) -> Path:
+    path = folder / f"corpus-{records}.xml"
+    if not path.exists():
+        if not MAKE_CORPUS.exists():
+            raise SystemExit(
+                f"{MAKE_CORPUS} not found: the shared bench tools are needed to build the corpus."
+            )
+        subprocess.run([sys.executable, str(MAKE_CORPUS), str(records), str(path)], check=True)
+    return path
+
+
+def import_once(corpus: Path, workers: str, folder: Path) -> dict[str, float]:
+    database = folder / f"bench-{time.monotonic_ns()}.sqlite3"
+    try:
+        return run_snippet(OUR_IMPORT, str(corpus), f"sqlite:///{database}", workers)
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{database}{suffix}").unlink(missing_ok=True)
+
+
+def best_of(repeats: int, measure) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    results = [measure() for _ in range(repeats)]
+    return min(results, key=lambda r: r["seconds"])
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kib / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}){memory}, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=20_000, help="corpus size (default 20,000)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; the fastest is kept")
+    parser.add_argument("--write", type=Path, help="update this Markdown file (docs/performance.md)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="ke-bench-") as tmp:
+        folder = Path(tmp)
+        corpus = ensure_corpus(args.records, folder)
+        double = ensure_corpus(args.records * 2, folder)
+        size_mb = corpus.stat().st_size / 1e6
+        ours = best_of(args.repeats, lambda: import_once(corpus, "auto", folder))
+        ours_double = best_of(1, lambda: import_once(double, "auto", folder))
+        serial = best_of(args.repeats, lambda: import_once(corpus, "0", folder))
+        plain = best_of(args.repeats, lambda: run_snippet(PLAIN_ITERPARSE, str(corpus)))
+        biopython = best_of(1, lambda: run_snippet(BIOPYTHON_READ, str(corpus)))
+        requests = [
+            run_snippet(
+                HARVEST_REQUESTS,
+                str(n),
+                str(batch),
+                str(ROOT),
+                f"sqlite:///{folder / f'h{n}-{batch}.sqlite3'}",
+            )
+            | {"n": n, "batch": batch}
+            for n, batch in ((1_000, 500), (1_234, 200), (5_000, 500))
+        ]
+
+    rate = lambda r: r["records"] / r["seconds"]  # noqa: E731
+    rows = [
+        ("our import, parse + store, worker processes", ours),
+        (f"our import, parse + store, {args.records * 2:,} records", ours_double),
+        ("our import, parse + store, one process", serial),
+        ("plain ElementTree iterparse, extract fields only (no store)", plain),
+        ("Biopython Entrez.read, 500-record batches (no store)", biopython),
+    ]
+    lines = [
+        MARK_START,
+        f"### Ingest ({datetime.now(UTC):%Y-%m-%d}, `python bench/ingest.py --records {args.records}`)",
+        "",
+        f"Machine: {machine()}. Corpus: {args.records:,} real citations from `make_corpus.py` ({size_mb:.0f} MB XML), "
+        "imported into a new SQLite database; fastest of the repeats; peak memory is max RSS of the importing "
+        "process plus its largest worker.",
+        "",
+        "| what | records | seconds | records/s | peak memory |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, result in rows:
+        lines.append(
+            f"| {label} | {result['records']:,.0f} | {result['seconds']:.2f} | {rate(result):,.0f} | {result['peak_mb']:.0f} MB |"
+        )
+    lines += [
+        "",
+        "HTTP requests of a harvest (loopback E-utilities server, no windows needed below 9,999 records):",
+        "",
+        "| records | batch size | esearch | efetch | total requests | expected (1 esearch per window + ceil(N / batch)) |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in requests:
+        expected = r["windows"] + -(-r["n"] // r["batch"])
+        lines.append(
+            f"| {r['n']:,} | {r['batch']} | {r['esearch']} | {r['efetch']} | {r['requests']} | {expected} |"
+        )
+    lines.append(MARK_END)
+    report = "\n".join(lines)
+    print(report)
+    if args.write:
+        text = args.write.read_text() if args.write.exists() else "# Performance\n"
+        if MARK_START in text:
+            before, rest = text.split(MARK_START, 1)
+            text = before + report + rest.split(MARK_END, 1)[1]
+        else:
+            text = text.rstrip() + "\n\n" + report + "\n"
+        args.write.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""The console script end to end: import, export, runs, info, and one-line errors with exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ingest.cli import main
+from tests.conftest import TEST_DATA
+
+SAMPLE = TEST_DATA / "pubmed_ketamine_sample.xml"
+NBIB = TEST_DATA / "ketamine_sample.nbib"
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """Run the CLI in a subprocess, as a user would, with the test's environment."""
+    result = subprocess.run(
+        [sys.executable, "-m", "ingest.cli", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=120,
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_import_then_export_jsonl_has_the_agreed_columns(
+    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["import", str(SAMPLE), str(NBIB)]) == 0
+    out = tmp_path / "articles.jsonl"
+    assert main(["export", "articles", "--format", "jsonl", "-o", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 8
+    by_pmid = {row["pmid"]: row for row in rows}
+    required = {
+        "pmid",
+        "title",
+        "abstract",
+        "journal",
+        "year",
+        "doi",
+        "pmcid",
+        "publication_types",
+        "mesh_terms",
+        "retracted",
+    }
+    assert required <= set(rows[0])
+    assert by_pmid[90000001]["mesh_terms"] == [
+        "Ketamine",
+        "Depressive Disorder, Treatment-Resistant",
+        "Humans",
+    ]
+    assert by_pmid[90000001]["pmcid"] == "PMC9900001"
+    assert by_pmid[90000004]["retracted"] is True
+    assert by_pmid[90000001]["retracted"] is False
+    assert by_pmid[90000101]["year"] == 2025
+
+
+def test_export_csv_joins_lists(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["import", str(SAMPLE)]) == 0
+    capsys.readouterr()
+    assert main(["export", "articles", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 6
+    row = next(r for r in rows if r["pmid"] == "90000002")
+    assert row["publication_types"] == "Meta-Analysis; Systematic Review"
+    assert row["authors"] == "Lindqvist M; Ketamine Suicidality Collaborative Group"
+
+
+def test_runs_and_info_describe_the_database(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["runs"]) == 0
+    assert "No harvests or imports yet" in capsys.readouterr().out
+    assert main(["import", str(SAMPLE)]) == 0
+    assert main(["runs"]) == 0
+    assert "import  succeeded" in capsys.readouterr().out
+    assert main(["info"]) == 0
+    assert (
+        "Articles: 6 (4 with abstract, 2 retracted or under concern; years 2020-2025)"
+        in capsys.readouterr().out
+    )
+
+
+@pytest.mark.parametrize(
+    ("make_input", "message"),
+    [
+        (lambda d: d / "missing.xml", "missing.xml: no such file"),
+        (lambda d: (d / "empty.xml").write_bytes(b"") and d / "empty.xml" or d / "empty.xml", "empty input"),
+        (lambda d: (d / "page.xml").write_text("<html><p>Oops</p></html>") and d / "page.xml", "HTML page"),
+        (lambda d: (d / "data.csv").write_text("pmid,title\n1,x\n") and d / "data.csv", "not XML"),
+    ],
+)
+def test_bad_files_give_one_line_errors_and_exit_1(
+    sqlite_url: str, tmp_path: Path, make_input, message: str
+) -> None:  # type: ignore[no-untyped-def]
+    path = make_input(tmp_path)
+    code, out, err = run_cli("import", str(path))
+    assert code == 1
+    assert err.startswith("error: ") and message in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+
+
+def test_usage_errors_exit_2(sqlite_url: str) -> None:
+    code, _, err = run_cli("harvest", "--since", "yesterday")
+    assert code == 2 and "'yesterday' is not a date" in err
+    code, _, err = run_cli("harvest", "--batch-size", "0")
+    assert code == 2 and "must be 1 or more" in err
+    code, _, err = run_cli("export", "articles", "--format", "xml")
+    assert code == 1 and "pass --format jsonl or --format csv" in err
+
+
+def test_read_only_database_is_reported_without_losing_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "ro.sqlite3"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
+    assert main(["import", str(SAMPLE)]) == 0
+    # SQLite's read-only open mode: refuses writes even to root, unlike file permissions.
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///file:{db}?mode=ro&uri=true")
+    code, _, err = run_cli("import", str(NBIB))
+    assert code == 1
+    assert "is read-only" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
+    code, out, _ = run_cli("info")
+    assert code == 0 and "Articles: 6 " in out
+
+
+def test_unreachable_database_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    code, _, err = run_cli("info")
+    assert code == 1
+    assert err.startswith("error: Cannot reach the database postgresql+psycopg://nobody@127.0.0.1:1/none")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_database_url_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "not a url")
+    code, _, err = run_cli("info")
+    assert code == 1 and "is not a database URL" in err

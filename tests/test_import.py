@@ -1,0 +1,159 @@
+"""Importing files into the database on SQLite and PostgreSQL: upserts, revisions, deletions, failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from db.articles import article_revisions
+from db.engine import open_session
+from db.models import Article, ArticleRevision, HarvestRun
+from ingest.importer import import_file
+from ingest.pubmed_xml import PubmedFormatError
+from tests.conftest import TEST_DATA, shared_file
+
+SAMPLE = TEST_DATA / "pubmed_ketamine_sample.xml"
+UPDATE = TEST_DATA / "pubmed_ketamine_update.xml"
+NBIB = TEST_DATA / "ketamine_sample.nbib"
+
+
+def article_snapshot(url: str) -> list[tuple[object, ...]]:
+    with open_session(url) as session:
+        rows = session.execute(
+            select(
+                Article.pmid, Article.title, Article.abstract, Article.content_hash, Article.retraction_status
+            ).order_by(Article.pmid)
+        ).all()
+    return [tuple(row) for row in rows]
+
+
+def test_import_stores_every_record_whole(db_url: str) -> None:
+    run = import_file(db_url, SAMPLE)
+    assert (run.status, run.records_new, run.count) == ("succeeded", 6, 6)
+    with open_session(db_url) as session:
+        article = session.get(Article, 90000001)
+        assert article is not None
+        assert article.abstract.startswith("BACKGROUND: About one third")
+        assert article.abstract_sections[1]["label"] == "METHODS"
+        assert article.authors[0]["orcid"] == "0000-0002-1825-0097"
+        assert {m["descriptor"]: m["major"] for m in article.mesh_headings}["Ketamine"] is True
+        assert article.publication_types == ["Journal Article", "Randomized Controlled Trial"]
+        retracted = session.get(Article, 90000004)
+        assert retracted is not None and retracted.retraction_status == "retracted"
+        assert retracted.notices == [
+            {"ref_type": "RetractionIn", "pmid": 90000005, "source": "Ex J Psychopharmacol. 2025;4:1"}
+        ]
+
+
+def test_reimport_is_idempotent(db_url: str) -> None:
+    import_file(db_url, SAMPLE)
+    before = article_snapshot(db_url)
+    run = import_file(db_url, SAMPLE)
+    assert (run.records_new, run.records_updated, run.records_unchanged) == (0, 0, 6)
+    assert article_snapshot(db_url) == before
+
+
+def test_revised_record_updates_in_place_and_keeps_what_changed(db_url: str) -> None:
+    import_file(db_url, SAMPLE)
+    run = import_file(db_url, UPDATE)
+    assert (run.records_new, run.records_updated, run.records_deleted) == (1, 1, 2)
+    with open_session(db_url) as session:
+        article = session.get(Article, 90000001)
+        assert article is not None
+        assert article.abstract.endswith("the difference at day 28 was modest.")
+        assert article.date_revised.isoformat() == "2025-01-10"
+        (revision,) = [r for r in article_revisions(session, 90000001) if r.change == "revised"]
+        assert {"abstract", "abstract_sections", "date_revised", "publication_types"} <= set(
+            revision.changed_fields
+        )
+        assert "title" not in revision.changed_fields
+        assert revision.before["date_revised"] == "2024-05-14"
+        assert revision.after["date_revised"] == "2025-01-10"
+        assert revision.before["publication_types"] == ["Journal Article", "Randomized Controlled Trial"]
+        assert revision.run_id == run.id
+
+
+def test_delete_citation_removes_unused_records_and_logs_it(db_url: str) -> None:
+    import_file(db_url, SAMPLE)
+    import_file(db_url, UPDATE)
+    with open_session(db_url) as session:
+        assert session.get(Article, 90000003) is None
+        assert session.get(Article, 90000006) is None
+        changes = session.scalars(
+            select(ArticleRevision.change).where(ArticleRevision.pmid == 90000003)
+        ).all()
+        assert changes == ["deleted"]
+
+
+def test_medline_text_import_uses_the_same_path(db_url: str) -> None:
+    run = import_file(db_url, NBIB)
+    assert (run.status, run.records_new) == ("succeeded", 2)
+    with open_session(db_url) as session:
+        article = session.get(Article, 90000103)
+        assert article is not None and article.retraction_status == "retracted"
+
+
+def test_bad_record_leaves_earlier_batches_and_logs_the_failure(db_url: str, tmp_path: Path) -> None:
+    # Batches of 2: the first batch commits, the batch holding the broken record is not written.
+    broken = tmp_path / "broken.xml"
+    broken.write_text(
+        SAMPLE.read_text().replace('<PMID Version="1">90000004</PMID>', '<PMID Version="1">x</PMID>', 1)
+    )
+    with pytest.raises(PubmedFormatError, match="PMID 'x' is not a number"):
+        import_file(db_url, broken, batch_size=2)
+    with open_session(db_url) as session:
+        assert session.scalars(select(Article.pmid).order_by(Article.pmid)).all() == [90000001, 90000002]
+        run = session.scalars(select(HarvestRun).order_by(HarvestRun.id.desc())).first()
+        assert run is not None and run.status == "failed"
+        assert "PMID 'x' is not a number" in (run.error or "")
+        assert run.records_new == 2
+
+
+def test_truncated_file_writes_nothing_from_the_failing_batch(db_url: str, tmp_path: Path) -> None:
+    truncated = tmp_path / "truncated.xml"
+    truncated.write_bytes(SAMPLE.read_bytes()[:-300])
+    with pytest.raises(PubmedFormatError, match="truncated"):
+        import_file(db_url, truncated)
+    with open_session(db_url) as session:
+        assert session.scalar(select(func.count()).select_from(Article)) == 0
+
+
+def test_real_legacy_update_file_imports(sqlite_url: str) -> None:
+    path = shared_file("pubmed", "bench", "medline16n0902_sample.xml.gz")
+    run = import_file(sqlite_url, path)
+    assert (run.records_new, run.count) == (604, 605)
+
+
+def _many_records(path: Path, copies: int) -> Path:
+    """The sample repeated with fresh PMIDs per copy: 6 records a copy."""
+    text = SAMPLE.read_text()
+    head, rest = text.split("<PubmedArticleSet>")
+    body = rest.split("</PubmedArticleSet>")[0]
+    parts = [body.replace(">900000", f">{910 + i:03d}00") for i in range(copies)]
+    path.write_text(head + "<PubmedArticleSet>" + "".join(parts) + "</PubmedArticleSet>\n")
+    return path
+
+
+def test_worker_processes_give_the_same_database_as_one_process(tmp_path: Path) -> None:
+    big = _many_records(tmp_path / "many.xml", 50)
+    serial_url, parallel_url = (f"sqlite:///{tmp_path / name}" for name in ("serial.db", "parallel.db"))
+    serial = import_file(serial_url, big, batch_size=40, workers=0)
+    parallel = import_file(parallel_url, big, batch_size=40, workers=2)
+    assert serial.records_new == parallel.records_new == 300
+    assert article_snapshot(serial_url) == article_snapshot(parallel_url)
+
+
+def test_worker_processes_keep_batches_before_damage(tmp_path: Path) -> None:
+    big = _many_records(tmp_path / "many.xml", 50)
+    truncated = tmp_path / "truncated.xml"
+    truncated.write_bytes(big.read_bytes()[: big.stat().st_size // 2])
+    url = f"sqlite:///{tmp_path / 'parallel.db'}"
+    with pytest.raises(PubmedFormatError, match="truncated"):
+        import_file(url, truncated, batch_size=40, workers=2)
+    stored = [row[0] for row in article_snapshot(url)]
+    assert len(stored) % 40 == 0 and 80 <= len(stored) < 150  # whole batches only, in file order
+    with open_session(url) as session:
+        run = session.scalars(select(HarvestRun)).one()
+        assert run.status == "failed" and run.records_new == len(stored)

@@ -1,0 +1,185 @@
+"""The claim-verdict rule (pure): design weighing, thresholds, strength, exclusions, sensitivity."""
+
+from __future__ import annotations
+
+from itertools import count
+
+from db.design import StudyDesign as D
+from db.review_models import ClaimVerdict, Strength
+from db.review_models import StudyVerdict as V
+from db.verdicts import (
+    DesignScope,
+    StudyEvidence,
+    derive_claim_verdict,
+    evidence_fingerprint,
+    sensitivity,
+)
+
+_pmids = count(1)
+
+
+def studies(
+    n: int, design: D, verdict: V | None, retraction_status: str | None = None
+) -> list[StudyEvidence]:
+    return [StudyEvidence(next(_pmids), verdict, design, retraction_status) for _ in range(n)]
+
+
+def test_issue_example_reads_as_the_issue_says() -> None:
+    evidence = (
+        studies(3, D.META_ANALYSIS, V.SUPPORTED)
+        + studies(9, D.RCT, V.SUPPORTED)
+        + studies(2, D.RCT, V.MIXED)
+        + studies(4, D.CASE_REPORT, V.UNSUPPORTED)
+    )
+
+    result = derive_claim_verdict(evidence)
+
+    # 12 of the 14 decisive studies support: 3 * 12 = 36 >= 2 * 14 = 28, so supported.
+    # Strength: high, minus one for inconsistency (two verdicts among the deciding studies).
+    assert result.verdict is ClaimVerdict.SUPPORTED
+    assert result.strength is Strength.MODERATE
+    assert result.reasoning.startswith(
+        "3 meta-analyses and 9 RCTs support; 2 RCTs mixed; 4 case reports or series not counted."
+    )
+    assert "12 of 14 support" in result.reasoning
+    assert "lowered for inconsistency" in result.reasoning
+
+
+def test_case_reports_never_outvote_rcts() -> None:
+    evidence = studies(1, D.RCT, V.UNSUPPORTED) + studies(20, D.CASE_REPORT, V.SUPPORTED)
+
+    result = derive_claim_verdict(evidence)
+
+    assert result.verdict is ClaimVerdict.UNSUPPORTED
+    assert len(result.counted) == 1
+
+
+def test_observational_studies_do_not_overturn_rcts() -> None:
+    evidence = studies(2, D.RCT, V.UNSUPPORTED) + studies(10, D.OBSERVATIONAL, V.SUPPORTED)
+
+    result = derive_claim_verdict(evidence)
+
+    assert result.verdict is ClaimVerdict.UNSUPPORTED
+    assert result.strength is Strength.HIGH  # two consistent RCTs
+    assert "10 observational studies support" in result.reasoning
+
+
+def test_observational_studies_decide_alone_with_low_strength() -> None:
+    result = derive_claim_verdict(studies(3, D.OBSERVATIONAL, V.SUPPORTED))
+
+    assert result.verdict is ClaimVerdict.SUPPORTED
+    assert result.strength is Strength.LOW
+    assert "no SR, MA or RCT rated" in result.reasoning
+
+
+def test_only_weak_designs_give_insufficient_evidence() -> None:
+    evidence = studies(2, D.CASE_REPORT, V.SUPPORTED) + studies(1, D.PRECLINICAL, V.SUPPORTED)
+
+    result = derive_claim_verdict(evidence)
+
+    assert result.verdict is ClaimVerdict.INSUFFICIENT_EVIDENCE
+    assert result.strength is Strength.VERY_LOW
+    assert "2 case reports or series and 1 preclinical study not counted" in result.reasoning
+
+
+def test_no_studies_is_insufficient_evidence() -> None:
+    result = derive_claim_verdict([])
+
+    assert result.verdict is ClaimVerdict.INSUFFICIENT_EVIDENCE
+    assert result.reasoning.startswith("No studies rated yet.")
+
+
+def test_two_thirds_threshold() -> None:
+    # 2 of 3 support: 3 * 2 = 6 >= 2 * 3 = 6 -> supported.
+    two_of_three = studies(2, D.RCT, V.SUPPORTED) + studies(1, D.RCT, V.UNSUPPORTED)
+    # 1 of 2 support, 1 of 2 against: neither reaches 2/3 -> mixed.
+    split = studies(1, D.RCT, V.SUPPORTED) + studies(1, D.RCT, V.UNSUPPORTED)
+    # 3 of 4 do not support: 9 >= 8 -> unsupported.
+    against = studies(3, D.RCT, V.UNSUPPORTED) + studies(1, D.RCT, V.MIXED)
+
+    assert derive_claim_verdict(two_of_three).verdict is ClaimVerdict.SUPPORTED
+    assert derive_claim_verdict(split).verdict is ClaimVerdict.MIXED
+    assert derive_claim_verdict(against).verdict is ClaimVerdict.UNSUPPORTED
+
+
+def test_a_single_rct_is_downgraded_for_imprecision_but_a_meta_analysis_is_not() -> None:
+    lone_rct = derive_claim_verdict(studies(1, D.RCT, V.SUPPORTED))
+    lone_ma = derive_claim_verdict(studies(1, D.META_ANALYSIS, V.SUPPORTED))
+
+    assert lone_rct.strength is Strength.MODERATE
+    assert "imprecision" in lone_rct.reasoning
+    assert lone_ma.strength is Strength.HIGH
+
+
+def test_weak_evidence_bottoms_out_at_very_low() -> None:
+    # Observational studies start low; a lone one loses a level for imprecision: very low.
+    assert derive_claim_verdict(studies(1, D.OBSERVATIONAL, V.SUPPORTED)).strength is Strength.VERY_LOW
+    # Two disagreeing ones lose a level for inconsistency: very low as well, and no lower.
+    split = studies(1, D.OBSERVATIONAL, V.SUPPORTED) + studies(1, D.OBSERVATIONAL, V.UNSUPPORTED)
+    assert derive_claim_verdict(split).strength is Strength.VERY_LOW
+
+
+def test_retracted_and_concern_studies_are_excluded_and_listed() -> None:
+    retracted = StudyEvidence(900, V.SUPPORTED, D.META_ANALYSIS, "retracted")
+    concern = StudyEvidence(901, V.SUPPORTED, D.RCT, "expression_of_concern")
+    corrected = StudyEvidence(902, V.UNSUPPORTED, D.RCT, "corrected")
+
+    result = derive_claim_verdict([retracted, concern, corrected])
+
+    # Only the corrected RCT counts: it does not support.
+    assert result.verdict is ClaimVerdict.UNSUPPORTED
+    assert [(e.pmid, e.reason) for e in result.excluded] == [
+        (900, "retracted"),
+        (901, "expression of concern"),
+    ]
+    assert "excluded: PMID 900 (retracted), PMID 901 (expression of concern)" in result.reasoning
+
+
+def test_unresolved_and_not_relevant_studies_do_not_count() -> None:
+    evidence = (
+        studies(1, D.RCT, None) + studies(2, D.RCT, V.NOT_RELEVANT) + studies(1, D.SYSTEMATIC_REVIEW, V.MIXED)
+    )
+
+    result = derive_claim_verdict(evidence)
+
+    assert result.verdict is ClaimVerdict.MIXED
+    assert len(result.unresolved) == 1
+    assert result.not_relevant == 2
+    assert "1 study awaiting conflict resolution" in result.reasoning
+    assert "2 studies screened out as not relevant" in result.reasoning
+
+
+def test_sensitivity_shows_a_verdict_resting_on_weak_studies() -> None:
+    evidence = studies(3, D.OBSERVATIONAL, V.SUPPORTED) + studies(5, D.CASE_REPORT, V.SUPPORTED)
+
+    views = sensitivity(evidence)
+
+    assert views.graded.verdict is ClaimVerdict.SUPPORTED
+    assert views.high_certainty.verdict is ClaimVerdict.INSUFFICIENT_EVIDENCE
+    assert views.all_designs.verdict is ClaimVerdict.SUPPORTED
+    assert views.all_designs.strength is Strength.VERY_LOW  # the weakest counted design sets the start
+    assert views.rests_on_weak_studies
+
+
+def test_high_certainty_scope_ignores_observational_studies() -> None:
+    evidence = studies(1, D.RCT, V.MIXED) + studies(4, D.OBSERVATIONAL, V.SUPPORTED)
+
+    result = derive_claim_verdict(evidence, DesignScope.HIGH_CERTAINTY)
+
+    assert result.verdict is ClaimVerdict.MIXED
+    assert "4 observational studies not counted" in result.reasoning
+    assert not sensitivity(evidence).rests_on_weak_studies
+
+
+def test_fingerprint_changes_with_verdict_design_or_retraction_but_not_order() -> None:
+    a = StudyEvidence(1, V.SUPPORTED, D.RCT)
+    b = StudyEvidence(2, V.MIXED, D.OBSERVATIONAL)
+    base = evidence_fingerprint([a, b])
+
+    assert evidence_fingerprint([b, a]) == base
+    assert evidence_fingerprint([a, StudyEvidence(2, V.SUPPORTED, D.OBSERVATIONAL)]) != base
+    assert evidence_fingerprint([a, StudyEvidence(2, V.MIXED, D.RCT)]) != base
+    assert evidence_fingerprint([a, StudyEvidence(2, V.MIXED, D.OBSERVATIONAL, "retracted")]) != base
+    assert evidence_fingerprint([a, b, StudyEvidence(3, V.SUPPORTED, D.RCT)]) != base
+    # A study screened out is not evidence: tagging one as not relevant changes nothing.
+    assert evidence_fingerprint([a, b, StudyEvidence(3, V.NOT_RELEVANT, D.RCT)]) == base
