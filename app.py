@@ -4,8 +4,9 @@ import os
 
 import streamlit as st
 
-from db.engine import DatabaseError, init_db
+from db.engine import DatabaseError, init_db, open_session
 from db.settings import load_settings
+from db.sources import ensure_seed_content
 
 SECRET_KEYS = ("DATABASE_URL", "NCBI_EMAIL", "NCBI_API_KEY", "EUTILS_BASE_URL")
 
@@ -23,6 +24,9 @@ def _export_secrets() -> None:
 @st.cache_resource
 def _prepare_database(url: str) -> None:
     init_db(url)
+    with open_session(url) as session:
+        ensure_seed_content(session)  # the article under review, on first start
+        session.commit()
 
 
 st.set_page_config(page_title="Ketamine Evidence", page_icon="🔬", layout="wide")

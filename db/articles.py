@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -27,6 +27,8 @@ class BatchOutcome:
     unchanged: int = 0
     deleted: int = 0
     flagged: int = 0
+    # PMIDs revised, deleted or flagged: signed-off claims relying on them may need another look.
+    changed_pmids: list[int] = field(default_factory=list)
 
     def add(self, other: BatchOutcome) -> None:
         self.new += other.new
@@ -34,6 +36,7 @@ class BatchOutcome:
         self.unchanged += other.unchanged
         self.deleted += other.deleted
         self.flagged += other.flagged
+        self.changed_pmids.extend(other.changed_pmids)
 
 
 def upsert_articles(
@@ -68,6 +71,7 @@ def upsert_articles(
     for row in revised:
         _apply_revision(session, row, run_id, now)
     outcome.updated = len(revised)
+    outcome.changed_pmids = [int(row["pmid"]) for row in revised]
     return outcome
 
 
@@ -141,6 +145,7 @@ def apply_deletions(session: Session, pmids: Iterable[int], run_id: int | None =
         session.add(
             ArticleRevision(pmid=pmid, changed_at=now, change=change, old_hash=exists[0], run_id=run_id)
         )
+        outcome.changed_pmids.append(pmid)
     return outcome
 
 

@@ -18,8 +18,11 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from db.articles import corpus_summary
 from db.engine import DatabaseError, describe_operational_error, init_db, open_session
+from db.review_models import ReviewError
 from db.runs import recent_runs
 from db.settings import load_settings
+from db.sources import ensure_seed_content
+from ingest import review_cli
 from ingest.eutils import ConfigurationError, EutilsError
 from ingest.export import EXPORT_FORMATS, write_articles
 from ingest.harvest import DEFAULT_BATCH_SIZE, DEFAULT_QUERY, harvest
@@ -31,6 +34,7 @@ log = logging.getLogger("ketamine_evidence")
 
 # Exceptions whose message is already a one-line explanation for the user.
 USER_ERRORS: tuple[type[BaseException], ...] = (
+    ReviewError,
     PubmedFormatError,
     EutilsError,
     ConfigurationError,
@@ -68,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log each request and batch")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    init = commands.add_parser("init-db", help="create the database tables (safe to repeat)")
+    init = commands.add_parser("init-db", help="create the tables and load the seed article (safe to repeat)")
     init.set_defaults(func=cmd_init_db)
 
     harvest_cmd = commands.add_parser(
@@ -115,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("kind", choices=sorted(EXPORT_KINDS), help="what to export")
     export.add_argument("--format", dest="fmt", help=f"output format (articles: {', '.join(EXPORT_FORMATS)})")
     export.add_argument("-o", "--output", type=Path, help="write to this file instead of standard output")
+    review_cli.add_export_arguments(export)
     export.set_defaults(func=cmd_export)
 
     runs = commands.add_parser("runs", help="list recent harvests and imports with their outcome")
@@ -123,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="show which database is used and what it holds")
     info.set_defaults(func=cmd_info)
+
+    review_cli.add_review_commands(commands)
 
     dashboard = commands.add_parser("dashboard", help="start the Streamlit dashboard")
     dashboard.add_argument("--port", type=_positive, default=8501, help="port to serve on (default 8501)")
@@ -133,7 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_init_db(args: argparse.Namespace) -> int:
     settings = load_settings()
     init_db(settings.database_url)
-    print(f"Database ready: {_display_url(settings.database_url)}")
+    with open_session(settings.database_url) as session:
+        document = ensure_seed_content(session)  # the article under review, on first start
+        session.commit()
+    print(f"Database ready: {_display_url(settings.database_url)} (article under review: {document.title!r})")
     return 0
 
 
@@ -199,8 +209,11 @@ def export_articles(args: argparse.Namespace) -> int:
     return 0
 
 
-# Export kinds by name; the review workflow adds its own (claims, assessments, audit, claimreview).
-EXPORT_KINDS: dict[str, Callable[[argparse.Namespace], int]] = {"articles": export_articles}
+# Export kinds by name: articles here, the review workflow's own (claims, assessments, audit, claimreview).
+EXPORT_KINDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "articles": export_articles,
+    **review_cli.EXPORT_KINDS,
+}
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from sqlmodel import Session
 from db.articles import BatchOutcome, apply_deletions, upsert_articles
 from db.models import HarvestRun
 from db.runs import record_batch
+from db.signoff import flag_changed_evidence
 from ingest.records import DeletedCitation, PubmedRecord
 
 # A parsed item ready to store: Article column values, or a PMID that PubMed deleted.
@@ -38,6 +39,8 @@ def store_batch(
         else:
             pending.append(item)
     outcome.add(upsert_articles(session, pending, run.id))
+    # Same transaction: a claim signed off on evidence this batch changed is flagged with it.
+    flag_changed_evidence(session, outcome.changed_pmids)
     record_batch(run, outcome, requests_made)
     session.add(run)
     session.commit()

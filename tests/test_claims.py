@@ -30,7 +30,9 @@ from db.sources import (
     split_sentences,
     store_proposals,
 )
-from tests.review_builders import DOCUMENT_TEXT, add_article, add_document as build_document, team, vote
+from tests.conftest import PROJECT_ROOT
+from tests.review_builders import DOCUMENT_TEXT, add_article, team, vote
+from tests.review_builders import add_document as build_document
 
 SEED_KEYS = [
     "anesthetic-history",
@@ -70,8 +72,6 @@ def test_seed_keeps_editors_changes_on_restart(session: Session) -> None:
 
 
 def test_shipped_seed_matches_the_shared_seed() -> None:
-    from tests.conftest import PROJECT_ROOT
-
     shared = PROJECT_ROOT.parent / "shared" / "seed" / "ketamine-therapy-blog-post.txt"
     if not shared.exists():
         pytest.skip(f"shared seed not present: {shared}")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session
 
+from db.assessments import record_assessment
 from db.claims import retire_claim
 from db.review_models import ConflictError, PermissionDenied, Role, SignOffDecision, StudyVerdict
-from db.roles import Action, ROLE_ACTIONS, add_user, can, deactivate_user, require, set_role
+from db.roles import ROLE_ACTIONS, Action, add_user, can, deactivate_user, require, set_role
 from db.signoff import sign_off
 from db.sources import ensure_seed_content, set_blind_mode
 from tests.review_builders import add_article, add_claim, team, vote
@@ -51,8 +52,6 @@ def test_reviewers_may_not_record_for_someone_else(session: Session) -> None:
     people = team(session)
     claim = add_claim(session)
     add_article(session, 1)
-    from db.assessments import record_assessment
-
     with pytest.raises(PermissionDenied, match="recording assessments for other reviewers"):
         record_assessment(
             session,

@@ -85,7 +85,6 @@ def test_a_retraction_after_signoff_is_noticed_even_without_the_harvest_hook(ses
     sign_off(session, people["editor"], claim, SignOffDecision.OK_TO_PUBLISH, "One good RCT.")
 
     upsert_articles(session, [_revised(article, retraction_status="retracted")])
-    session.expire_all()
     state = signoff_state(session, claim)
 
     assert state.evidence_changed
@@ -102,7 +101,6 @@ def test_flag_changed_evidence_names_the_claims_and_audits_once(session: Session
     vote(session, people["reviewer"], claim, 2)
     sign_off(session, people["editor"], claim, SignOffDecision.OK_TO_PUBLISH, "Two RCTs.")
     upsert_articles(session, [_revised(article, retraction_status="corrected")])
-    session.expire_all()
 
     first = flag_changed_evidence(session, [1, 99])
     again = flag_changed_evidence(session, [1])

@@ -1,0 +1,327 @@
+"""Tables, enums and errors of the review workflow: claims, assessments, verdicts, sign-off, audit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy import Enum as SAEnum
+from sqlmodel import Field, SQLModel
+
+from db.design import StudyDesign
+from db.models import utcnow
+
+# --- vocabulary ------------------------------------------------------------------------------------
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    EDITOR = "editor"
+    REVIEWER = "reviewer"
+    VIEWER = "viewer"
+
+
+class DocumentStatus(StrEnum):
+    DRAFT = "draft"
+    IN_REVIEW = "in_review"
+    READY_TO_PUBLISH = "ready_to_publish"
+
+
+class ClaimStatus(StrEnum):
+    ACTIVE = "active"
+    RETIRED = "retired"
+    MERGED = "merged"  # retired into another claim (merged_into_id)
+
+
+class ProposalStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class StudyVerdict(StrEnum):
+    """One reviewer's judgment of one study against one claim."""
+
+    SUPPORTED = "supported"
+    MIXED = "mixed"
+    UNSUPPORTED = "unsupported"
+    NOT_RELEVANT = "not_relevant"  # screened out: never counted in a claim verdict
+
+
+class ClaimVerdict(StrEnum):
+    """A claim's verdict, derived from its studies by db.verdicts.derive_claim_verdict."""
+
+    SUPPORTED = "supported"
+    MIXED = "mixed"
+    UNSUPPORTED = "unsupported"
+    INSUFFICIENT_EVIDENCE = "insufficient_evidence"
+
+
+class Strength(StrEnum):
+    """Certainty of a claim verdict, in GRADE's four levels."""
+
+    HIGH = "high"
+    MODERATE = "moderate"
+    LOW = "low"
+    VERY_LOW = "very_low"
+
+
+class SignOffDecision(StrEnum):
+    OK_TO_PUBLISH = "ok_to_publish"
+    REVISE_WORDING = "revise_wording"
+    REMOVE_CLAIM = "remove_claim"
+
+
+class AuditAction(StrEnum):
+    USER_ADDED = "user_added"
+    ROLE_CHANGED = "role_changed"
+    USER_DEACTIVATED = "user_deactivated"
+    DOCUMENT_ADDED = "document_added"
+    DOCUMENT_CHANGED = "document_changed"
+    CLAIM_ADDED = "claim_added"
+    CLAIM_EDITED = "claim_edited"
+    CLAIM_RETIRED = "claim_retired"
+    CLAIM_MERGED = "claim_merged"
+    PROPOSAL_ACCEPTED = "proposal_accepted"
+    PROPOSAL_REJECTED = "proposal_rejected"
+    ASSESSMENT_RECORDED = "assessment_recorded"
+    ASSESSMENT_CHANGED = "assessment_changed"
+    ASSESSMENT_MOVED = "assessment_moved"
+    DESIGN_CORRECTED = "design_corrected"
+    CONFLICT_RESOLVED = "conflict_resolved"
+    CLAIM_SIGNED_OFF = "claim_signed_off"
+    EVIDENCE_CHANGED = "evidence_changed"
+
+
+def _enum_column(enum: type[StrEnum], *, nullable: bool = False, index: bool = False) -> Column[Any]:
+    # VARCHAR holding the enum's value: portable across SQLite and PostgreSQL, and adding a member
+    # later needs no ALTER TYPE migration.
+    return Column(
+        SAEnum(enum, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e]),
+        nullable=nullable,
+        index=index,
+    )
+
+
+def _pmid_column(*, nullable: bool = False) -> Column[Any]:
+    # A real foreign key: db.articles.referencing_tables() finds it, so a harvest never deletes
+    # an article that reviewer data relies on.
+    return Column(BigInteger, ForeignKey("article.pmid"), nullable=nullable, index=True)
+
+
+# --- tables ----------------------------------------------------------------------------------------
+
+
+class User(SQLModel, table=True):
+    """Someone who reads or works on reviews; every write names its acting user."""
+
+    __tablename__ = "app_user"  # "user" is reserved in PostgreSQL
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    role: Role = Field(sa_column=_enum_column(Role))
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SourceDocument(SQLModel, table=True):
+    """An article under review (a blog post, a press release) whose claims get checked."""
+
+    __tablename__ = "source_document"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=100, unique=True)
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    author: str | None = None
+    outlet: str | None = None
+    url: str | None = Field(default=None, sa_column=Column(Text))
+    status: DocumentStatus = Field(sa_column=_enum_column(DocumentStatus))
+    # Blind mode: reviewers see others' verdicts on a pair only after recording their own.
+    blind_mode: bool = True
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Claim(SQLModel, table=True):
+    """A checkable statement of a source document, located by its exact sentence."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=100, unique=True)
+    document_id: int = Field(foreign_key="source_document.id", index=True)
+    statement: str = Field(sa_column=Column(Text, nullable=False))
+    sentence: str = Field(sa_column=Column(Text, nullable=False))
+    # document.text[span_start:span_end] == sentence, checked on every write.
+    span_start: int
+    span_end: int
+    population: str | None = Field(default=None, sa_column=Column(Text))
+    intervention: str | None = Field(default=None, sa_column=Column(Text))
+    comparator: str | None = Field(default=None, sa_column=Column(Text))
+    outcome: str | None = Field(default=None, sa_column=Column(Text))
+    time_frame: str | None = None  # "hours to days", "weeks to months"
+    status: ClaimStatus = Field(sa_column=_enum_column(ClaimStatus, index=True))
+    merged_into_id: int | None = Field(default=None, foreign_key="claim.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ClaimProposal(SQLModel, table=True):
+    """A claim-like sentence the splitter found, waiting for an editor to accept or reject it."""
+
+    __tablename__ = "claim_proposal"
+    __table_args__ = (UniqueConstraint("document_id", "span_start"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    document_id: int = Field(foreign_key="source_document.id", index=True)
+    sentence: str = Field(sa_column=Column(Text, nullable=False))
+    span_start: int
+    span_end: int
+    cues: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    status: ProposalStatus = Field(sa_column=_enum_column(ProposalStatus))
+    claim_id: int | None = Field(default=None, foreign_key="claim.id")
+    decided_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    decided_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Assessment(SQLModel, table=True):
+    """One reviewer's judgment of one (claim, study) pair; changed only with optimistic versioning."""
+
+    __table_args__ = (UniqueConstraint("claim_id", "pmid", "reviewer_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    claim_id: int = Field(foreign_key="claim.id", index=True)
+    pmid: int = Field(sa_column=_pmid_column())
+    reviewer_id: int = Field(foreign_key="app_user.id", index=True)
+    verdict: StudyVerdict = Field(sa_column=_enum_column(StudyVerdict))
+    quote: str = Field(default="", sa_column=Column(Text, nullable=False))
+    note: str = Field(default="", sa_column=Column(Text, nullable=False))
+    # The design as this reviewer confirmed it, and what PubMed's publication types suggested.
+    design: StudyDesign = Field(sa_column=_enum_column(StudyDesign))
+    suggested_design: StudyDesign = Field(sa_column=_enum_column(StudyDesign))
+    version: int = Field(default=1, sa_column=Column(Integer, nullable=False, default=1))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ConflictResolution(SQLModel, table=True):
+    """An editor's final verdict on a pair whose reviewers disagree; the votes themselves stay."""
+
+    __tablename__ = "conflict_resolution"
+
+    id: int | None = Field(default=None, primary_key=True)
+    claim_id: int = Field(foreign_key="claim.id", index=True)
+    pmid: int = Field(sa_column=_pmid_column())
+    verdict: StudyVerdict = Field(sa_column=_enum_column(StudyVerdict))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    # Which votes (assessment id and version) the editor saw; a later vote change reopens the pair.
+    votes_signature: str = Field(sa_column=Column(Text, nullable=False))
+    resolved_by_id: int = Field(foreign_key="app_user.id")
+    resolved_at: datetime = Field(default_factory=utcnow)
+
+
+class DesignCorrection(SQLModel, table=True):
+    """A reviewer's correction of a study's design; the latest one is the study's design."""
+
+    __tablename__ = "design_correction"
+
+    id: int | None = Field(default=None, primary_key=True)
+    pmid: int = Field(sa_column=_pmid_column())
+    design: StudyDesign = Field(sa_column=_enum_column(StudyDesign))
+    previous: StudyDesign = Field(sa_column=_enum_column(StudyDesign))
+    corrected_by_id: int = Field(foreign_key="app_user.id")
+    corrected_at: datetime = Field(default_factory=utcnow)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class SignOff(SQLModel, table=True):
+    """An editor's decision on a claim, with the evidence it rested on at that moment."""
+
+    __tablename__ = "claim_signoff"
+
+    id: int | None = Field(default=None, primary_key=True)
+    claim_id: int = Field(foreign_key="claim.id", index=True)
+    decision: SignOffDecision = Field(sa_column=_enum_column(SignOffDecision))
+    rationale: str = Field(sa_column=Column(Text, nullable=False))
+    signed_by_id: int = Field(foreign_key="app_user.id")
+    signed_at: datetime = Field(default_factory=utcnow)
+    verdict: ClaimVerdict = Field(sa_column=_enum_column(ClaimVerdict))
+    strength: Strength = Field(sa_column=_enum_column(Strength))
+    # db.verdicts.evidence_fingerprint of the evidence then, and the evidence itself for the diff.
+    evidence_fingerprint: str = Field(max_length=64)
+    evidence: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    # When flag_changed_evidence first noticed the evidence moved on (the audit event is written once).
+    change_noted_at: datetime | None = None
+
+
+class AuditEvent(SQLModel, table=True):
+    """One change: who, when, what, before, after, why. Rows are never updated or deleted."""
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor_id: int | None = Field(default=None, foreign_key="app_user.id")
+    actor_name: str = Field(max_length=100)  # kept as text: the log must read well on its own
+    action: AuditAction = Field(sa_column=_enum_column(AuditAction))
+    entity: str = Field(max_length=40)  # table name of what changed
+    entity_id: str = Field(max_length=100)
+    claim_id: int | None = Field(default=None, index=True)
+    # No foreign key on purpose: the log refers to articles without keeping them from deletion.
+    pmid: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    # Free-form origin, e.g. "import assessments.csv line 7" or "harvest".
+    source: str | None = Field(default=None, sa_column=Column(String(200)))
+
+
+# --- errors ----------------------------------------------------------------------------------------
+
+
+class ReviewError(Exception):
+    """Base of the review workflow's errors; the message says what was wrong and what to do."""
+
+
+class PermissionDenied(ReviewError):
+    """The acting user's role does not allow the action."""
+
+
+class NotFoundError(ReviewError, LookupError):
+    """A claim, user, document, article or assessment that does not exist."""
+
+
+class InvalidInputError(ReviewError, ValueError):
+    """A value breaks a domain rule (span, quote, verdict, key format, ...)."""
+
+
+class ConflictError(ReviewError):
+    """Someone else changed the record since it was read, or it already exists."""
+
+
+class ImportRejected(ReviewError):
+    """An import found bad rows and wrote nothing; `problems` lists (line, reason)."""
+
+    def __init__(self, source: str, problems: list[tuple[int, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: {len(problems)} bad row(s), nothing was imported; fix them and import again:"]
+        lines += [f"  line {line}: {reason}" for line, reason in problems]
+        super().__init__("\n".join(lines))
+
+
+class AuditImmutableError(ReviewError):
+    """Something tried to change or delete an audit event."""
+
+
+def _refuse_audit_change(_mapper: Any, _connection: Any, target: AuditEvent) -> None:
+    raise AuditImmutableError(
+        f"Audit event {target.id} cannot be changed or deleted: the audit trail is append-only. "
+        "Record a new event that corrects it instead."
+    )
+
+
+event.listen(AuditEvent, "before_update", _refuse_audit_change)
+event.listen(AuditEvent, "before_delete", _refuse_audit_change)
