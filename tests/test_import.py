@@ -157,3 +157,54 @@ def test_worker_processes_keep_batches_before_damage(tmp_path: Path) -> None:
     with open_session(url) as session:
         run = session.scalars(select(HarvestRun)).one()
         assert run.status == "failed" and run.records_new == len(stored)
+
+
+def test_deleted_citation_used_by_a_reviewer_is_flagged_not_deleted(db_url: str) -> None:
+    from tests.review_builders import add_claim, team, vote
+
+    import_file(db_url, SAMPLE)
+    with open_session(db_url) as session:
+        people = team(session)
+        claim = add_claim(session)
+        vote(session, people["reviewer"], claim, 90000006, "unsupported")
+        session.commit()
+    run = import_file(db_url, UPDATE)
+    assert (run.records_deleted, run.status) == (1, "succeeded")  # 90000003 only
+    with open_session(db_url) as session:
+        kept = session.get(Article, 90000006)
+        assert kept is not None and kept.deleted_in_pubmed is True
+        assert session.get(Article, 90000003) is None
+        changes = session.scalars(
+            select(ArticleRevision.change).where(ArticleRevision.pmid == 90000006)
+        ).all()
+        assert changes == ["flagged_deleted"]
+
+
+def test_revision_that_retracts_a_study_flags_the_signed_off_claim(db_url: str, tmp_path: Path) -> None:
+    from db.review_models import AuditAction, AuditEvent, Claim
+    from db.signoff import sign_off, signoff_state
+    from tests.review_builders import add_claim, team, vote
+
+    import_file(db_url, SAMPLE)
+    with open_session(db_url) as session:
+        people = team(session)
+        claim = add_claim(session)
+        vote(session, people["reviewer"], claim, 90000001, "supported")
+        sign_off(session, people["editor"], claim, "ok_to_publish", "One RCT supports it.")
+        session.commit()
+        claim_id = claim.id
+    retracted = tmp_path / "retracted.xml"
+    retracted.write_text(
+        UPDATE.read_text().replace(
+            '<PublicationType UI="D017428">Clinical Trial, Phase III</PublicationType>',
+            '<PublicationType UI="D016441">Retracted Publication</PublicationType>',
+        )
+    )
+    import_file(db_url, retracted)
+    with open_session(db_url) as session:
+        claim = session.get(Claim, claim_id)
+        assert claim is not None
+        state = signoff_state(session, claim)
+        assert state.evidence_changed
+        events = session.scalars(select(AuditEvent.action).where(AuditEvent.claim_id == claim_id)).all()
+        assert AuditAction.EVIDENCE_CHANGED in events
