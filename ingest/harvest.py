@@ -1,0 +1,295 @@
+"""Harvest PubMed into the database: esearch, date windows past 9,999 results, efetch in committed batches."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from db.engine import DatabaseError, describe_operational_error, init_db, open_session
+from db.models import HarvestRun, RunStatus
+from db.runs import finish_run, last_successful_run, start_run
+from db.settings import Settings
+from ingest.eutils import ConfigurationError, EutilsClient, EutilsError, SearchResult
+from ingest.records import PubmedRecord
+from ingest.store import store_batch, to_stored_items
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_QUERY",
+    "ESEARCH_LIMIT",
+    "ConfigurationError",
+    "DateWindow",
+    "harvest",
+    "term_since",
+]
+
+logger = logging.getLogger(__name__)
+
+_DRUGS = (
+    '"Ketamine"[MeSH Terms]',  # NLM indexes esketamine and arketamine papers under this heading too
+    "ketamine[tiab]",
+    "esketamine[tiab]",
+    "arketamine[tiab]",
+)
+_CONDITIONS = (
+    '"Depression"[MeSH Terms]',
+    '"Depressive Disorder"[MeSH Terms]',  # explodes to major, treatment-resistant, postpartum, ...
+    '"Depressive Disorder, Treatment-Resistant"[MeSH Terms]',
+    # MeSH has no "bipolar depression" heading; the bipolar heading is the nearest, reviewers sort the rest.
+    '"Bipolar Disorder"[MeSH Terms]',
+    '"Suicidal Ideation"[MeSH Terms]',
+    # [tiab] catches records not yet MeSH-indexed (the newest ones). "depression" also matches
+    # "respiratory depression" in anaesthesia papers: recall first, screening happens downstream.
+    "depression[tiab]",
+    "depressive[tiab]",
+    '"treatment-resistant depression"[tiab]',
+    '"bipolar depression"[tiab]',
+    '"suicidal ideation"[tiab]',
+)
+DEFAULT_QUERY = f"({' OR '.join(_DRUGS)}) AND ({' OR '.join(_CONDITIONS)})"
+
+DEFAULT_BATCH_SIZE = 500
+MAX_BATCH_SIZE = 10_000  # the most efetch returns in one answer
+# PubMed's esearch cannot page past the first 9,999 results of a search (history included).
+ESEARCH_LIMIT = 9_999
+# Bisection starts here; the sum check catches anything outside [EARLIEST_EDAT, tomorrow].
+EARLIEST_EDAT = date(1700, 1, 1)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class DateWindow:
+    """A slice of the search by Entrez date (inclusive days), small enough to page through."""
+
+    mindate: date | None
+    maxdate: date | None
+    search: SearchResult
+
+    @property
+    def count(self) -> int:
+        return self.search.count
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "mindate": _ncbi_day(self.mindate) if self.mindate else None,
+            "maxdate": _ncbi_day(self.maxdate) if self.maxdate else None,
+            "count": self.count,
+        }
+
+
+def term_since(query: str, since: date | None) -> str:
+    """The query restricted to records added (EDAT) or revised (MDAT) on or after `since`."""
+    if since is None:
+        return query
+    day = _ncbi_day(since)
+    return f'({query}) AND (("{day}"[EDAT] : "3000"[EDAT]) OR ("{day}"[MDAT] : "3000"[MDAT]))'
+
+
+def harvest(
+    settings: Settings,
+    *,
+    query: str = DEFAULT_QUERY,
+    since: date | None = None,
+    max_records: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Progress | None = None,
+    client: EutilsClient | None = None,
+    max_per_window: int = ESEARCH_LIMIT,
+) -> HarvestRun:
+    """Search PubMed and store every matching record, one committed transaction per batch.
+
+    Without `since`, a query harvested successfully before asks only for what was added or
+    revised since that run started, less a day of overlap. The run log records how it went;
+    an E-utilities failure marks the run failed and is re-raised.
+    """
+    _check_options(query, max_records, batch_size, max_per_window)
+    own_client = client is None
+    if client is None:
+        client = EutilsClient.from_settings(settings)  # ConfigurationError without NCBI_EMAIL
+    url = settings.database_url
+    try:
+        init_db(url)
+        with open_session(url) as session:
+            if since is None:
+                previous = last_successful_run(session, query)
+                if previous is not None:
+                    since = previous.started_at.date() - timedelta(days=1)
+            run = start_run(session, "harvest", query, since)
+            _run_logged(
+                session,
+                run,
+                client,
+                term_since(query, since),
+                max_records=max_records,
+                batch_size=batch_size,
+                progress=progress,
+                max_per_window=max_per_window,
+            )
+            return run
+    except OperationalError as exc:
+        raise DatabaseError(describe_operational_error(url, exc)) from exc
+    finally:
+        if own_client:
+            client.close()
+
+
+def _check_options(query: str, max_records: int | None, batch_size: int, max_per_window: int) -> None:
+    if not query.strip():
+        raise ValueError("The query is empty; give a PubMed query or leave it out to use the default.")
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise ValueError(
+            f"Batch size {batch_size} is out of range; efetch takes 1 to {MAX_BATCH_SIZE:,} records a request."
+        )
+    if max_records is not None and max_records < 1:
+        raise ValueError(f"The maximum number of records must be 1 or more, not {max_records}.")
+    if not 1 <= max_per_window <= ESEARCH_LIMIT:
+        raise ValueError(f"max_per_window must be 1 to {ESEARCH_LIMIT:,}, not {max_per_window}.")
+
+
+def _run_logged(session: Session, run: HarvestRun, client: EutilsClient, term: str, **options: Any) -> None:
+    """Harvest into `run`, closing its log entry however the harvest ends."""
+    first_request = client.requests_made
+    try:
+        _harvest_into(session, run, client, term, first_request, **options)
+    except EutilsError as exc:
+        _close_unfinished(session, run, client, first_request, RunStatus.FAILED, str(exc))
+        raise
+    except KeyboardInterrupt:
+        message = "Interrupted (Ctrl-C); committed batches are kept, rerun to finish."
+        _close_unfinished(session, run, client, first_request, RunStatus.INTERRUPTED, message)
+        raise
+    except Exception as exc:
+        text = str(exc).strip().splitlines()
+        _close_unfinished(
+            session,
+            run,
+            client,
+            first_request,
+            RunStatus.FAILED,
+            f"{type(exc).__name__}: {text[0] if text else ''}",
+        )
+        raise
+    run.requests_made = client.requests_made - first_request
+    finish_run(session, run, RunStatus.SUCCEEDED)
+    logger.info(
+        "Harvest finished: %d new, %d updated, %d unchanged, %d failed; %d requests.",
+        run.records_new,
+        run.records_updated,
+        run.records_unchanged,
+        run.records_failed,
+        run.requests_made,
+    )
+
+
+def _harvest_into(
+    session: Session,
+    run: HarvestRun,
+    client: EutilsClient,
+    term: str,
+    first_request: int,
+    *,
+    max_records: int | None,
+    batch_size: int,
+    progress: Progress | None,
+    max_per_window: int,
+) -> None:
+    search = client.esearch(term, usehistory=True)
+    logger.info("PubMed has %d records for %s", search.count, search.query_translation or term)
+    if search.count == 0:
+        windows: list[DateWindow] = []  # nothing new: no efetch at all
+    elif search.count <= max_per_window:
+        windows = [DateWindow(None, None, search)]
+    else:
+        windows = _split_into_windows(client, term, search.count, max_per_window)
+    run.query_translation = search.query_translation
+    run.count = search.count
+    run.windows = [window.as_dict() for window in windows]
+    run.requests_made = client.requests_made - first_request
+    session.add(run)
+    session.commit()
+
+    total = search.count if max_records is None else min(search.count, max_records)
+    done = 0
+    for window in windows:
+        for retstart in range(0, window.count, batch_size):
+            if done >= total:
+                return
+            size = min(batch_size, window.count - retstart, total - done)
+            if window.search.webenv is None or window.search.query_key is None:
+                raise EutilsError(
+                    "esearch gave no WebEnv/QueryKey although usehistory=y was sent; "
+                    "check that EUTILS_BASE_URL points at E-utilities."
+                )
+            records = client.fetch_batch(window.search.webenv, window.search.query_key, retstart, size)
+            fetched = sum(isinstance(record, PubmedRecord) for record in records)
+            if fetched < size:
+                # PubMed dropped some (deleted since the search) or the parser skipped damaged ones.
+                logger.warning("Asked for %d records at %d, got %d.", size, retstart, fetched)
+                run.records_failed += size - fetched
+            store_batch(session, run, to_stored_items(records), client.requests_made - first_request)
+            done += size
+            if progress is not None:
+                progress(done, total)
+
+
+def _split_into_windows(client: EutilsClient, term: str, total: int, limit: int) -> list[DateWindow]:
+    """Bisect the Entrez-date range by day until every window holds at most `limit` records."""
+    tomorrow = date.today() + timedelta(days=1)  # NCBI dates are US Eastern; a day of slack covers it
+    pending = _halves(EARLIEST_EDAT, tomorrow)
+    windows: list[DateWindow] = []
+    probes = 0
+    while pending:
+        start, end = pending.pop(0)
+        search = client.esearch(term, usehistory=True, mindate=start, maxdate=end, datetype="edat")
+        probes += 1
+        if search.count <= limit:
+            if search.count:
+                windows.append(DateWindow(start, end, search))
+            continue
+        if start == end:
+            raise EutilsError(
+                f"PubMed has {search.count:,} records entered on {_ncbi_day(start)} alone, more than the "
+                f"{limit:,} one search can page through; narrow the query."
+            )
+        pending[:0] = _halves(start, end)  # depth first keeps the windows in date order
+    found = sum(window.count for window in windows)
+    logger.info("Split %d records into %d date windows (%d searches).", total, len(windows), probes)
+    if found != total:
+        raise EutilsError(
+            f"The {len(windows)} date windows add up to {found:,} records but PubMed reported {total:,} "
+            "for the whole query; PubMed may have changed during the harvest, so rerun it."
+        )
+    return windows
+
+
+def _halves(start: date, end: date) -> list[tuple[date, date]]:
+    middle = start + (end - start) // 2
+    return [(start, middle), (middle + timedelta(days=1), end)]
+
+
+def _close_unfinished(
+    session: Session,
+    run: HarvestRun,
+    client: EutilsClient,
+    first_request: int,
+    status: RunStatus,
+    message: str,
+) -> None:
+    """Log how the run ended; never let that mask the error that ended it."""
+    try:
+        session.rollback()  # the failing batch is dropped whole; committed ones stay
+        run.requests_made = client.requests_made - first_request
+        finish_run(session, run, status, message)
+    except Exception:  # noqa: BLE001  (the database itself may be what failed)
+        logger.exception("Could not record the end of harvest run %s", run.id)
+
+
+def _ncbi_day(value: date) -> str:
+    return value.strftime("%Y/%m/%d")
