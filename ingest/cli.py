@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     harvest_cmd.add_argument(
         "--since", type=_date, help="only records added or revised on or after this date (YYYY-MM-DD)"
     )
+    harvest_cmd.add_argument(
+        "--full",
+        action="store_true",
+        help="ask for every matching record, not only what changed since the last run",
+    )
     harvest_cmd.add_argument("--max", dest="max_records", type=_positive, help="stop after this many records")
     harvest_cmd.add_argument(
         "--batch-size",
@@ -155,6 +160,7 @@ def cmd_harvest(args: argparse.Namespace) -> int:
             settings,
             query=args.query,
             since=args.since,
+            full=args.full,
             max_records=args.max_records,
             batch_size=args.batch_size,
             progress=bar,
@@ -164,8 +170,8 @@ def cmd_harvest(args: argparse.Namespace) -> int:
     since = f" since {run.since.isoformat()}" if run.since else ""
     print(
         f"Harvest {run.id} {run.status}{since}: {run.count or 0:,} matching, {run.records_new:,} new, "
-        f"{run.records_updated:,} updated, {run.records_unchanged:,} unchanged, {run.records_deleted:,} deleted; "
-        f"{run.requests_made:,} requests to E-utilities."
+        f"{run.records_updated:,} updated, {run.records_unchanged:,} unchanged, {run.records_deleted:,} deleted, "
+        f"{run.records_failed:,} missing from NCBI's answers; {run.requests_made:,} requests to E-utilities."
     )
     return 0
 

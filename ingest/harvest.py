@@ -97,6 +97,7 @@ def harvest(
     *,
     query: str = DEFAULT_QUERY,
     since: date | None = None,
+    full: bool = False,
     max_records: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress | None = None,
@@ -106,7 +107,7 @@ def harvest(
     """Search PubMed and store every matching record, one committed transaction per batch.
 
     Without `since`, a query harvested successfully before asks only for what was added or
-    revised since that run started, less a day of overlap. The run log records how it went;
+    revised since that run started, less a day of overlap; `full` asks for everything again. The run log records how it went;
     an E-utilities failure marks the run failed and is re-raised.
     """
     _check_options(query, max_records, batch_size, max_per_window)
@@ -117,7 +118,7 @@ def harvest(
     try:
         init_db(url)
         with open_session(url) as session:
-            if since is None:
+            if since is None and not full:
                 previous = last_successful_run(session, query)
                 if previous is not None:
                     since = previous.started_at.date() - timedelta(days=1)

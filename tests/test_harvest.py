@@ -516,3 +516,49 @@ def test_a_harvest_killed_mid_way_and_rerun_equals_an_uninterrupted_one(
     with open_session(killed_url) as session:
         assert session.scalar(select(func.count(func.distinct(Article.pmid)))) == 45
     assert [run.status for run in runs(killed_url)] == ["interrupted", "succeeded"]
+
+
+# --- the console script, as a user runs it ----------------------------------------------------------
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ingest.cli", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_cli_harvest_prints_a_summary_and_full_ignores_the_last_run(
+    sqlite_url: str, server: HTTPServer
+) -> None:
+    fake = FakeEutils(server, make_records(7))
+    env = dict(os.environ, DATABASE_URL=sqlite_url, EUTILS_BASE_URL=fake.base_url)
+    first = _cli("harvest", "--query", QUERY, "--batch-size", "3", env=env)
+    assert first.returncode == 0, first.stderr
+    assert (
+        "7 matching, 7 new, 0 updated, 0 unchanged, 0 deleted, 0 missing from NCBI's answers" in first.stdout
+    )
+    assert "4 requests to E-utilities" in first.stdout  # 1 esearch + ceil(7 / 3) efetch
+    fake.seen.clear()
+    again = _cli("harvest", "--query", QUERY, "--full", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "[EDAT]" not in fake.requests_to("esearch")[0].params["term"]
+    assert "7 unchanged" in again.stdout
+
+
+def test_cli_harvest_without_email_says_how_to_set_it(sqlite_url: str, server: HTTPServer) -> None:
+    fake = FakeEutils(server, make_records(1))
+    env = {k: v for k, v in os.environ.items() if k != "NCBI_EMAIL"}
+    env.update(DATABASE_URL=sqlite_url, EUTILS_BASE_URL=fake.base_url)
+    result = _cli("harvest", env=env)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: NCBI_EMAIL is not set.") and "export NCBI_EMAIL=" in result.stderr
+    assert fake.seen == []
+
+
+def test_cli_harvest_with_an_invalid_query_fails_in_one_line(sqlite_url: str, server: HTTPServer) -> None:
+    fake = FakeEutils(server, make_records(1))
+    env = dict(os.environ, DATABASE_URL=sqlite_url, EUTILS_BASE_URL=fake.base_url)
+    result = _cli("harvest", "--query", "abcXYZ", env=env)
+    assert result.returncode == 1
+    assert "abcXYZ" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert runs(sqlite_url)[-1].status == "failed"
