@@ -180,10 +180,16 @@ def main() -> None:
                 str(n),
                 str(batch),
                 str(ROOT),
-                f"sqlite:///{folder / f'h{n}-{batch}.sqlite3'}",
+                f"sqlite:///{folder / f'h{n}-{batch}-{limit}.sqlite3'}",
+                str(limit),
             )
-            | {"n": n, "batch": batch}
-            for n, batch in ((1_000, 500), (1_234, 200), (5_000, 500))
+            | {"n": n, "batch": batch, "limit": limit}
+            for n, batch, limit in (
+                (1_000, 500, 9_999),
+                (1_234, 200, 9_999),
+                (5_000, 500, 9_999),
+                (5_000, 500, 2_000),
+            )
         ]
 
     rate = lambda r: r["records"] / r["seconds"]  # noqa: E731

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import String, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -33,6 +33,7 @@ from db.review_models import (
 from db.roles import Action, add_user, can, require
 
 T = TypeVar("T")
+IN_CLAUSE_CHUNK = 900  # stays under SQLite's bound-parameter limit on old builds
 _TYPOGRAPHY = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})
 
 
@@ -117,6 +118,20 @@ def effective_design(session: Session, article: Article) -> StudyDesign:
         .limit(1)
     ).first()
     return StudyDesign(latest.design) if latest is not None else suggested_design(article)
+
+
+def latest_design_corrections(session: Session, pmids: Sequence[int] | None = None) -> dict[int, StudyDesign]:
+    """The latest reviewer correction per corrected study (all studies when `pmids` is None), in bulk."""
+    table = DesignCorrection.__table__
+    query = select(table.c.pmid, type_coerce(table.c.design, String)).order_by(table.c.id)
+    if pmids is None:
+        return {pmid: StudyDesign(design) for pmid, design in session.execute(query)}
+    latest: dict[int, StudyDesign] = {}
+    wanted = list(pmids)
+    for start in range(0, len(wanted), IN_CLAUSE_CHUNK):
+        chunk = query.where(table.c.pmid.in_(wanted[start : start + IN_CLAUSE_CHUNK]))
+        latest.update((pmid, StudyDesign(design)) for pmid, design in session.execute(chunk))
+    return latest
 
 
 def correct_design(
@@ -220,6 +235,9 @@ def record_assessment(
         design=design or effective_design(session, article),
         suggested_design=suggested_design(article),
     )
+    # Read now: a failed flush rolls the session back and expires every loaded object, and
+    # touching one then raises PendingRollbackError instead of the conflict message below.
+    who, claim_key = reviewer.name, claim.key
     session.add(assessment)
     try:
         session.flush()
@@ -227,7 +245,7 @@ def record_assessment(
         # Lost a race with the same reviewer's other window: the unique (claim, study, reviewer)
         # constraint caught it. The caller rolls back; nothing is half-written.
         raise ConflictError(
-            f"{reviewer.name} has just recorded a judgment of PMID {pmid} for claim {claim.key!r} "
+            f"{who} has just recorded a judgment of PMID {pmid} for claim {claim_key!r} "
             "elsewhere; roll back, reload and change that one instead."
         ) from exc
     record_event(

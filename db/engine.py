@@ -14,9 +14,11 @@ import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
-from db import models, review_models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import db.ranking_models  # noqa: F401  (issue 5: registers claim search terms, study embeddings)
+from db import migrations, models, review_models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from db.fulltext import install_fulltext
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -75,10 +77,18 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def init_db(url: str) -> Engine:
-    """Create missing tables and return the engine. Safe to call at every start."""
+    """Bring the schema to this release and return the engine. Safe (and cheap) to call at every start.
+
+    An empty database gets every table; an older one gets the pending migrations (logged as a
+    warning: "Upgraded the database ... from revision A to B"); a database made before
+    migrations existed is checked against the baseline and stamped (see db.migrations.upgrade).
+    """
     engine = engine_for(url)
     try:
-        SQLModel.metadata.create_all(engine)
+        migrations.upgrade(engine)
+        install_fulltext(engine)  # the full-text index and the triggers that keep it in sync
+    except migrations.MigrationError as exc:
+        raise DatabaseError(str(exc)) from exc
     except OperationalError as exc:
         raise DatabaseError(describe_operational_error(url, exc)) from exc
     return engine

@@ -9,7 +9,13 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlmodel import Session
 
-from db.assessments import effective_design, get_article_or_fail, parse_verdict
+from db.assessments import (
+    IN_CLAUSE_CHUNK,
+    get_article_or_fail,
+    latest_design_corrections,
+    parse_verdict,
+    suggested_design,
+)
 from db.audit import record_event
 from db.design import StudyDesign
 from db.models import Article
@@ -235,13 +241,20 @@ def claim_evidence(session: Session, claim: Claim) -> list[StudyEvidence]:
     statuses = pair_statuses(session, claim.id)
     # populate_existing: a harvest updates articles with core statements, which leave ORM objects
     # already in this session stale; read the stored retraction status, not a cached one.
-    query = select(Article).where(Article.pmid.in_([s.pmid for s in statuses]))
-    articles = {a.pmid: a for a in session.scalars(query.execution_options(populate_existing=True))}
+    pmids = [s.pmid for s in statuses]
+    articles: dict[int, Article] = {}
+    for start in range(
+        0, len(pmids), IN_CLAUSE_CHUNK
+    ):  # a claim can have more studies than a query has parameters
+        query = select(Article).where(Article.pmid.in_(pmids[start : start + IN_CLAUSE_CHUNK]))
+        articles.update((a.pmid, a) for a in session.scalars(query.execution_options(populate_existing=True)))
+    # One query for every correction rather than one per study: a claim can have thousands.
+    corrected = latest_design_corrections(session, pmids)
     return [
         StudyEvidence(
             pmid=status.pmid,
             verdict=status.verdict,
-            design=effective_design(session, articles[status.pmid]),
+            design=corrected.get(status.pmid) or suggested_design(articles[status.pmid]),
             retraction_status=articles[status.pmid].retraction_status,
         )
         for status in statuses

@@ -22,7 +22,7 @@ from db.review_models import ReviewError
 from db.runs import recent_runs
 from db.settings import load_settings
 from db.sources import ensure_seed_content
-from ingest import review_cli
+from ingest import ops_cli, rank_cli, review_cli
 from ingest.eutils import ConfigurationError, EutilsError
 from ingest.export import EXPORT_FORMATS, write_articles
 from ingest.harvest import DEFAULT_BATCH_SIZE, DEFAULT_QUERY, harvest
@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_info)
 
     review_cli.add_review_commands(commands)
+    rank_cli.add_rank_commands(commands)
+    ops_cli.add_ops_commands(commands)
 
     dashboard = commands.add_parser("dashboard", help="start the Streamlit dashboard")
     dashboard.add_argument("--port", type=_positive, default=8501, help="port to serve on (default 8501)")

@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from db.engine import DatabaseError, describe_operational_error, init_db, open_session
+from db.locks import job_lock
 from db.models import HarvestRun, RunStatus
 from db.runs import finish_run, last_successful_run, start_run
 from db.settings import Settings
@@ -117,7 +118,8 @@ def harvest(
     url = settings.database_url
     try:
         init_db(url)
-        with open_session(url) as session:
+        # One harvest at a time per database: a second one raises LockBusyError naming the first.
+        with job_lock(url, "harvest") as lock, open_session(url) as session:
             if since is None and not full:
                 previous = last_successful_run(session, query)
                 if previous is not None:
@@ -132,6 +134,7 @@ def harvest(
                 batch_size=batch_size,
                 progress=progress,
                 max_per_window=max_per_window,
+                check_lock=lock.check,
             )
             return run
     except OperationalError as exc:
@@ -200,6 +203,7 @@ def _harvest_into(
     batch_size: int,
     progress: Progress | None,
     max_per_window: int,
+    check_lock: Callable[[], None],
 ) -> None:
     search = client.esearch(term, usehistory=True)
     logger.info("PubMed has %d records for %s", search.count, search.query_translation or term)
@@ -234,6 +238,7 @@ def _harvest_into(
                 # PubMed dropped some (deleted since the search) or the parser skipped damaged ones.
                 logger.warning("Asked for %d records at %d, got %d.", size, retstart, fetched)
                 run.records_failed += size - fetched
+            check_lock()  # never write a batch after losing the lock to another harvest
             store_batch(session, run, to_stored_items(records), client.requests_made - first_request)
             done += size
             if progress is not None:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from db.engine import DatabaseError, describe_operational_error, init_db, open_session
+from db.locks import job_lock
 from db.models import HarvestRun, RunStatus
 from db.runs import finish_run, start_run
 from ingest.medline_text import iter_medline_text, looks_like_medline
@@ -140,7 +141,7 @@ def iter_item_batches(
                 while batch_chunks := list(islice(chunks, batch_size)):
                     pending.append(pool.apply_async(_parse_batch, (batch_chunks, label)))
                     # A bounded window of batches in flight keeps memory flat.
-                    if len(pending) > 2 * workers:
+                    if len(pending) > workers:
                         yield pending.popleft().get()
         except PubmedFormatError:
             while pending:  # everything before the damage is still stored
@@ -181,7 +182,9 @@ def import_file(
     _check_path(path)
     init_db(database_url)
     position = ReadPosition(size=path.stat().st_size)
-    with open_session(database_url) as session:
+    # The harvest's lock: an import and a harvest writing the same new records at once would
+    # make one of them fail its batch.
+    with job_lock(database_url, "harvest"), open_session(database_url) as session:
         run = start_run(session, kind="import", query=str(path))
         done = 0
         try:

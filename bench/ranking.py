@@ -1,0 +1,419 @@
+#!/usr/bin/env python3
+"""Ranking benchmark: screening quality on the judged ketamine records, speed at 20,000 studies, index cost.
+
+usage: python bench/ranking.py [--records 20000] [--write docs/performance.md]
+
+1. Quality, per claim and on average, on the 46 real records of ../shared/data/pubmed/ketamine judged in
+   bench/judged_claims.json: recall@10/20/50, nDCG@10 and WSS@95 of plain BM25 (the claim's statement),
+   BM25 with the claim's expansion terms, that plus the design bonus (the queue before any tag), and the
+   learning queue, simulated: the reviewer takes the queue's first study, its judgment is revealed, the
+   queue is retrained, and so on until every study is read.
+2. Speed on SQLite and (when reachable at TEST_POSTGRES_URL) PostgreSQL: ranking every study of a
+   20,000-record corpus (make_corpus.py) for one claim, cold (features built) and warm, re-ranking after
+   decisions, and one full-text search.
+3. Import cost of the full-text index on both databases: a 20,000-record import with the index, without
+   it, and how long building the index over the imported articles in one go takes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.ingest import ensure_corpus, machine  # noqa: E402
+from db.engine import engine_for, init_db, open_session  # noqa: E402
+from db.fulltext import search_articles_fulltext  # noqa: E402
+from db.ranking import RankingOptions, rank_studies, rank_with_labels  # noqa: E402
+from db.ranking_model import clear_corpus_cache  # noqa: E402
+from db.sources import ensure_seed_content  # noqa: E402
+from tests.review_builders import load_recorded_articles  # noqa: E402
+
+RECORDS = ROOT.parent / "shared" / "data" / "pubmed" / "ketamine" / "records.jsonl"
+JUDGED = ROOT / "bench" / "judged_claims.json"
+MARK_START = "<!-- bench/ranking.py:start -->"
+MARK_END = "<!-- bench/ranking.py:end -->"
+MIN_RELEVANT_FOR_WSS = 5
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+STRATEGIES: dict[str, RankingOptions] = {
+    "plain BM25": RankingOptions(expand=False, learn=False, semantic=False, design_bonus=False),
+    "BM25 + expansion": RankingOptions(expand=True, learn=False, semantic=False, design_bonus=False),
+    "expansion + design": RankingOptions(expand=True, learn=False, semantic=False, design_bonus=True),
+}
+LEARNING = "learning queue"
+
+
+# --- metrics -------------------------------------------------------------------------------------------
+
+
+def recall_at(order: list[int], relevant: set[int], k: int) -> float:
+    return len(relevant.intersection(order[:k])) / len(relevant)
+
+
+def ndcg_at(order: list[int], relevant: set[int], k: int) -> float:
+    dcg = sum(1 / math.log2(i + 2) for i, pmid in enumerate(order[:k]) if pmid in relevant)
+    ideal = sum(1 / math.log2(i + 2) for i in range(min(k, len(relevant))))
+    return dcg / ideal
+
+
+def wss_at(order: list[int], relevant: set[int], level: float = 0.95) -> float:
+    """Work saved over sampling: the share of studies left unread at `level` recall, less (1 - level)."""
+    needed = math.ceil(level * len(relevant))
+    found = 0
+    for position, pmid in enumerate(order, start=1):
+        found += pmid in relevant
+        if found >= needed:
+            return (len(order) - position) / len(order) - (1 - level)
+    return 0.0
+
+
+def metrics(order: list[int], relevant: set[int]) -> dict[str, float]:
+    return {
+        "R@10": recall_at(order, relevant, 10),
+        "R@20": recall_at(order, relevant, 20),
+        "R@50": recall_at(order, relevant, 50),
+        "nDCG@10": ndcg_at(order, relevant, 10),
+        "WSS@95": wss_at(order, relevant),
+    }
+
+
+# --- quality on the judged set ---------------------------------------------------------------------------
+
+
+def judged_database(folder: Path) -> str:
+    url = f"sqlite:///{folder / 'judged.sqlite3'}"
+    init_db(url)
+    with open_session(url) as session:
+        ensure_seed_content(session)
+        load_recorded_articles(session, RECORDS)
+        session.commit()
+    return url
+
+
+def screening_order(url: str, claim: str, relevant: set[int]) -> list[int]:
+    """Read the queue's first study, reveal its judgment, retrain, repeat: the order studies were read."""
+    labels: dict[int, bool] = {}
+    order: list[int] = []
+    with open_session(url) as session:
+        while True:
+            queue = rank_with_labels(session, claim, labels, top=1)
+            if not queue:
+                return order
+            pmid = queue[0].pmid
+            order.append(pmid)
+            labels[pmid] = pmid in relevant
+
+
+def quality(url: str, judged: dict[str, dict[str, object]]) -> dict[str, dict[str, dict[str, float]]]:
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for claim, entry in judged.items():
+        relevant = {int(p) for p in entry["relevant"]}  # type: ignore[attr-defined]
+        results[claim] = {}
+        with open_session(url) as session:
+            for name, options in STRATEGIES.items():
+                order = [s.pmid for s in rank_studies(session, claim, options=options)]
+                results[claim][name] = metrics(order, relevant)
+        results[claim][LEARNING] = metrics(screening_order(url, claim, relevant), relevant)
+    return results
+
+
+# --- speed at 20,000 studies ------------------------------------------------------------------------------
+
+
+def timed(action: Callable[[], object], repeats: int = 3) -> float:
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@contextmanager
+def scratch_database(kind: str, folder: Path, name: str) -> Iterator[str | None]:
+    """A new empty database of `kind` (sqlite or postgres), dropped afterwards; None if PostgreSQL is down."""
+    if kind == "sqlite":
+        path = folder / f"{name}.sqlite3"
+        yield f"sqlite:///{path}"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return
+    admin_url = make_url(POSTGRES_ADMIN_URL)
+    database = f"ke_bench_{name.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{database}"'))
+    except Exception:  # noqa: BLE001  (no server: the PostgreSQL rows are left out)
+        yield None
+        return
+    url = admin_url.set(database=database).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        engine_for(url).dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def speed(corpus: Path, url: str, claim: str) -> dict[str, float]:
+    from ingest.importer import import_file
+
+    import_file(url, corpus)
+    with open_session(url) as session:
+        ensure_seed_content(session)
+        session.commit()
+    results: dict[str, float] = {}
+    with open_session(url) as session:
+        results["studies"] = len(rank_studies(session, claim, top=None))
+
+        def cold() -> None:
+            clear_corpus_cache()
+            rank_studies(session, claim)
+
+        results["cold"] = timed(cold, repeats=2)
+        results["warm"] = timed(lambda: rank_studies(session, claim))
+        results["warm top 50"] = timed(lambda: rank_studies(session, claim, top=50))
+        pmids = [s.pmid for s in rank_studies(session, claim, top=200)]
+        rng = random.Random(5)
+        labels = {pmid: rng.random() < 0.4 for pmid in pmids[:50]}
+        results["after 50 decisions"] = timed(lambda: rank_with_labels(session, claim, labels))
+        labels[pmids[60]] = True
+        results["next decision, top 20"] = timed(lambda: rank_with_labels(session, claim, labels, top=20))
+        results["search"] = timed(lambda: search_articles_fulltext(session, '"randomized controlled" trial'))
+    engine_for(url).dispose()
+    clear_corpus_cache()
+    return results
+
+
+# --- what the index costs an import ----------------------------------------------------------------------
+
+IMPORT_SNIPPET = """
+import json, sys, time
+from pathlib import Path
+import db.engine
+import db.fulltext
+from db.fulltext import install_fulltext
+from ingest.importer import import_file
+path, url, mode = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+if mode == "without":  # both callers: init_db and the baseline migration
+    db.engine.install_fulltext = db.fulltext.install_fulltext = lambda bind: None
+started = time.perf_counter()
+run = import_file(url, path)
+seconds = time.perf_counter() - started
+rebuild = None
+if mode == "without":
+    started = time.perf_counter()
+    install_fulltext(db.engine.engine_for(url))
+    rebuild = time.perf_counter() - started
+print(json.dumps({"records": run.records_new, "seconds": seconds, "rebuild": rebuild}))
+"""
+
+
+def import_cost(corpus: Path, folder: Path, kind: str, repeats: int) -> dict[str, dict[str, float]]:
+    """Best-of-`repeats` imports with and without the index, each into a new database of `kind`."""
+    results: dict[str, dict[str, float]] = {}
+    for mode in ("with", "without"):
+        runs = []
+        for attempt in range(repeats):
+            with scratch_database(kind, folder, f"import-{mode}-{attempt}") as url:
+                if url is None:
+                    return {}
+                done = subprocess.run(
+                    [sys.executable, "-c", IMPORT_SNIPPET, str(corpus), url, mode],
+                    capture_output=True,
+                    text=True,
+                    env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                    cwd=ROOT,
+                    check=False,
+                )
+            if done.returncode != 0:
+                raise SystemExit(f"import step failed:\n{done.stderr}")
+            runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        results[mode] = min(runs, key=lambda r: r["seconds"])
+    return results
+
+
+# --- report ---------------------------------------------------------------------------------------------
+
+
+DATABASES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+SPEED_ROWS = (
+    ("cold", "cold: TF-IDF features of every study built, then every study ranked"),
+    ("warm", "warm: features cached in memory, every study ranked and explained"),
+    ("warm top 50", "warm, first 50 only"),
+    ("after 50 decisions", "every study, after 50 decisions (naive Bayes retrained on the call)"),
+    ("next decision, top 20", "one more decision: retrain and show the next 20"),
+    ("search", 'a Studies-page search, `"randomized controlled" trial`, first 100'),
+)
+
+
+def report(
+    judged: dict[str, dict[str, object]],
+    results: dict[str, dict[str, dict[str, float]]],
+    timing: dict[str, dict[str, float]],
+    cost: dict[str, dict[str, dict[str, float]]],
+    records: int,
+    elapsed: float,
+) -> str:
+    names = [*STRATEGIES, LEARNING]
+    keys = ["R@10", "R@20", "R@50", "nDCG@10", "WSS@95"]
+    n_judged = len(json.loads(JUDGED.read_text())["judged_pmids"])
+    lines = [
+        MARK_START,
+        f"### Ranking ({datetime.now(UTC):%Y-%m-%d}, `python bench/ranking.py --records {records}`)",
+        "",
+        f"Machine: {machine()}. Whole run: {elapsed:.0f} s. Other work shared the machine's two cores during "
+        "the run, so the times are upper bounds.",
+        "",
+        f"**Screening quality** on the {n_judged} real ketamine records judged per claim in "
+        "`bench/judged_claims.json` (how: `bench/README.md`). *plain BM25*: the claim's statement; "
+        "*+ expansion*: with the claim's synonyms and outcome terms; *+ design*: the queue before any tag; "
+        "*learning queue*: simulated screening (read the queue's first study, reveal its judgment, retrain, "
+        "repeat). WSS@95 is the share of studies a reviewer need not read to find 95% of the relevant ones, "
+        "less 5%; at best (N - relevant) / N - 0.05, so claims most studies bear on cannot reach 0.5.",
+        "",
+        "| claim | relevant | "
+        + " | ".join(f"{name} {key}" for key in ("R@20", "WSS@95") for name in names)
+        + " |",
+        "|---|---:|" + "---:|" * (2 * len(names)),
+    ]
+    for claim, by_name in results.items():
+        n_relevant = len(judged[claim]["relevant"])  # type: ignore[arg-type]
+        cells = [f"{by_name[name][key]:.2f}" for key in ("R@20", "WSS@95") for name in names]
+        lines.append(f"| {claim} | {n_relevant} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Means over all nine claims:",
+        "",
+        "| ranking | " + " | ".join(keys) + " |",
+        "|---|" + "---:|" * len(keys),
+    ]
+    for name in names:
+        means = [statistics.fmean(results[c][name][key] for c in results) for key in keys]
+        lines.append(f"| {name} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
+    big = [c for c in results if len(judged[c]["relevant"]) >= MIN_RELEVANT_FOR_WSS]  # type: ignore[arg-type]
+    best = statistics.fmean(
+        (n_judged - len(judged[c]["relevant"])) / n_judged - 0.05  # type: ignore[arg-type]
+        for c in big
+    )
+    lines += [
+        "",
+        f"WSS@95 averaged over the {len(big)} claims with at least {MIN_RELEVANT_FOR_WSS} relevant studies "
+        f"(best possible {best:.3f}): "
+        + ", ".join(
+            f"{name} {statistics.fmean(results[c][name]['WSS@95'] for c in big):.3f}" for name in names
+        )
+        + ".",
+    ]
+    plain = statistics.fmean(results[c]["plain BM25"]["R@20"] for c in results)
+    expanded = statistics.fmean(results[c]["BM25 + expansion"]["R@20"] for c in results)
+    learning_wss = statistics.fmean(results[c][LEARNING]["WSS@95"] for c in big)
+    warm = max(t["warm"] for t in timing.values())
+    cold = max(t["cold"] for t in timing.values())
+    lines += [
+        "",
+        "Targets: expansion beats plain BM25 on mean recall@20: "
+        f"{'met' if expanded > plain else 'MISSED'} ({expanded:.3f} vs {plain:.3f}); learning queue WSS@95 >= 0.5 "
+        f"on claims with >= {MIN_RELEVANT_FOR_WSS} relevant: {'met' if learning_wss >= 0.5 else 'MISSED'} "
+        f"({learning_wss:.3f}); ranking 20,000 studies < 1 s: {'met' if warm < 1 else 'MISSED'} once the "
+        f"features are cached ({warm:.2f} s at worst), {'met' if cold < 1 else 'missed'} for the first ranking "
+        f"after the corpus changed ({cold:.2f} s at worst).",
+        "",
+        f"**Speed** on {int(next(iter(timing.values()))['studies']):,} studies (`make_corpus.py {records}`), "
+        "claim `treatment-resistant`, best of the repeats, seconds:",
+        "",
+        "| what | " + " | ".join(DATABASES[kind] for kind in timing) + " |",
+        "|---|" + "---:|" * len(timing),
+    ]
+    for key, label in SPEED_ROWS:
+        lines.append(f"| {label} | " + " | ".join(f"{timing[kind][key]:.3f}" for kind in timing) + " |")
+    lines += [
+        "",
+        f"**Cost of the full-text index on import** ({records:,} records into a new database, best of the "
+        "repeats). SQLite: the insert trigger only notes the PMID and each batch's new articles are indexed "
+        "with one INSERT ... SELECT before its commit; indexing row by row inside the trigger cost about twice "
+        "as much. PostgreSQL: a generated tsvector column, computed by the server on every insert.",
+        "",
+        "| database | import with the index | without | records/s with / without | building the index "
+        "afterwards in one go |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for kind, by_mode in cost.items():
+        if not by_mode:
+            continue
+        with_, without = by_mode["with"], by_mode["without"]
+        lines.append(
+            f"| {DATABASES[kind]} | {with_['seconds']:.2f} s | {without['seconds']:.2f} s | "
+            f"{with_['records'] / with_['seconds']:,.0f} / {without['records'] / without['seconds']:,.0f} | "
+            f"{without['rebuild']:.2f} s |"
+        )
+    lines.append(MARK_END)
+    return "\n".join(lines)
+
+
+def write_section(path: Path, section: str) -> None:
+    text = path.read_text() if path.exists() else "# Performance\n"
+    if MARK_START in text:
+        before, rest = text.split(MARK_START, 1)
+        text = before + section + rest.split(MARK_END, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=20_000, help="corpus size for speed (default 20,000)")
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="imports per mode and database; the fastest is kept"
+    )
+    parser.add_argument("--skip-import", action="store_true", help="skip the import-cost measurement")
+    parser.add_argument("--write", type=Path, help="update this Markdown file (docs/performance.md)")
+    args = parser.parse_args()
+    if not RECORDS.exists():
+        raise SystemExit(f"{RECORDS} not found: the judged records live in ../shared/data.")
+    judged = json.loads(JUDGED.read_text())["claims"]
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="ke-rank-") as tmp:
+        folder = Path(tmp)
+        results = quality(judged_database(folder), judged)
+        corpus = ensure_corpus(args.records, folder)
+        timing: dict[str, dict[str, float]] = {}
+        cost: dict[str, dict[str, dict[str, float]]] = {}
+        for kind in DATABASES:
+            with scratch_database(kind, folder, "speed") as url:
+                if url is not None:
+                    timing[kind] = speed(corpus, url, "treatment-resistant")
+            if not args.skip_import:
+                cost[kind] = import_cost(corpus, folder, kind, args.repeats)
+    section = report(judged, results, timing, cost, args.records, time.perf_counter() - started)
+    print(section)
+    if args.write:
+        write_section(args.write, section)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Overview: corpus size and freshness, studies by year and design, review progress, what needs attention."""
+
+import streamlit as st
+
+from db.dashboard import DESIGN_ORDER, design_label
+from db.roles import Action
+from db.verdicts import DesignScope
+from pages import _data as data
+from pages._ui import PROGRESS_KEYS, db_url, progress_chart, require_user, year_design_chart
+
+user = require_user()
+url = db_url()
+st.title("Overview")
+
+fresh = data.freshness(url)
+if fresh.articles == 0:
+    st.info(
+        "The database holds no studies yet. Start a harvest or upload a PubMed file on the **Harvest** page "
+        "(or run `ketamine-evidence harvest` with NCBI_EMAIL set)."
+    )
+
+columns = st.columns(5)
+columns[0].metric("Studies", f"{fresh.articles:,}")
+columns[1].metric("With abstract", f"{fresh.with_abstract:,}")
+columns[2].metric("Retracted or under concern", f"{fresh.retracted:,}")
+columns[3].metric("Years", f"{fresh.oldest_year}–{fresh.newest_year}" if fresh.newest_year else "–")
+columns[4].metric(
+    "New since last harvest",
+    f"{fresh.added_since_last_harvest:,}" if fresh.last_harvest else "–",
+    help=f"{fresh.added_last_7_days:,} added in the last 7 days",
+)
+if fresh.last_harvest:
+    run = fresh.last_harvest
+    st.caption(
+        f"Last successful harvest: {run['started_at']:%Y-%m-%d %H:%M} UTC, {run['records_new']:,} new, "
+        f"{run['records_updated']:,} updated."
+    )
+elif fresh.last_run:
+    run = fresh.last_run
+    st.caption(
+        f"Last {run['kind']}: {run['started_at']:%Y-%m-%d %H:%M} UTC, {run['status']}. No harvest yet."
+    )
+else:
+    st.caption("No harvest or import yet.")
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.subheader("Studies by year and design")
+    by_year = data.year_design(url)
+    if by_year:
+        labels = [design_label(d) for d in DESIGN_ORDER]
+        st.altair_chart(year_design_chart([r.__dict__ for r in by_year], labels), width="stretch")
+    else:
+        st.caption("Nothing to chart until studies with a publication year arrive.")
+
+cards = data.claim_cards(url, user.name, None, DesignScope.GRADED.value)
+with right:
+    st.subheader("Review progress per claim")
+    rows = [
+        {"claim": card.key, "verdict": key, "studies": card.progress.get(key, 0)}
+        for card in cards
+        for key in PROGRESS_KEYS
+        # One zero row per claim keeps claims nobody judged yet on the chart.
+        if card.progress.get(key) or key == "supported"
+    ]
+    if any(card.progress for card in cards):
+        st.altair_chart(progress_chart(rows, [c.key for c in cards]), width="stretch")
+        hidden = sum(c.hidden for c in cards)
+        if hidden:
+            st.caption(
+                f"Blind mode: {hidden:,} judgments by others on studies you have not judged are not shown."
+            )
+    elif cards:
+        st.info(
+            "No study has been judged yet. Reviewers tag studies on the **Review** page, one claim at a time."
+        )
+    else:
+        st.info(
+            "No claims to check yet. Editors add an article and accept its claims on the **Articles** page."
+        )
+
+st.subheader("Needs attention")
+conflicts = sum(c.conflicts for c in cards)
+changed = [c for c in cards if c.signoff is not None and c.signoff.evidence_changed]
+unsigned = [c for c in cards if c.signoff is None and c.judged]
+attention = st.columns(3)
+attention[0].metric("Open conflicts", f"{conflicts:,}")
+attention[1].metric("Evidence changed since sign-off", len(changed))
+attention[2].metric("Judged claims not signed off", len(unsigned))
+if changed:
+    for card in changed:
+        assert card.signoff is not None
+        details = "; ".join(card.signoff.changes[:5]) + (" …" if len(card.signoff.changes) > 5 else "")
+        st.warning(f"**{card.key}**: evidence changed since sign-off — {details}", icon=":material/update:")
+if (conflicts or changed or unsigned) and user.can(Action.SIGN_OFF):
+    st.page_link(
+        "pages/editor.py", label="Resolve and sign off on the Editor page", icon=":material/approval:"
+    )
+elif not (conflicts or changed or unsigned):
+    st.caption("Nothing waits for an editor.")

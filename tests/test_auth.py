@@ -1,0 +1,121 @@
+"""Sign-in modes and password hashing (db/auth.py)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from db.auth import (
+    AuthMode,
+    UserCredential,
+    auth_mode,
+    authenticate,
+    create_first_admin,
+    hash_password,
+    set_password,
+    verify_password,
+)
+from db.engine import open_session
+from db.review_models import InvalidInputError, NotFoundError, PermissionDenied
+from db.roles import deactivate_user, get_user
+from tests.dashboard_builders import add_team
+
+PASSWORD = "correct horse battery"
+
+
+def test_a_hash_is_salted_scrypt_and_never_holds_the_password() -> None:
+    first, second = hash_password(PASSWORD), hash_password(PASSWORD)
+    assert first != second  # a new salt each time
+    assert first.startswith("scrypt$32768$8$1$")
+    assert PASSWORD not in first
+
+
+def test_verify_accepts_the_password_and_refuses_anything_else() -> None:
+    encoded = hash_password(PASSWORD)
+    assert verify_password(PASSWORD, encoded)
+    assert not verify_password(PASSWORD + " ", encoded)
+    assert not verify_password("", encoded)
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    ["", "scrypt$1$2", "bcrypt$1$1$1$AAAA$AAAA", "scrypt$x$8$1$AAAA$AAAA", "scrypt$16384$8$1$!!$??"],
+)
+def test_a_damaged_hash_lets_nobody_in(damaged: str) -> None:
+    assert not verify_password(PASSWORD, damaged)
+
+
+def test_a_hash_keeps_its_own_cost_so_old_hashes_stay_valid() -> None:
+    import base64
+    import hashlib
+
+    salt = b"s" * 16
+    key = hashlib.scrypt(PASSWORD.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    old = f"scrypt$16384$8$1${base64.b64encode(salt).decode()}${base64.b64encode(key).decode()}"
+    assert verify_password(PASSWORD, old)
+
+
+@pytest.mark.parametrize(
+    ("configured", "oidc", "expected"),
+    [
+        (None, False, AuthMode.LOCAL),
+        (None, True, AuthMode.OIDC),
+        ("", True, AuthMode.OIDC),
+        ("password", True, AuthMode.PASSWORD),
+        (" Local ", False, AuthMode.LOCAL),
+        ("oidc", True, AuthMode.OIDC),
+    ],
+)
+def test_the_mode_comes_from_dashboard_auth_else_from_the_secrets(
+    configured: str | None, oidc: bool, expected: AuthMode
+) -> None:
+    assert auth_mode(configured, oidc) is expected
+
+
+def test_a_mode_that_cannot_work_is_refused_with_what_to_do() -> None:
+    with pytest.raises(InvalidInputError, match="is not a sign-in mode; use one of local, password, oidc"):
+        auth_mode("ldap", False)
+    with pytest.raises(InvalidInputError, match=r"needs an \[auth\] section"):
+        auth_mode("oidc", False)
+
+
+def test_authenticate_needs_name_password_and_an_active_user(sqlite_url: str) -> None:
+    with open_session(sqlite_url) as session:
+        team = add_team(session)
+        set_password(session, team["ada"], "rita", PASSWORD)
+        session.flush()
+        assert authenticate(session, "rita", PASSWORD) is team["rita"]
+        assert authenticate(session, " rita ", PASSWORD) is team["rita"]
+        assert authenticate(session, "rita", "wrong password") is None
+        assert authenticate(session, "nobody", PASSWORD) is None
+        assert authenticate(session, "rob", PASSWORD) is None  # no password set
+        deactivate_user(session, team["ada"], "rita")
+        assert authenticate(session, "rita", PASSWORD) is None
+
+
+def test_only_admins_set_other_peoples_passwords(sqlite_url: str) -> None:
+    with open_session(sqlite_url) as session:
+        team = add_team(session)
+        set_password(session, team["rita"], "rita", PASSWORD)  # one's own: fine
+        with pytest.raises(PermissionDenied, match="managing users needs the role admin"):
+            set_password(session, team["eve"], "rita", "another long one")
+        with pytest.raises(InvalidInputError, match="at least 10 characters"):
+            set_password(session, team["ada"], "rita", "short")
+        with pytest.raises(NotFoundError, match="No user named 'zed'"):
+            set_password(session, team["ada"], "zed", PASSWORD)
+        set_password(session, team["ada"], "rita", "a new long password")
+        session.flush()
+        (stored,) = session.scalars(select(UserCredential)).all()
+        assert verify_password("a new long password", stored.password_hash)
+
+
+def test_the_first_admin_is_created_with_a_password_only_on_an_empty_database(sqlite_url: str) -> None:
+    with open_session(sqlite_url) as session:
+        with pytest.raises(InvalidInputError, match="at least 10"):
+            create_first_admin(session, "ada", "short")
+        admin = create_first_admin(session, "ada", PASSWORD)
+        assert admin.role == "admin"
+        assert authenticate(session, "ada", PASSWORD) is admin
+        with pytest.raises(PermissionDenied, match="Users exist already"):
+            create_first_admin(session, "eve", PASSWORD)
+        assert get_user(session, "ada") is admin

@@ -1,0 +1,243 @@
+"""The dashboard's read helpers (db/dashboard.py, db/dashboard_studies.py) and the pages' escaping."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from db.assessments import correct_design, update_assessment
+from db.claims import get_claim, list_claims
+from db.dashboard import (
+    ChecklistItem,
+    claim_cards,
+    claim_studies,
+    conflict_page,
+    corpus_freshness,
+    evidence_by_claim,
+    meter_rows,
+    pair_summaries,
+    signoff_checklist,
+    studies_by_year_and_design,
+    suggest_claim_key,
+)
+from db.dashboard_studies import claim_terms, next_in_queue, study_index, term_spans
+from db.design import StudyDesign
+from db.engine import open_session
+from db.pairs import claim_evidence, pair_statuses, resolve_conflict
+from db.review_models import Assessment, PermissionDenied, StudyVerdict
+from db.roles import get_user
+from db.verdicts import DesignScope, derive_claim_verdict
+from pages._ui import marked_html, md_escape
+from tests.dashboard_builders import vote_as, world
+
+
+@pytest.fixture
+def judged(db_url: str) -> str:
+    """Votes of every kind: agreement, a conflict, a resolution, a reopened resolution, a design
+    correction, a retracted study, a study screened out."""
+    world(db_url)
+    v = StudyVerdict
+    vote_as(db_url, "rita", "suicidal-ideation", 90000002, v.SUPPORTED)
+    vote_as(db_url, "rob", "suicidal-ideation", 90000002, v.SUPPORTED)
+    vote_as(db_url, "rita", "suicidal-ideation", 90000001, v.SUPPORTED)
+    vote_as(db_url, "rob", "suicidal-ideation", 90000001, v.UNSUPPORTED)  # open conflict
+    vote_as(db_url, "rita", "suicidal-ideation", 90000004, v.SUPPORTED)  # retracted
+    vote_as(db_url, "rita", "rapid-onset", 90000001, v.SUPPORTED)
+    vote_as(db_url, "rob", "rapid-onset", 90000001, v.MIXED)
+    vote_as(db_url, "rita", "rapid-onset", 90000006, v.NOT_RELEVANT, quote="")
+    vote_as(db_url, "rita", "rapid-onset", 90000002, v.MIXED)
+    vote_as(db_url, "rob", "rapid-onset", 90000002, v.SUPPORTED)
+    with open_session(db_url) as session:
+        eve, rob = get_user(session, "eve"), get_user(session, "rob")
+        rapid = get_claim(session, "rapid-onset")
+        resolve_conflict(session, eve, rapid, 90000001, v.SUPPORTED, "24-hour outcome is the claim")
+        resolve_conflict(session, eve, rapid, 90000002, v.MIXED, "waned by week 1")
+        # rob changes his vote after the resolution: the pair is in conflict again
+        vote = session.scalars(
+            select(Assessment).where(
+                Assessment.claim_id == rapid.id, Assessment.pmid == 90000002, Assessment.reviewer_id == rob.id
+            )
+        ).one()
+        update_assessment(session, rob, vote.id, vote.version, verdict=v.UNSUPPORTED)
+        correct_design(session, rob, 90000001, StudyDesign.CONTROLLED_TRIAL, "not randomised after all")
+        session.commit()
+    return db_url
+
+
+def test_bulk_evidence_equals_claim_evidence_for_every_claim(judged: str) -> None:
+    with open_session(judged) as session:
+        bulk = evidence_by_claim(session)
+        for claim in list_claims(session):
+            assert claim.id is not None
+            assert bulk.get(claim.id, []) == claim_evidence(session, claim), claim.key
+            statuses = {(s.pmid, s.state, s.verdict) for s in pair_statuses(session, claim.id)}
+            assert {
+                (p.pmid, p.state, p.verdict) for p in pair_summaries(session, [claim.id]).get(claim.id, [])
+            } == statuses
+
+
+def test_claim_cards_give_verdict_meter_progress_and_conflicts(judged: str) -> None:
+    with open_session(judged) as session:
+        cards = {c.key: c for c in claim_cards(session, get_user(session, "eve"))}
+    suicidal = cards["suicidal-ideation"]
+    assert suicidal.verdict == "supported"
+    assert suicidal.excluded == ((90000004, "retracted"),)
+    assert suicidal.conflicts == 1 and suicidal.judged == 3
+    assert suicidal.progress == {"supported": 2, "conflict": 1}
+    assert [(r.design, r.verdict, r.studies, r.counted) for r in suicidal.meter] == [
+        ("meta_analysis", "supported", 1, True)
+    ]
+    rapid = cards["rapid-onset"]
+    assert rapid.conflicts == 1  # reopened
+    assert [(r.design, r.verdict) for r in rapid.meter] == [("controlled_trial", "supported")]
+    assert cards["anesthetic-history"].verdict == "insufficient_evidence"
+
+
+def test_meter_rows_mark_designs_that_do_not_decide() -> None:
+    from db.verdicts import StudyEvidence
+
+    evidence = [
+        StudyEvidence(1, StudyVerdict.SUPPORTED, StudyDesign.RCT),
+        StudyEvidence(2, StudyVerdict.UNSUPPORTED, StudyDesign.OBSERVATIONAL),
+        StudyEvidence(3, StudyVerdict.MIXED, StudyDesign.CASE_REPORT),
+    ]
+    rows = meter_rows(derive_claim_verdict(evidence, DesignScope.GRADED))
+    assert [(r.design_label, r.verdict, r.counted) for r in rows] == [
+        ("RCT", "supported", True),
+        ("observational study", "unsupported", False),
+        ("case report or series", "mixed", False),
+    ]
+
+
+def test_blinded_reviewers_see_verdicts_only_of_studies_they_judged(judged: str) -> None:
+    with open_session(judged) as session:
+        rita = get_user(session, "rita")
+        vote_as(judged, "rob", "long-lasting", 90000002, StudyVerdict.SUPPORTED)
+        cards = {c.key: c for c in claim_cards(session, rita)}
+        assert cards["long-lasting"].blinded and cards["long-lasting"].hidden == 1
+        assert cards["long-lasting"].meter == () and cards["long-lasting"].progress == {}
+        page = claim_studies(session, rita, cards["long-lasting"].id)
+        assert (page.total, page.hidden) == (0, 1)
+        viewer = {c.key: c for c in claim_cards(session, get_user(session, "vic"))}
+        assert not viewer["long-lasting"].blinded and viewer["long-lasting"].judged == 1
+
+
+def test_claim_studies_filter_sort_and_show_votes(judged: str) -> None:
+    with open_session(judged) as session:
+        eve = get_user(session, "eve")
+        claim = get_claim(session, "suicidal-ideation")
+        assert claim.id is not None
+        page = claim_studies(session, eve, claim.id)
+        assert [r.pmid for r in page.rows] == [90000002, 90000001, 90000004]  # strongest designs first
+        assert page.rows[2].excluded == "retracted"
+        assert {v.reviewer for v in page.rows[1].votes} == {"rita", "rob"}
+        only = claim_studies(session, eve, claim.id, verdicts=["conflict"])
+        assert [r.pmid for r in only.rows] == [90000001]
+        trials = claim_studies(session, eve, claim.id, designs=["controlled_trial"], limit=1)
+        assert (trials.total, [r.pmid for r in trials.rows]) == (1, [90000001])  # as corrected
+
+
+def test_conflict_page_is_for_editors(judged: str) -> None:
+    with open_session(judged) as session:
+        page = conflict_page(session, get_user(session, "eve"))
+        assert [(r.claim_key, r.study.pmid, r.study.reopened) for r in page.rows] == [
+            ("rapid-onset", 90000002, True),
+            ("suicidal-ideation", 90000001, False),
+        ] or [(r.claim_key, r.study.pmid) for r in page.rows] == [
+            ("suicidal-ideation", 90000001),
+            ("rapid-onset", 90000002),
+        ]
+        with pytest.raises(PermissionDenied):
+            conflict_page(session, get_user(session, "rita"))
+
+
+def test_checklist_says_what_is_missing(judged: str) -> None:
+    with open_session(judged) as session:
+        cards = claim_cards(session, get_user(session, "eve"))
+    items = {item.label: item for item in signoff_checklist(cards)}
+    assert not items["No open conflicts between reviewers"].done
+    assert "suicidal-ideation (1)" in items["No open conflicts between reviewers"].detail
+    assert not items["Every claim signed off"].done
+    assert items["No evidence changed since sign-off"] == ChecklistItem(
+        "No evidence changed since sign-off", True, ""
+    )
+
+
+def test_overview_reads(judged: str) -> None:
+    with open_session(judged) as session:
+        fresh = corpus_freshness(session)
+        assert (fresh.articles, fresh.retracted, fresh.last_run is not None) == (6, 2, True)
+        assert fresh.last_harvest is None and fresh.added_last_7_days == 6
+        counts = {(c.year, c.design): c.studies for c in studies_by_year_and_design(session)}
+        assert counts[(2024, "controlled_trial")] == 1  # the corrected design counts
+        index = {row["pmid"]: row for row in study_index(session)}
+        assert index[90000001]["design"] == "controlled_trial" and index[90000003]["has_abstract"] is False
+
+
+def test_suggested_claim_keys_are_valid_and_unique() -> None:
+    assert (
+        suggest_claim_key("Studies show that ketamine works within 24 hours.")
+        == "studies-show-ketamine-works"
+    )
+    assert suggest_claim_key("It works!", {"works"}) == "works-2"
+    assert suggest_claim_key("!!!") == "claim"
+
+
+def test_key_terms_match_word_starts_of_any_form() -> None:
+    class FakeClaim:
+        statement = "Ketamine rapidly reduces suicidal thoughts."
+        population = "people with depression"
+        outcome = None
+        comparator = None
+
+    terms = claim_terms(FakeClaim(), extra=["C-SSRS"])
+    assert {"rapid", "reduc", "suicidal", "thought", "depress", "c-ssrs"} <= set(terms)
+    assert "ketamine" not in terms and "with" not in terms
+    text = "Depressive symptoms and suicidality were reduced (C-SSRS)."
+    assert [text[a:b] for a, b in term_spans(text, terms)] == [
+        "Depressive",
+        "suicidality",
+        "reduced",
+        "C-SSRS",
+    ]
+
+
+def test_the_queue_skips_judged_studies_and_brings_skipped_ones_last() -> None:
+    assert next_in_queue([1, 2, 3, 4], judged={2}, skipped=[1], n=2) == [3, 4]
+    assert next_in_queue([1, 2, 3, 4], judged={2, 3, 4}, skipped=[1], n=2) == [1]
+    assert next_in_queue([1, 2], judged={1, 2}, skipped=[], n=1) == []
+
+
+def test_marked_text_escapes_everything_but_our_marks() -> None:
+    text = "<script>alert(1)</script> & *bold* [x](javascript:y)\n\nsecond"
+    html = marked_html(text, [(0, 8), (1, 3)])  # the overlapping span is dropped
+    assert html == (
+        '<div class="ke-text"><mark>&lt;script&gt;</mark>alert(1)&lt;/script&gt; &amp; *bold* '
+        "[x](javascript:y)<br><br>second</div>"
+    )
+    assert "<br><br>" in html and "\n" not in html  # one HTML block: Markdown leaves it alone
+
+
+def test_md_escape_neutralises_markdown_and_latex() -> None:
+    assert md_escape("*a* [b](c) $x$ <i>") == r"\*a\* \[b\]\(c\) \$x\$ \<i\>"
+
+
+def test_claim_cards_verdicts_equal_the_rule_over_every_study(judged: str) -> None:
+    # Cards read screened-out studies as counts (PairScope): the result must be the rule's own.
+    vote_as(judged, "rita", "long-lasting", 90000005, StudyVerdict.NOT_RELEVANT, quote="")  # a notice
+    vote_as(judged, "rob", "long-lasting", 90000003, StudyVerdict.NOT_RELEVANT, quote="")
+    vote_as(judged, "rob", "long-lasting", 90000006, StudyVerdict.NOT_RELEVANT, quote="")
+    with open_session(judged) as session:
+        eve = get_user(session, "eve")
+        for scope in DesignScope:
+            cards = {c.key: c for c in claim_cards(session, eve, scope=scope)}
+            for claim in list_claims(session):
+                expected = derive_claim_verdict(claim_evidence(session, claim), scope)
+                card = cards[claim.key]
+                assert (card.verdict, card.strength, card.reasoning) == (
+                    expected.verdict.value,
+                    expected.strength.value,
+                    expected.reasoning,
+                ), claim.key
+                assert card.excluded == tuple((e.pmid, e.reason) for e in expected.excluded)
+        assert cards["long-lasting"].judged == 3 and cards["long-lasting"].progress == {"not_relevant": 3}

@@ -1,0 +1,167 @@
+"""Editor, Articles and Team pages (AppTest): conflicts, sign-off, exports, new articles, the team."""
+
+from __future__ import annotations
+
+import pytest
+import streamlit as st
+from sqlalchemy import select
+
+from db.claims import find_claim
+from db.engine import open_session
+from db.pairs import PairState, pair_statuses
+from db.review_models import ClaimProposal, ConflictResolution, ProposalStatus, SignOff, StudyVerdict
+from db.roles import find_user
+from tests.dashboard_builders import navigation_only_in_apptest, open_page, vote_as, world
+
+CLAIM = "suicidal-ideation"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_streamlit(monkeypatch: pytest.MonkeyPatch) -> None:
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    navigation_only_in_apptest(monkeypatch)
+
+
+@pytest.fixture
+def conflicted(db_url: str) -> str:
+    world(db_url)
+    vote_as(db_url, "rita", CLAIM, 90000002, StudyVerdict.SUPPORTED)
+    vote_as(db_url, "rob", CLAIM, 90000002, StudyVerdict.UNSUPPORTED)
+    return db_url
+
+
+def labelled(widgets: object, label: str) -> object:
+    return next(w for w in widgets if w.label == label)  # type: ignore[attr-defined]
+
+
+def test_editor_resolves_a_conflict_and_keeps_the_votes(conflicted: str) -> None:
+    at = open_page("editor", "eve")
+    assert at.tabs[1].label == "Conflicts (1)"
+    text = "\n".join(m.value for m in at.markdown)
+    assert "PMID 90000002" in text and "rita" in text and "rob" in text
+    labelled(at.selectbox, "Final verdict").set_value("mixed")
+    labelled(at.text_input, "Reason").input("the pooled effect waned by week 1")
+    labelled(at.button, "Resolve").click().run()
+    assert not at.exception
+    assert "Resolved PMID 90000002 for suicidal-ideation as mixed" in at.success[0].value
+    assert at.tabs[1].label == "Conflicts (0)"
+    with open_session(conflicted) as session:
+        claim = find_claim(session, CLAIM)
+        assert claim is not None and claim.id is not None
+        (status,) = pair_statuses(session, claim.id)
+        assert (status.state, status.verdict) == (PairState.RESOLVED, StudyVerdict.MIXED)
+        assert set(status.votes) == {"rita", "rob"}  # the original votes stay
+
+
+def test_resolving_without_a_reason_is_refused_in_words(conflicted: str) -> None:
+    at = open_page("editor", "eve")
+    labelled(at.button, "Resolve").click().run()
+    assert not at.exception
+    assert "Say why PMID 90000002" in at.error[0].value
+    with open_session(conflicted) as session:
+        assert session.scalars(select(ConflictResolution)).first() is None
+
+
+def test_sign_off_is_refused_while_conflicts_are_open_then_succeeds(conflicted: str) -> None:
+    at = open_page("editor", "eve")
+    box = at.selectbox(key="editor_signoff_claim")
+    box.select_index([o.split(" — ")[0] for o in box.options].index(CLAIM)).run()
+    labelled(at.text_area, "Rationale").input("One meta-analysis, large effect at day 1.")
+    labelled(at.button, "Sign off").click().run()
+    assert "unresolved conflicts on PMID 90000002" in at.error[0].value
+
+    labelled(at.selectbox, "Final verdict").set_value("supported")
+    labelled(at.text_input, "Reason").input("large effect at day 1 is the claim's time frame")
+    labelled(at.button, "Resolve").click().run()
+    labelled(at.text_area, "Rationale").input("One meta-analysis, large effect at day 1.")
+    labelled(at.button, "Sign off").click().run()
+    assert not at.exception
+    assert "Signed off suicidal-ideation: OK to publish" in at.success[0].value
+    with open_session(conflicted) as session:
+        signoff = session.scalars(select(SignOff)).one()
+        assert (signoff.decision, signoff.verdict) == ("ok_to_publish", "supported")
+
+    # New evidence after the sign-off shows up on the Overview and in the checklist.
+    vote_as(conflicted, "rita", CLAIM, 90000001, StudyVerdict.MIXED)
+    st.cache_data.clear()  # a vote from outside the dashboard shows once the cache's ttl has passed
+    overview = open_page("overview", "eve")
+    assert {m.label: m.value for m in overview.metric}["Evidence changed since sign-off"] == "1"
+    assert "PMID 90000001 newly tagged: mixed" in overview.warning[0].value
+    editor = open_page("editor", "eve")
+    line = next(m.value for m in editor.markdown if "No evidence changed since sign-off" in m.value)
+    assert ":material/radio_button_unchecked:" in line and "suicidal\\-ideation" in line
+
+
+def test_editor_offers_every_export_as_a_download(conflicted: str) -> None:
+    at = open_page("editor", "eve")
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == [
+        "Claim report (Markdown)",
+        "Claim report (CSV)",
+        "Citations (RIS)",
+        "Citations (BibTeX)",
+        "ClaimReview (JSON-LD)",
+        "Audit trail (CSV)",
+    ]
+
+
+def test_audit_trail_lists_the_changes(conflicted: str) -> None:
+    at = open_page("editor", "eve")
+    events = at.dataframe[-1].value
+    assert {"assessment recorded"} <= set(events["action"])
+    assert {"rita", "rob"} <= set(events["actor"])
+
+
+def test_blind_mode_can_be_turned_off_by_an_editor(conflicted: str) -> None:
+    at = open_page("editor", "eve")
+    at.toggle[0].set_value(False).run()
+    assert not at.exception
+    assert "Blind mode is now off" in at.success[0].value
+
+
+def test_adding_an_article_proposes_claims_to_accept_or_reject(db_url: str) -> None:
+    world(db_url)
+    at = open_page("articles", "eve")
+    labelled(at.text_input, "Title").input("Esketamine in the news")
+    labelled(at.text_area, "Full text (paste plain text or Markdown)").input(
+        "# Esketamine in the news\n\nStudies show that esketamine works within 24 hours. "
+        "The weather was fine. It is more effective than placebo."
+    )
+    labelled(at.button, "Add the article and propose its claims").click().run()
+    assert not at.exception
+    assert "with 2 proposed claims" in at.success[0].value
+    keys = [w.value for w in at.text_input if w.label == "Key"]
+    assert keys == ["studies-show-esketamine-works", "more-effective-than-placebo"]
+    labelled(at.button, "Accept").click().run()
+    assert "Accepted claim studies-show-esketamine-works" in at.success[0].value
+    labelled(at.button, "Reject").click().run()
+    assert "Rejected the proposal" in at.success[0].value
+    with open_session(db_url) as session:
+        assert find_claim(session, "studies-show-esketamine-works") is not None
+        statuses = [p.status for p in session.scalars(select(ClaimProposal).order_by(ClaimProposal.id))]
+        assert statuses == [ProposalStatus.ACCEPTED, ProposalStatus.REJECTED]
+
+
+def test_an_article_without_text_is_refused_in_words(sqlite_url: str) -> None:
+    world(sqlite_url)
+    at = open_page("articles", "eve")
+    labelled(at.text_input, "Title").input("Empty")
+    labelled(at.button, "Add the article and propose its claims").click().run()
+    assert not at.exception
+    assert "needs a title and its full text" in at.error[0].value
+
+
+def test_admin_adds_someone_and_changes_their_role(sqlite_url: str) -> None:
+    world(sqlite_url)
+    at = open_page("team", "ada")
+    labelled(at.text_input, "Name").input("tom")
+    labelled(at.button, "Add").click().run()
+    assert "Added tom as reviewer" in at.success[0].value
+    labelled(at.selectbox, "Person").set_value("tom")
+    labelled(at.selectbox, "New role").set_value("editor")
+    labelled(at.button, "Set role").click().run()
+    assert "tom is now editor" in at.success[0].value
+    with open_session(sqlite_url) as session:
+        tom = find_user(session, "tom")
+        assert tom is not None and tom.role == "editor"

@@ -1,0 +1,303 @@
+"""Ranked review queues: claim expansion, learning from tags, determinism, and no study ever dropped."""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+
+import pytest
+from sqlalchemy import select
+from sqlmodel import Session
+
+from db.assessments import correct_design
+from db.audit import claim_history
+from db.design import StudyDesign
+from db.ranking import RankingOptions, claim_labels, rank_studies, rank_with_labels, review_queue
+from db.ranking_model import clear_corpus_cache, percentile, tokens
+from db.ranking_terms import (
+    claim_terms,
+    default_terms,
+    query_terms,
+    reset_claim_terms,
+    set_claim_terms,
+    statement_words,
+)
+from db.review_models import AuditAction, AuditEvent, InvalidInputError, PermissionDenied, StudyVerdict
+from tests.review_builders import add_article, add_claim, team, vote
+
+NO_TERMS = RankingOptions(learn=False, semantic=False)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_corpus_cache() -> None:
+    # Each test has its own database file, but SQLite may reuse a path: never trust an old cache.
+    clear_corpus_cache()
+
+
+def microbiome(session: Session, pmid: int) -> None:
+    add_article(
+        session,
+        pmid,
+        title=f"Gut microbiome and bacteria after infusion, cohort {pmid}",
+        abstract="RESULTS: Bacteria of the gut microbiome shifted; fecal samples were sequenced.",
+        publication_types=["Journal Article"],
+    )
+
+
+def sleep(session: Session, pmid: int) -> None:
+    add_article(
+        session,
+        pmid,
+        title=f"Sleep architecture after infusion, cohort {pmid}",
+        abstract="RESULTS: Polysomnography showed sleep architecture and slow waves changed overnight.",
+        publication_types=["Journal Article"],
+    )
+
+
+# --- expansion terms -------------------------------------------------------------------------------------
+
+
+def test_every_seed_claim_has_default_terms() -> None:
+    seed = json.loads(resources.files("db").joinpath("seed/claims.json").read_text(encoding="utf-8"))
+    keys = {claim["key"] for claim in seed["claims"]}
+    defaults = default_terms()
+    assert keys <= set(defaults)
+    assert all(defaults[key].synonyms and defaults[key].outcomes for key in keys)
+    assert "TRD" in defaults["treatment-resistant"].synonyms
+    assert "C-SSRS" in defaults["suicidal-ideation"].outcomes
+
+
+def test_query_is_the_statement_plus_the_claims_terms(session: Session) -> None:
+    users = team(session)
+    claim = add_claim(session, statement="Ketamine relieves depression within hours.")
+    assert statement_words(claim) == ("ketamine", "relieves", "depression", "hours")
+    assert query_terms(session, claim) == statement_words(claim)  # no defaults for this key
+    set_claim_terms(
+        session, users["editor"], claim.key, synonyms=["rapid", "Rapid ", "24 h"], outcomes=["MADRS"]
+    )
+    assert claim_terms(session, claim).synonyms == ("rapid", "24 h")  # trimmed, duplicates dropped
+    assert query_terms(session, claim) == (
+        "ketamine",
+        "relieves",
+        "depression",
+        "hours",
+        "rapid",
+        "24 h",
+        "MADRS",
+    )
+    assert query_terms(session, claim, expand=False) == statement_words(claim)
+
+
+def test_editing_terms_needs_an_editor_and_is_audited(session: Session) -> None:
+    users = team(session)
+    claim = add_claim(session)
+    with pytest.raises(PermissionDenied, match="managing documents and claims needs the role"):
+        set_claim_terms(session, users["reviewer"], claim.key, synonyms=["x"], outcomes=[])
+    set_claim_terms(
+        session, users["editor"], claim.key, synonyms=["TRD"], outcomes=["remission"], reason="scope"
+    )
+    event = claim_history(session, claim.id)[-1]  # type: ignore[arg-type]
+    assert (event.action, event.actor_name, event.reason) == (AuditAction.CLAIM_EDITED, "eve", "scope")
+    assert event.before == {"search_terms": {"synonyms": [], "outcomes": [], "source": "none"}}
+    assert event.after == {
+        "search_terms": {"synonyms": ["TRD"], "outcomes": ["remission"], "source": "editor"}
+    }
+    events = len(list(session.scalars(select(AuditEvent))))
+    set_claim_terms(session, users["editor"], claim.key, synonyms=["TRD"], outcomes=["remission"])
+    assert len(list(session.scalars(select(AuditEvent)))) == events  # no change, no event
+    assert reset_claim_terms(session, users["editor"], claim.key).source == "none"
+    assert claim_history(session, claim.id)[-1].after == {  # type: ignore[arg-type]
+        "search_terms": {"synonyms": [], "outcomes": [], "source": "none"}
+    }
+
+
+def test_terms_must_be_short_phrases(session: Session) -> None:
+    users = team(session)
+    claim = add_claim(session)
+    with pytest.raises(InvalidInputError, match="keep each term under"):
+        set_claim_terms(session, users["editor"], claim.key, synonyms=["word " * 30], outcomes=[])
+    with pytest.raises(InvalidInputError, match="must be text"):
+        set_claim_terms(session, users["editor"], claim.key, synonyms=[3], outcomes=[])  # type: ignore[list-item]
+
+
+def test_expansion_finds_studies_the_statement_alone_misses(session: Session) -> None:
+    users = team(session)
+    claim = add_claim(session)
+    add_article(session, 1, title="Esketamine in TRD", abstract="Refractory cases responded.")
+    add_article(session, 2, title="A survey of clinic costs", abstract="Billing and staffing.")
+    session.commit()
+    plain = rank_studies(
+        session, claim.key, options=RankingOptions(expand=False, learn=False, semantic=False)
+    )
+    assert [(s.pmid, s.matched_terms) for s in plain] == [(1, ()), (2, ())]
+    set_claim_terms(session, users["editor"], claim.key, synonyms=["TRD", "refractory"], outcomes=[])
+    session.commit()
+    expanded = rank_studies(session, claim.key, options=NO_TERMS)
+    assert expanded[0].pmid == 1
+    assert expanded[0].matched_terms == ("TRD", "refractory")
+    assert expanded[0].lexical > 0 == expanded[1].lexical
+    assert "matched TRD, refractory" in expanded[0].why
+
+
+# --- the queue ------------------------------------------------------------------------------------------
+
+
+def test_queue_returns_every_untagged_study(session: Session) -> None:
+    users = team(session)
+    claim = add_claim(session)
+    for pmid in range(1, 31):
+        (microbiome if pmid % 2 else sleep)(session, pmid)
+    add_article(
+        session, 31, title="Ketamine relieves depression within hours", abstract="Hours later, relief."
+    )
+    session.commit()
+    vote(session, users["reviewer"], claim, 3, StudyVerdict.SUPPORTED)
+    vote(session, users["reviewer"], claim, 4, StudyVerdict.NOT_RELEVANT)
+    vote(session, users["reviewer2"], claim, 5, StudyVerdict.NOT_RELEVANT)
+    session.commit()
+    ranked = rank_studies(session, claim.key)
+    assert sorted(s.pmid for s in ranked) == [p for p in range(1, 32) if p not in {3, 4, 5}]
+    assert [s.rank for s in ranked] == list(range(1, 29))
+    assert ranked[0].pmid == 31  # the only study that matches the claim's words
+    # A reviewer's queue keeps what others tagged: each study gets each reviewer's vote.
+    queue = review_queue(session, claim.key, "rita")
+    assert sorted(s.pmid for s in queue) == [p for p in range(1, 32) if p not in {3, 4}]
+    others = [s.pmid for s in review_queue(session, claim.key, users["reviewer2"])]
+    assert sorted(others) == [p for p in range(1, 32) if p != 5]
+    assert [p for p in others if p not in {3, 4}] == [s.pmid for s in ranked]  # the same order
+    assert [s.pmid for s in review_queue(session, claim.key, users["reviewer2"], limit=3)] == others[:3]
+    assert len(rank_studies(session, claim.key, top=5)) == 5
+
+
+def test_queue_sees_articles_added_after_it_was_first_ranked(session: Session) -> None:
+    claim = add_claim(session)
+    sleep(session, 1)
+    session.commit()
+    assert [s.pmid for s in rank_studies(session, claim.key)] == [1]
+    sleep(session, 2)
+    session.commit()
+    assert [s.pmid for s in rank_studies(session, claim.key)] == [1, 2]
+
+
+def test_ranking_is_reproducible_and_ties_break_by_pmid(session: Session) -> None:
+    claim = add_claim(session)
+    for pmid in (9, 2, 7, 4):
+        sleep(session, pmid)
+    session.commit()
+    first = rank_studies(session, claim.key)
+    clear_corpus_cache()
+    second = rank_studies(session, claim.key)
+    assert first == second
+    assert [s.pmid for s in first] == [2, 4, 7, 9]  # identical relevance: PMID order
+
+
+def test_stronger_designs_come_first_among_equals(session: Session) -> None:
+    users = team(session)
+    claim = add_claim(session)
+    text = {"title": "Infusion study", "abstract": "RESULTS: Scores changed."}
+    add_article(session, 1, publication_types=["Case Reports"], **text)
+    add_article(session, 2, publication_types=["Observational Study"], **text)
+    add_article(session, 3, publication_types=["Randomized Controlled Trial"], **text)
+    session.commit()
+    ranked = rank_studies(session, claim.key)
+    assert [(s.pmid, s.design) for s in ranked] == [
+        (3, StudyDesign.RCT),
+        (2, StudyDesign.OBSERVATIONAL),
+        (1, StudyDesign.CASE_REPORT),
+    ]
+    assert "design: RCT" in ranked[0].why
+    # A reviewer's correction of the design is what the queue uses.
+    correct_design(session, users["reviewer"], 1, StudyDesign.META_ANALYSIS, "pooled five trials")
+    session.commit()
+    assert [s.pmid for s in rank_studies(session, claim.key)] == [1, 3, 2]
+    no_bonus = RankingOptions(design_bonus=False)
+    assert [s.pmid for s in rank_studies(session, claim.key, options=no_bonus)] == [1, 2, 3]
+
+
+# --- learning from tags ----------------------------------------------------------------------------------
+
+
+def test_model_waits_for_a_relevant_and_a_not_relevant_tag(session: Session) -> None:
+    users = team(session)
+    claim = add_claim(session)
+    for pmid in range(1, 7):
+        (microbiome if pmid % 2 else sleep)(session, pmid)
+    session.commit()
+    vote(session, users["reviewer"], claim, 1, StudyVerdict.SUPPORTED)
+    session.commit()
+    assert all(s.model is None and "model" not in s.why for s in rank_studies(session, claim.key))
+    vote(session, users["reviewer"], claim, 2, StudyVerdict.NOT_RELEVANT)
+    session.commit()
+    ranked = rank_studies(session, claim.key)
+    assert all(s.model is not None for s in ranked)
+    assert "learnt from 1 relevant, 1 not" in ranked[0].why
+
+
+def test_queue_learns_from_tags_and_retrains_when_they_change(session: Session) -> None:
+    users = team(session)
+    claim = add_claim(session)
+    for pmid in range(1, 21):
+        (microbiome if pmid <= 10 else sleep)(session, pmid)
+    session.commit()
+    for pmid in (1, 2, 3):
+        vote(session, users["reviewer"], claim, pmid, StudyVerdict.SUPPORTED)
+    for pmid in (11, 12, 13):
+        vote(session, users["reviewer"], claim, pmid, StudyVerdict.NOT_RELEVANT)
+    session.commit()
+    first = [s.pmid for s in rank_studies(session, claim.key)]
+    assert set(first[:7]) == set(range(4, 11))  # the other microbiome studies lead
+    # The team changes its mind: sleep studies are what the claim needs. The next ranking follows.
+    for pmid in (4, 5, 6, 7):
+        vote(session, users["reviewer2"], claim, pmid, StudyVerdict.NOT_RELEVANT)
+    for pmid in (14, 15, 16, 17):
+        vote(session, users["reviewer2"], claim, pmid, StudyVerdict.MIXED)
+    session.commit()
+    assert claim_labels(session, claim)[14] is True
+    second = [s.pmid for s in rank_studies(session, claim.key)]
+    assert set(second[:3]) == {18, 19, 20}
+
+
+def test_simulated_labels_rank_like_real_tags(session: Session) -> None:
+    users = team(session)
+    claim = add_claim(session)
+    for pmid in range(1, 11):
+        (microbiome if pmid <= 5 else sleep)(session, pmid)
+    session.commit()
+    labels = {1: True, 6: False}
+    simulated = rank_with_labels(session, claim.key, labels)
+    vote(session, users["reviewer"], claim, 1, StudyVerdict.SUPPORTED)
+    vote(session, users["reviewer"], claim, 6, StudyVerdict.NOT_RELEVANT)
+    session.commit()
+    assert [s.pmid for s in rank_studies(session, claim.key)] == [s.pmid for s in simulated]
+    assert [s.pmid for s in simulated[:4]] == [2, 3, 4, 5]
+
+
+# --- small pieces ----------------------------------------------------------------------------------------
+
+
+def test_percentile_gives_equal_values_equal_standing() -> None:
+    import numpy as np
+
+    assert percentile(np.array([3.0, 1.0, 3.0, 2.0])).tolist() == [1.0, 0.25, 1.0, 0.5]
+
+
+def test_tokens_drop_stopwords_and_plural_s() -> None:
+    assert tokens("The relapses of patients with TRD, and 5-HT") == ["relapse", "patient", "trd", "ht"]
+
+
+def test_warming_builds_the_features_in_the_background(db_url: str) -> None:
+    from db import ranking_model
+    from db.engine import open_session
+
+    with open_session(db_url) as session:
+        sleep(session, 1)
+        session.commit()
+    assert not ranking_model._corpora
+    thread = ranking_model.warm_corpus_cache(functools.partial(open_session, db_url))
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    (built,) = ranking_model._corpora.values()
+    with open_session(db_url) as session:
+        assert ranking_model.current_corpus(session) is built  # reused, not rebuilt
+    assert built.pmids.tolist() == [1]
