@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,8 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from machine import describe_machine  # bench/machine.py: scripts run from bench/
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -305,24 +306,6 @@ def time_decisions(url: str) -> dict[str, float]:
     }
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = ""
-    try:
-        kib = int(Path("/proc/meminfo").read_text().split()[1])
-        memory = f", {kib / 1024 / 1024:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}){memory}, Python {platform.python_version()}"
-
-
 def report(
     args: argparse.Namespace,
     backend: str,
@@ -337,7 +320,7 @@ def report(
         f"### Dashboard ({datetime.now(UTC):%Y-%m-%d}, `python bench/dashboard.py --studies {args.studies} "
         f"--assessments {args.assessments}`)",
         "",
-        f"Machine: {machine()}. Database: {backend}, {args.studies:,} studies (real citations from `make_corpus.py`) "
+        f"Machine: {describe_machine()}. Database: {backend}, {args.studies:,} studies (real citations from `make_corpus.py`) "
         f"and {args.assessments:,} assessments by 10 reviewers over the 9 seed claims (every study judged for every "
         "claim, the rest second votes, 10% of them disagreeing), 30 conflicts resolved, 2 claims signed off. "
         "Times are AppTest runs of `app.py` and the page (no browser), signed in as an admin; cold = Streamlit "

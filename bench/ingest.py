@@ -17,13 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from machine import describe_machine  # bench/machine.py: scripts run from bench/
 
 ROOT = Path(__file__).resolve().parent.parent
 MAKE_CORPUS = ROOT.parent / "shared" / "bench" / "make_corpus.py"
@@ -137,24 +138,6 @@ def best_of(repeats: int, measure) -> dict[str, float]:  # type: ignore[no-untyp
     return min(results, key=lambda r: r["seconds"])
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = ""
-    try:
-        kib = int(Path("/proc/meminfo").read_text().split()[1])
-        memory = f", {kib / 1024 / 1024:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}){memory}, Python {platform.python_version()}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -204,7 +187,7 @@ def main() -> None:
         MARK_START,
         f"### Ingest ({datetime.now(UTC):%Y-%m-%d}, `python bench/ingest.py --records {args.records}`)",
         "",
-        f"Machine: {machine()}. Corpus: {args.records:,} real citations from `make_corpus.py` ({size_mb:.0f} MB XML), "
+        f"Machine: {describe_machine()}. Corpus: {args.records:,} real citations from `make_corpus.py` ({size_mb:.0f} MB XML), "
         "imported into a new SQLite database; fastest of the repeats; peak memory is max RSS of the importing "
         "process plus its largest worker.",
         "",

@@ -39,7 +39,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import ensure_corpus, machine  # noqa: E402
+from bench.ingest import ensure_corpus  # noqa: E402
+from bench.machine import describe_machine  # noqa: E402
 from db.engine import engine_for, init_db, open_session  # noqa: E402
 from db.fulltext import search_articles_fulltext  # noqa: E402
 from db.ranking import RankingOptions, rank_studies, rank_with_labels  # noqa: E402
@@ -283,7 +284,7 @@ def report(
         MARK_START,
         f"### Ranking ({datetime.now(UTC):%Y-%m-%d}, `python bench/ranking.py --records {records}`)",
         "",
-        f"Machine: {machine()}. Whole run: {elapsed:.0f} s. Other work shared the machine's two cores during "
+        f"Machine: {describe_machine()}. Whole run: {elapsed:.0f} s. Other work shared the machine's two cores during "
         "the run, so the times are upper bounds.",
         "",
         f"**Screening quality** on the {n_judged} real ketamine records judged per claim in "

@@ -30,7 +30,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -41,6 +40,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from machine import describe_machine  # bench/machine.py: scripts run from bench/
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -465,29 +466,12 @@ def throwaway_database(engine: str, folder: Path, admin_url: str) -> tuple[str, 
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False), drop_database
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        kib = int(Path("/proc/meminfo").read_text().split()[1])
-        memory = f"{kib / 1024 / 1024:.0f} GiB"
-    except (OSError, ValueError, IndexError):
-        memory = "?"
-    return f"{os.cpu_count()} cores ({cpu}), {memory} RAM, {platform.system()} {platform.release()}, Python {platform.python_version()}"
-
-
 def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     date = datetime.now(UTC).strftime("%Y-%m-%d")
     lines = [
         "## Scale: 100,000 studies, 1,000,000 assessments (bench/scale.py)",
         "",
-        f"Run on {date}, {machine()}; `python bench/scale.py --studies {args.studies} --assessments "
+        f"Run on {date}, {describe_machine()}; `python bench/scale.py --studies {args.studies} --assessments "
         f"{args.assessments} --reviewers {args.reviewers} --repeats {args.repeats}`. Each read is called "
         f"{args.repeats} times in a fresh session after one first call (shown apart: it fills process caches, "
         "e.g. the ranking's corpus). Target: p95 under 500 ms.",
