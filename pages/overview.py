@@ -19,7 +19,7 @@ if fresh.articles == 0:
         "(or run `ketamine-evidence harvest` with NCBI_EMAIL set)."
     )
 
-columns = st.columns(5)
+columns = st.columns([1, 1, 1.5, 1.3, 1.4])  # wide enough for "Retracted or under concern" and "2019–2025"
 columns[0].metric("Studies", f"{fresh.articles:,}")
 columns[1].metric("With abstract", f"{fresh.with_abstract:,}")
 columns[2].metric("Retracted or under concern", f"{fresh.retracted:,}")
