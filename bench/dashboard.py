@@ -213,15 +213,16 @@ def time_pages(url: str) -> dict[str, dict[str, float]]:
 
 def warm_up(url: str) -> float:
     """What a server start does in background threads (pages/_ui.warm_caches): every study's
-    design and the ranking's features, kept per process until the data changes."""
+    design, and the ranking's corpus, features and each claim's queue state, kept per process
+    until the data changes."""
     from db.dashboard import study_facts
     from db.engine import open_session
-    from db.ranking_model import current_corpus
+    from db.ranking import prepare_queues
 
     started = time.perf_counter()
     with open_session(url) as session:
         study_facts(session)
-        current_corpus(session)
+        prepare_queues(session)
     seconds = time.perf_counter() - started
     print(f"warm-up (at server start, in the background) {seconds:.2f} s", flush=True)
     return seconds

@@ -14,6 +14,7 @@ from sqlmodel import Session
 from db.audit import record_event
 from db.design import StudyDesign, mesh_descriptors, parse_design, suggest_design
 from db.models import Article, utcnow
+from db.pair_state import lock_pairs, refresh_pairs
 from db.review_models import (
     Assessment,
     AuditAction,
@@ -256,6 +257,7 @@ def record_assessment(
         after={"reviewer": reviewer.name, **assessment_fields(assessment)},
         source=source,
     )
+    refresh_pairs(session, [(claim.id, pmid)])
     return assessment
 
 
@@ -374,6 +376,7 @@ def _apply_update(
         reason=reason,
         source=source,
     )
+    refresh_pairs(session, [(assessment.claim_id, assessment.pmid)])
     return assessment
 
 
@@ -467,6 +470,7 @@ def import_assessments(
         raise ImportRejected(source, problems)
 
     outcome = ImportOutcome()
+    lock_pairs(session, [(item.claim.id, item.pmid) for item in checked if item.claim.id is not None])
     for item in checked:
         reviewer = item.reviewer or find_user_by_name(session, item.row.reviewer.strip())
         if reviewer is None:

@@ -41,15 +41,18 @@ from sqlmodel import SQLModel
 
 from db.engine import DatabaseError, describe_operational_error, engine_for, init_db
 from db.migrations import alembic_config, load_models
+from db.pair_state import rebuild_pair_state
 
 FORMAT_NAME = "ketamine-evidence-dump"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 # Tables whose rows are computed from others, left out of dumps. article_embedding holds sentence
-# embeddings of each article's text, recomputed by the ranking's semantic stage when missing. The
+# embeddings of each article's text, recomputed by the ranking's semantic stage when missing;
+# article_terms holds each article's word counts for the learning queue, recounted when missing;
+# pair_state is where each (claim, study) pair stands, rebuilt from the assessments by every restore. The
 # full-text index (SQLite FTS5 table and triggers, PostgreSQL generated tsvector column) is DDL
 # outside SQLModel.metadata: never dumped, and rebuilt by the database itself as rows are restored.
-DERIVED_TABLES: frozenset[str] = frozenset({"article_embedding"})
+DERIVED_TABLES: frozenset[str] = frozenset({"article_embedding", "article_terms", "pair_state"})
 _BATCH = 2_000
 
 
@@ -398,6 +401,7 @@ def restore_database(url: str, directory: Path, *, replace: bool = False) -> Man
                         connection, table, directory / entries[table.name].file, entries[table.name]
                     )
             _reset_sequences(connection, tables)
+            rebuild_pair_state(connection)  # derived, not dumped: computed from the restored votes
             connection.commit()
     except OperationalError as exc:
         raise DatabaseError(describe_operational_error(url, exc)) from exc

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from db.audit import record_event
 from db.models import utcnow
+from db.pair_state import refresh_pairs
 from db.review_models import (
     Assessment,
     AuditAction,
@@ -305,6 +306,7 @@ def merge_claims(session: Session, actor: User, source_key: str, into_key: str, 
     }
     outcome = MergeOutcome()
     now = utcnow()
+    moved: list[tuple[int, int]] = []
     for assessment in session.scalars(select(Assessment).where(Assessment.claim_id == source.id)):
         if (assessment.pmid, assessment.reviewer_id) in taken:
             outcome.kept.append((assessment.pmid, assessment.reviewer_id))
@@ -315,6 +317,8 @@ def merge_claims(session: Session, actor: User, source_key: str, into_key: str, 
         assessment.updated_at = now
         session.add(assessment)
         outcome.moved += 1
+        assert source.id is not None
+        moved += [(source.id, assessment.pmid), (target.id, assessment.pmid)]
         record_event(
             session,
             actor,
@@ -336,6 +340,7 @@ def merge_claims(session: Session, actor: User, source_key: str, into_key: str, 
             reason=reason,
             claim_id=source.id,
         )
+    refresh_pairs(session, moved)
     source.status = ClaimStatus.MERGED
     source.merged_into_id = target.id
     source.updated_at = now

@@ -1,10 +1,11 @@
 """Page-oriented reads for the dashboard: claims, evidence meters, conflicts, overview, audit.
 
 Everything here returns plain dataclasses (strings, numbers, tuples) so Streamlit's cache_data can
-pickle it, and reads in bulk: one query per table, never one per study. db.pairs.claim_evidence
-reads a study's design with one query per study, which is right for one claim in the CLI but
-takes seconds for a claim judged on 20,000 studies; `evidence_by_claim` computes the same result
-with a handful of queries (tests/test_dashboard_data.py checks that the two agree).
+pickle it, and reads in bulk: one query per table, never one per study. `evidence_by_claim`
+computes what db.pairs.claim_evidence does for many claims at once (tests/test_pages_data.py
+checks that the two agree). The claim cards read each pair's state from db.pair_state and count
+the evidence for the verdict rule (db.verdicts.outline_verdict) rather than list it; tests/
+test_pair_state.py checks them against a plain recomputation from the votes.
 """
 
 from __future__ import annotations
@@ -18,21 +19,20 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import String, and_, case, exists, func, literal, or_, select, type_coerce, union
+from sqlalchemy import String, and_, case, exists, func, literal, or_, select, text, type_coerce, union
 from sqlmodel import Session
 
 from db.articles import corpus_summary
-from db.assessments import latest_design_corrections
 from db.claims import list_claims
-from db.design import DESIGN_NOUNS, DESIGN_TIER, StudyDesign, mesh_descriptors, suggest_design
+from db.design import DESIGN_NOUNS, DESIGN_TIER, StudyDesign
 from db.models import Article, HarvestRun, RunStatus, utcnow
+from db.pair_state import EvidencePair, evidence_pairs, screened_out_tally, voted_pairs
 from db.pairs import PairState, votes_signature
 from db.review_models import (
     Assessment,
     AuditEvent,
     Claim,
     ConflictResolution,
-    DesignCorrection,
     NotFoundError,
     SignOff,
     SourceDocument,
@@ -41,18 +41,21 @@ from db.review_models import (
 )
 from db.roles import Action, can, require
 from db.signoff import describe_changes
+from db.study_facts import StudyFacts, facts_signature, study_facts
 from db.verdicts import (
     EXCLUDING_STATUSES,
     ClaimVerdictResult,
     DesignScope,
+    EvidenceCounts,
+    ExcludedStudy,
     StudyEvidence,
-    derive_claim_verdict,
+    Tally,
+    VerdictOutline,
     evidence_fingerprint,
     evidence_snapshot,
+    outline_verdict,
 )
 
-# Above this many PMIDs, reading every article is cheaper than a long IN (...) list.
-_ALL_ARTICLES_FROM = 2_000
 _IN_CHUNK = 900  # stays under SQLite's bound-parameter limit on old builds
 
 # Designs strongest first, the order meters and queues list them in.
@@ -70,93 +73,6 @@ def design_label(design: StudyDesign | str) -> str:
 def words(value: str | None) -> str:
     """An enum value as words: 'not_relevant' -> 'not relevant'."""
     return (value or "").replace("_", " ")
-
-
-# --- study facts in bulk ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StudyFacts:
-    """What the verdict rule needs of a study: its current design and its PubMed standing."""
-
-    design: StudyDesign
-    retraction_status: str | None
-    pub_year: int | None
-
-
-def study_facts(session: Session, pmids: Collection[int] | None = None) -> dict[int, StudyFacts]:
-    """Design (latest reviewer correction, else PubMed's suggestion) and standing per PMID.
-
-    `None` means every article. Same rule as db.assessments.effective_design, without a query
-    per study. Large requests are served from a per-process copy of every study's facts that is
-    rebuilt only when articles or design corrections change (see `_facts_signature`).
-    """
-    if pmids is None or len(pmids) > _ALL_ARTICLES_FROM:
-        every = _all_study_facts(session)
-        return every if pmids is None else {p: every[p] for p in pmids if p in every}
-    return _read_study_facts(session, sorted(pmids))
-
-
-def _read_study_facts(session: Session, pmids: list[int] | None) -> dict[int, StudyFacts]:
-    table = Article.__table__
-    columns = (
-        table.c.pmid,
-        table.c.publication_types,
-        table.c.mesh_headings,
-        table.c.retraction_status,
-        table.c.pub_year,
-    )
-    rows: list[Any] = []
-    if pmids is None:
-        rows = list(session.execute(select(*columns)))
-    else:
-        for start in range(0, len(pmids), _IN_CHUNK):
-            rows.extend(
-                session.execute(select(*columns).where(table.c.pmid.in_(pmids[start : start + _IN_CHUNK])))
-            )
-    corrected = latest_design_corrections(session, pmids)
-    facts = {}
-    for pmid, types, mesh, status, year in rows:
-        design = corrected.get(pmid) or suggest_design(types or [], mesh_descriptors(mesh or []))
-        facts[pmid] = StudyFacts(design, status, year)
-    return facts
-
-
-# Every study's facts per database, with the signature they were read at. Parsing 20,000 rows of
-# MeSH JSON takes about half a second; the signature query takes a few milliseconds.
-_FACTS: dict[str, tuple[tuple[Any, ...], dict[int, StudyFacts]]] = {}
-_FACTS_LOCK = threading.Lock()
-
-
-def _facts_signature(session: Session) -> tuple[Any, ...]:
-    # Any insert, update or delete of an article moves its count or max(updated_at) (updates set
-    # updated_at); corrections are only ever added.
-    articles = Article.__table__
-    corrections = DesignCorrection.__table__
-    row = session.execute(
-        select(
-            select(func.count()).select_from(articles).scalar_subquery(),
-            select(func.max(articles.c.updated_at)).scalar_subquery(),
-            select(func.count()).select_from(corrections).scalar_subquery(),
-            select(func.max(corrections.c.id)).scalar_subquery(),
-        )
-    ).one()
-    return tuple(row)
-
-
-def _all_study_facts(session: Session) -> dict[int, StudyFacts]:
-    key = str(session.get_bind().url)
-    signature = _facts_signature(session)
-    cached = _FACTS.get(key)
-    if cached is not None and cached[0] == signature:
-        return cached[1]
-    with _FACTS_LOCK:
-        cached = _FACTS.get(key)
-        if cached is not None and cached[0] == signature:
-            return cached[1]
-        facts = _read_study_facts(session, None)
-        _FACTS[key] = (signature, facts)
-        return facts
 
 
 # --- pairs and evidence in bulk --------------------------------------------------------------------
@@ -330,7 +246,9 @@ def evidence_by_claim(
     return {claim_id: _evidence(rows, facts) for claim_id, rows in pairs.items()}
 
 
-def _evidence(pairs: Iterable[PairSummary], facts: dict[int, StudyFacts]) -> list[StudyEvidence]:
+def _evidence(
+    pairs: Iterable[PairSummary | EvidencePair], facts: dict[int, StudyFacts]
+) -> list[StudyEvidence]:
     return [
         StudyEvidence(p.pmid, p.verdict, facts[p.pmid].design, facts[p.pmid].retraction_status)
         for p in pairs
@@ -406,29 +324,178 @@ def claim_cards(
     Blind mode (db.pairs.is_blinded) shows a blinded reviewer the verdicts only of the studies they
     judged themselves, here as in db.pairs.visible_assessments: their meter and verdict are computed
     from those studies, and the rest are counted as hidden.
+
+    Reads the pairs from db.pair_state (kept by every write) and keeps the cards per process until
+    the next write (see `_cards_signature`): a large review's cards take a few seconds to derive.
     """
     require(viewer, Action.READ)
+    blind_documents = _blind_documents(session, viewer)
+    scope = DesignScope(scope)
+    # Cards differ between viewers only where blind mode applies to them.
+    view = (document_id, scope, viewer.id if blind_documents else None, frozenset(blind_documents))
+    key = str(session.get_bind().url)
+    signature = _cards_signature(session)
+    if signature is not None:
+        cached = _CARDS.get(key)
+        if cached is not None and cached[0] == signature and view in cached[1]:
+            return list(cached[1][view])
+    cards = _claim_cards(session, viewer, document_id, scope, blind_documents, signature)
+    if signature is not None:
+        with _CARDS_LOCK:
+            cached = _CARDS.get(key)
+            views = cached[1] if cached is not None and cached[0] == signature else {}
+            if len(views) >= _CARDS_VIEWS:
+                views = {}
+            views[view] = cards
+            _CARDS[key] = (signature, views)
+    return list(cards)
+
+
+# Cards per database, with the signature they were read at and per view (document, scope, blind
+# viewer); and the claims' evidence everyone sees, which every view after a write starts from.
+# Reading and counting 170,000 evidence pairs takes a second; the signature, milliseconds.
+_CARDS: dict[str, tuple[tuple[Any, ...], dict[Any, list[ClaimCard]]]] = {}
+_CARDS_LOCK = threading.Lock()
+_CARDS_VIEWS = 64
+_EVIDENCE: dict[str, tuple[tuple[Any, ...], _SummaryEvidence]] = {}
+
+
+@dataclass(frozen=True)
+class _ClaimEvidence:
+    """One claim's evidence pairs as everyone sees them (no blind mode), counted for the rule."""
+
+    pairs: list[EvidencePair]  # by PMID
+    screened_out: int
+    counts: EvidenceCounts
+    progress: dict[str, int]
+    conflicts: int
+
+
+@dataclass(frozen=True)
+class _SummaryEvidence:
+    claims: dict[int, _ClaimEvidence]  # every active claim
+    excluded: list[int]  # studies the rule excludes (retracted, ...)
+
+
+def _summary_evidence(session: Session, signature: tuple[Any, ...] | None) -> _SummaryEvidence:
+    """Every active claim's evidence, read once per signature (None: read, do not keep)."""
+    key = str(session.get_bind().url)
+    cached = _EVIDENCE.get(key)
+    if signature is not None and cached is not None and cached[0] == signature:
+        return cached[1]
+    claim_ids = [c.id for c in list_claims(session) if c.id is not None]
+    # Every study's facts (cached per process) give the excluded studies without a query.
+    facts = study_facts(session)
+    excluded = [pmid for pmid, fact in facts.items() if fact.retraction_status in EXCLUDING_STATUSES]
+    pairs = evidence_pairs(session, claim_ids, excluded)
+    screened = screened_out_tally(session, claim_ids, excluded)
+    claims = {}
+    for claim_id in claim_ids:
+        rows = pairs.get(claim_id, [])
+        out = screened.get(claim_id, (0, 0))[0]
+        counts = _evidence_counts(rows, facts, out)
+        claims[claim_id] = _ClaimEvidence(rows, out, counts, _progress(rows, out), _conflicts(rows))
+    summary = _SummaryEvidence(claims, excluded)
+    if signature is not None:
+        with _CARDS_LOCK:
+            _EVIDENCE[key] = (signature, summary)
+    return summary
+
+
+def _progress(pairs: Iterable[EvidencePair], screened_out: int) -> dict[str, int]:
+    """Pairs per resolved verdict ("conflict" while unresolved), screened-out ones included."""
+    # Counted by enum member, named once per verdict: .value on 200,000 members costs more.
+    by_verdict = Counter(p.verdict for p in pairs)
+    progress = Counter({"conflict" if v is None else v.value: n for v, n in by_verdict.items()})
+    if screened_out:
+        progress[_NOT_RELEVANT] += screened_out
+    return dict(progress)
+
+
+def _conflicts(pairs: Iterable[EvidencePair]) -> int:
+    return sum(p.state is PairState.CONFLICT for p in pairs)
+
+
+def _cards_signature(session: Session) -> tuple[Any, ...] | None:
+    """What the cards were read at, or None when they must not be cached.
+
+    With one writer at a time (SQLite), ids grow in commit order, so the newest audit event
+    (every write the cards show appends one: votes, resolutions, corrections, claims, sign-offs),
+    the articles' signature (harvests) and the small tables' counts (writes made without the data
+    layer) say what a read sees. On PostgreSQL ids are taken at insert and committed in any order:
+    the same holds only while no transaction is in progress on the server; otherwise the snapshot
+    itself (xmin:xmax:in-progress ids) is the signature, which any commit changes. A session that
+    has written and not committed is not cached on either engine: it sees rows that may yet roll
+    back (and on SQLite a rollback hands their ids to the next write).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        query = text("SELECT pg_current_snapshot()::text, pg_current_xact_id_if_assigned() IS NOT NULL")
+        snapshot, wrote = session.execute(query).one()
+        if wrote:
+            return None
+        xmin, xmax, in_progress = str(snapshot).split(":")
+        if xmin != xmax or in_progress:
+            return ("snapshot", str(snapshot))
+    else:
+        dbapi_connection = session.connection().connection.dbapi_connection
+        if dbapi_connection is None or getattr(dbapi_connection, "in_transaction", True):
+            return None
+    audit, claims, signoffs, users = (
+        AuditEvent.__table__,
+        Claim.__table__,
+        SignOff.__table__,
+        User.__table__,
+    )
+    row = session.execute(
+        select(
+            select(func.max(audit.c.id)).scalar_subquery(),
+            select(func.count()).select_from(claims).scalar_subquery(),
+            select(func.max(claims.c.updated_at)).scalar_subquery(),
+            select(func.max(signoffs.c.id)).scalar_subquery(),
+            select(func.count()).select_from(users).scalar_subquery(),
+            select(func.max(users.c.id)).scalar_subquery(),
+        )
+    ).one()
+    return ("ids", *row, *facts_signature(session))
+
+
+def _claim_cards(
+    session: Session,
+    viewer: User,
+    document_id: int | None,
+    scope: DesignScope,
+    blind_documents: set[int],
+    signature: tuple[Any, ...] | None,
+) -> list[ClaimCard]:
     claims = list_claims(session, document_id)
     if not claims:
         return []
     claim_ids = [c.id for c in claims if c.id is not None]
-    pairs = pair_summaries(session, claim_ids, scope=PairScope.EVIDENCE)
-    screened = screened_out_counts(session, claim_ids, viewer.id)
-    facts = study_facts(session, {p.pmid for rows in pairs.values() for p in rows})
-    blind_documents = _blind_documents(session, viewer)
+    summary = _summary_evidence(session, signature)
+    facts = study_facts(session)
+    blind_ids = [c.id for c in claims if c.id is not None and c.document_id in blind_documents]
+    own = voted_pairs(session, viewer.id, blind_ids) if blind_ids and viewer.id is not None else set()
+    mine = screened_out_tally(session, blind_ids, summary.excluded, own) if own else {}
     signoffs = _latest_signoffs(session, claim_ids)
     names = _user_names(session)
+    nothing = _ClaimEvidence([], 0, EvidenceCounts(Counter(), (), 0, 0), {}, 0)
     cards = []
     for claim in claims:
         assert claim.id is not None
-        rows = pairs.get(claim.id, [])
+        full = summary.claims.get(claim.id, nothing)
+        rows = full.pairs
         blinded = claim.document_id in blind_documents
-        visible = [p for p in rows if viewer.id in p.reviewer_ids] if blinded else rows
-        out = screened.get(claim.id, ScreenedOut(0, 0))
-        out_visible = out.judged_by_viewer if blinded else out.total
-        evidence = _evidence(visible, facts)
+        if blinded:
+            visible = [p for p in rows if (p.claim_id, p.pmid) in own]
+            out_visible = mine.get(claim.id, (0, 0))[1]
+            counts = _evidence_counts(visible, facts, out_visible)
+            progress, conflicts = _progress(visible, out_visible), _conflicts(visible)
+        else:
+            visible, out_visible = rows, full.screened_out
+            counts, progress, conflicts = full.counts, full.progress, full.conflicts
+        out_total = full.screened_out
         graded, high, every = (
-            with_screened_out(derive_claim_verdict(evidence, view), out_visible)
+            outline_verdict(counts, view)
             for view in (DesignScope.GRADED, DesignScope.HIGH_CERTAINTY, DesignScope.ALL_DESIGNS)
         )
         chosen = {
@@ -436,9 +503,6 @@ def claim_cards(
             DesignScope.HIGH_CERTAINTY: high,
             DesignScope.ALL_DESIGNS: every,
         }[scope]
-        progress = Counter("conflict" if p.verdict is None else p.verdict.value for p in visible)
-        if out_visible:
-            progress[_NOT_RELEVANT] += out_visible
         signoff = signoffs.get(claim.id)
         cards.append(
             ClaimCard(
@@ -458,13 +522,13 @@ def claim_cards(
                 high_certainty_verdict=high.verdict.value,
                 all_designs_verdict=every.verdict.value,
                 rests_on_weak_studies=graded.verdict is not high.verdict,
-                meter=meter_rows(chosen),
-                excluded=tuple((e.pmid, e.reason) for e in chosen.excluded),
+                meter=outline_meter_rows(chosen),
+                excluded=tuple((e.pmid, e.reason) for e in counts.excluded),
                 progress=dict(progress),
-                judged=len(rows) + out.total,
-                conflicts=sum(p.state is PairState.CONFLICT for p in visible),
+                judged=len(rows) + out_total,
+                conflicts=conflicts,
                 blinded=blinded,
-                hidden=len(rows) + out.total - len(visible) - out_visible,
+                hidden=len(rows) + out_total - len(visible) - out_visible,
                 # The sign-off is compared with the full evidence, whoever looks at it (screened-out
                 # studies are no part of a sign-off's evidence snapshot).
                 signoff=_signoff_info(signoff, _evidence(rows, facts), names) if signoff else None,
@@ -488,6 +552,43 @@ def with_screened_out(result: ClaimVerdictResult, screened: int) -> ClaimVerdict
     parts = [] if summary == "No studies rated yet" else summary.split("; ")
     parts = [part for part in parts if not part.endswith("screened out as not relevant")] + [phrase]
     return replace(result, not_relevant=total, reasoning=f"{'; '.join(parts)}. {conclusion}")
+
+
+def _evidence_counts(
+    pairs: Iterable[EvidencePair], facts: dict[int, StudyFacts], screened_out: int
+) -> EvidenceCounts:
+    """What db.verdicts.derive_claim_verdict reads of these pairs' studies (by PMID) and of
+    `screened_out` more studies screened out as not relevant, counted in one pass."""
+    rated: Tally = Counter()
+    excluded, unresolved, not_relevant = [], 0, screened_out
+    for pair in pairs:
+        fact = facts.get(pair.pmid)
+        if fact is None:
+            continue
+        reason = EXCLUDING_STATUSES.get(fact.retraction_status or "")
+        if reason is not None:
+            excluded.append(ExcludedStudy(pair.pmid, reason))
+        elif pair.verdict is None:
+            unresolved += 1
+        elif pair.verdict is StudyVerdict.NOT_RELEVANT:
+            not_relevant += 1
+        else:
+            rated[(fact.design, pair.verdict)] += 1
+    return EvidenceCounts(rated, tuple(excluded), unresolved, not_relevant)
+
+
+def outline_meter_rows(outline: VerdictOutline) -> tuple[MeterRow, ...]:
+    """meter_rows from a verdict computed on counts (db.verdicts.outline_verdict)."""
+    rows = [
+        MeterRow(design.value, design_label(design), verdict.value, n, design in outline.counted_designs)
+        for (design, verdict), n in outline.considered.items()
+    ]
+    rows += [
+        MeterRow(design.value, design_label(design), verdict.value, n, False)
+        for (design, verdict), n in outline.not_counted.items()
+    ]
+    rows.sort(key=lambda r: (DESIGN_ORDER.index(StudyDesign(r.design)), VERDICT_ORDER.index(r.verdict)))
+    return tuple(rows)
 
 
 def meter_rows(result: ClaimVerdictResult) -> tuple[MeterRow, ...]:

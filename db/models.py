@@ -57,7 +57,8 @@ class Article(SQLModel, table=True):
     # Set when a PubMed update file deletes the record but reviewers have used it.
     deleted_in_pubmed: bool = False
     first_seen_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    # Indexed: max(updated_at) tells per-process caches (db.study_facts) that an article changed.
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
 
 
 class ArticleRevision(SQLModel, table=True):

@@ -4,33 +4,32 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from sqlalchemy import select
 from sqlmodel import Session
 
 from db.assessments import (
-    IN_CLAUSE_CHUNK,
     get_article_or_fail,
-    latest_design_corrections,
     parse_verdict,
-    suggested_design,
 )
 from db.audit import record_event
 from db.design import StudyDesign
 from db.models import Article
+from db.pair_state import claim_pairs, evidence_pairs, refresh_pairs, screened_out_tally
 from db.review_models import (
     Assessment,
     AuditAction,
     Claim,
     ConflictResolution,
     InvalidInputError,
+    PairState,
     SourceDocument,
     StudyVerdict,
     User,
 )
 from db.roles import Action, can, require
-from db.verdicts import StudyEvidence
+from db.study_facts import study_facts
+from db.verdicts import EXCLUDING_STATUSES, StudyEvidence
 
 # --- votes, with blind mode ------------------------------------------------------------------------
 
@@ -109,12 +108,6 @@ def _vote(session: Session, assessment: Assessment) -> Vote:
 
 
 # --- agreement state and conflicts -----------------------------------------------------------------
-
-
-class PairState(StrEnum):
-    AGREED = "agreed"  # one vote, or all votes the same
-    CONFLICT = "conflict"  # votes differ and no editor has resolved them (or they changed since)
-    RESOLVED = "resolved"  # an editor's final verdict applies
 
 
 @dataclass(frozen=True)
@@ -229,6 +222,7 @@ def resolve_conflict(
         claim_id=claim.id,
         pmid=pmid,
     )
+    refresh_pairs(session, [(claim.id, pmid)])
     return resolution
 
 
@@ -236,26 +230,34 @@ def resolve_conflict(
 
 
 def claim_evidence(session: Session, claim: Claim) -> list[StudyEvidence]:
-    """Each judged study's resolved verdict, current design and retraction status, by PMID."""
+    """Each judged study's resolved verdict, current design and retraction status, by PMID.
+
+    The pairs come from db.pair_state (kept by every write, the same rule as `pair_statuses`), the
+    designs and standings from db.study_facts, which reads the stored values, never ORM objects a
+    harvest's core updates may have left stale in this session.
+    """
     assert claim.id is not None
-    statuses = pair_statuses(session, claim.id)
-    # populate_existing: a harvest updates articles with core statements, which leave ORM objects
-    # already in this session stale; read the stored retraction status, not a cached one.
-    pmids = [s.pmid for s in statuses]
-    articles: dict[int, Article] = {}
-    for start in range(
-        0, len(pmids), IN_CLAUSE_CHUNK
-    ):  # a claim can have more studies than a query has parameters
-        query = select(Article).where(Article.pmid.in_(pmids[start : start + IN_CLAUSE_CHUNK]))
-        articles.update((a.pmid, a) for a in session.scalars(query.execution_options(populate_existing=True)))
-    # One query for every correction rather than one per study: a claim can have thousands.
-    corrected = latest_design_corrections(session, pmids)
+    pairs = claim_pairs(session, claim.id)
+    facts = study_facts(session, [pmid for pmid, _ in pairs])
     return [
-        StudyEvidence(
-            pmid=status.pmid,
-            verdict=status.verdict,
-            design=corrected.get(status.pmid) or suggested_design(articles[status.pmid]),
-            retraction_status=articles[status.pmid].retraction_status,
-        )
-        for status in statuses
+        StudyEvidence(pmid, verdict, facts[pmid].design, facts[pmid].retraction_status)
+        for pmid, verdict in pairs
     ]
+
+
+def listed_evidence(session: Session, claim: Claim) -> tuple[list[StudyEvidence], int]:
+    """claim_evidence without the studies that are only screened out, and how many those are.
+
+    What the verdict rule lists, read from db.pair_state: derive_claim_verdict(evidence,
+    screened_out=n) equals derive_claim_verdict(claim_evidence(...)), at a fraction of the work
+    on a large review, where most judged studies are screened out.
+    """
+    assert claim.id is not None
+    facts = study_facts(session)
+    excluded = [pmid for pmid, fact in facts.items() if fact.retraction_status in EXCLUDING_STATUSES]
+    pairs = evidence_pairs(session, [claim.id], excluded).get(claim.id, [])
+    screened, _ = screened_out_tally(session, [claim.id], excluded).get(claim.id, (0, 0))
+    evidence = [
+        StudyEvidence(p.pmid, p.verdict, facts[p.pmid].design, facts[p.pmid].retraction_status) for p in pairs
+    ]
+    return evidence, screened

@@ -6,7 +6,19 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
@@ -48,6 +60,14 @@ class StudyVerdict(StrEnum):
     MIXED = "mixed"
     UNSUPPORTED = "unsupported"
     NOT_RELEVANT = "not_relevant"  # screened out: never counted in a claim verdict
+
+
+class PairState(StrEnum):
+    """Where the votes on one (claim, study) pair stand."""
+
+    AGREED = "agreed"  # one vote, or all votes the same
+    CONFLICT = "conflict"  # votes differ and no editor has resolved them (or they changed since)
+    RESOLVED = "resolved"  # an editor's final verdict applies
 
 
 class ClaimVerdict(StrEnum):
@@ -220,6 +240,37 @@ class ConflictResolution(SQLModel, table=True):
     votes_signature: str = Field(sa_column=Column(Text, nullable=False))
     resolved_by_id: int = Field(foreign_key="app_user.id")
     resolved_at: datetime = Field(default_factory=utcnow)
+
+
+class PairRecord(SQLModel, table=True):
+    """Where one judged (claim, study) pair stands, kept as data: derived from its assessments and
+    resolutions by db.pair_state, in the same transaction as every write that changes them, so the
+    verdict summary reads these rows instead of grouping every assessment on each call. Derived:
+    left out of dumps and rebuilt on restore (db.backup.DERIVED_TABLES)."""
+
+    __tablename__ = "pair_state"
+    __table_args__ = (
+        # Covers the summary's reads: a claim's evidence pairs, and counts of its screened-out ones.
+        Index(
+            "ix_pair_state_claim_scope",
+            "claim_id",
+            "screened_out",
+            "pmid",
+            "state",
+            "verdict",
+            "resolved_once",
+        ),
+    )
+
+    claim_id: int = Field(foreign_key="claim.id", primary_key=True)
+    pmid: int = Field(sa_column=Column(BigInteger, ForeignKey("article.pmid"), primary_key=True, index=True))
+    state: PairState = Field(sa_column=_enum_column(PairState))
+    verdict: StudyVerdict | None = Field(default=None, sa_column=_enum_column(StudyVerdict, nullable=True))
+    votes: int = Field(sa_column=Column(Integer, nullable=False))
+    # An editor resolved it once (the resolution may no longer apply: the votes changed since).
+    resolved_once: bool = Field(sa_column=Column(Boolean, nullable=False))
+    # Every vote "not relevant" and never resolved: counted, not listed, by the summary.
+    screened_out: bool = Field(sa_column=Column(Boolean, nullable=False))
 
 
 class DesignCorrection(SQLModel, table=True):

@@ -13,7 +13,7 @@ from sqlmodel import Session
 from db.audit import record_event
 from db.claims import list_claims
 from db.models import utcnow
-from db.pairs import PairState, claim_evidence, open_conflicts, pair_statuses
+from db.pairs import PairState, claim_evidence, listed_evidence, open_conflicts, pair_statuses
 from db.review_models import (
     Assessment,
     AuditAction,
@@ -34,7 +34,6 @@ from db.verdicts import (
     derive_claim_verdict,
     evidence_fingerprint,
     evidence_snapshot,
-    sensitivity,
 )
 
 
@@ -42,11 +41,18 @@ def claim_verdict(
     session: Session, claim: Claim, scope: DesignScope = DesignScope.GRADED
 ) -> ClaimVerdictResult:
     """The claim's derived verdict from its current evidence (see db.verdicts.derive_claim_verdict)."""
-    return derive_claim_verdict(claim_evidence(session, claim), scope)
+    evidence, screened_out = listed_evidence(session, claim)
+    return derive_claim_verdict(evidence, scope, screened_out=screened_out)
 
 
 def claim_sensitivity(session: Session, claim: Claim) -> Sensitivity:
-    return sensitivity(claim_evidence(session, claim))
+    evidence, screened_out = listed_evidence(session, claim)
+    return Sensitivity(
+        *(
+            derive_claim_verdict(evidence, scope, screened_out=screened_out)
+            for scope in (DesignScope.GRADED, DesignScope.HIGH_CERTAINTY, DesignScope.ALL_DESIGNS)
+        )
+    )
 
 
 def sign_off(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -77,7 +77,7 @@ class ClaimVerdictResult:
 
 
 def derive_claim_verdict(
-    evidence: Iterable[StudyEvidence], scope: DesignScope = DesignScope.GRADED
+    evidence: Iterable[StudyEvidence], scope: DesignScope = DesignScope.GRADED, *, screened_out: int = 0
 ) -> ClaimVerdictResult:
     """Derive a claim's verdict and strength from its studies, and say why in words.
 
@@ -101,11 +101,14 @@ def derive_claim_verdict(
        imprecision (a single primary study decides; a lone systematic review or meta-analysis
        pools several and is not downgraded).
 
+    `screened_out`: more studies screened out as not relevant, counted as if they were in
+    `evidence` (a large review's screened-out studies are most of it and change nothing else).
+
     Pure: no database, no clock; the reasoning reads like
     "3 meta-analyses and 9 RCTs support; 2 RCTs mixed; 4 case reports or series not counted. ...".
     """
     studies = list(evidence)
-    excluded, unresolved, eligible, not_relevant = [], [], [], 0
+    excluded, unresolved, eligible, not_relevant = [], [], [], screened_out
     for study in sorted(studies, key=lambda s: s.pmid):
         reason = EXCLUDING_STATUSES.get(study.retraction_status or "")
         if reason is not None:
@@ -117,29 +120,20 @@ def derive_claim_verdict(
         else:
             eligible.append(study)
 
-    considered, not_counted = _split_by_scope(eligible, scope)
-    deciding_tier = max((DESIGN_TIER[s.design] for s in considered), default=None)
-    if scope is DesignScope.ALL_DESIGNS:
-        counted = considered
-    else:
-        counted = [s for s in considered if DESIGN_TIER[s.design] == deciding_tier]
-
-    verdict, strength, conclusion = _decide(counted, scope)
-    parts = _verdict_phrases(considered)
-    if not_counted:
-        parts.append(f"{_design_list(not_counted)} not counted")
-    if excluded:
-        listed = ", ".join(f"PMID {e.pmid} ({e.reason})" for e in excluded)
-        parts.append(f"excluded: {listed}")
-    if unresolved:
-        parts.append(f"{_count(len(unresolved), 'study', 'studies')} awaiting conflict resolution")
-    if not_relevant:
-        parts.append(f"{_count(not_relevant, 'study', 'studies')} screened out as not relevant")
-    summary = "; ".join(parts) if parts else "No studies rated yet"
+    counts = EvidenceCounts(
+        Counter((StudyDesign(s.design), StudyVerdict(s.verdict)) for s in eligible),
+        tuple(excluded),
+        len(unresolved),
+        not_relevant,
+    )
+    outline = outline_verdict(counts, scope)
+    considered = [s for s in eligible if (s.design, s.verdict) in outline.considered]
+    not_counted = [s for s in eligible if (s.design, s.verdict) in outline.not_counted]
+    counted = [s for s in considered if s.design in outline.counted_designs]
     return ClaimVerdictResult(
-        verdict=verdict,
-        strength=strength,
-        reasoning=f"{summary}. {conclusion}",
+        verdict=outline.verdict,
+        strength=outline.strength,
+        reasoning=outline.reasoning,
         scope=scope,
         counted=tuple(counted),
         considered=tuple(considered),
@@ -150,17 +144,75 @@ def derive_claim_verdict(
     )
 
 
-def _split_by_scope(
-    eligible: list[StudyEvidence], scope: DesignScope
-) -> tuple[list[StudyEvidence], list[StudyEvidence]]:
+# (design, verdict) -> how many rated studies: all the rule reads of the studies it weighs.
+Tally = Counter[tuple[StudyDesign, StudyVerdict]]
+
+
+@dataclass(frozen=True)
+class EvidenceCounts:
+    """A claim's evidence as the rule reads it: rated studies counted by design and verdict, the
+    excluded ones by PMID (they are listed), and how many await resolution or are screened out."""
+
+    rated: Tally  # eligible studies: not excluded, resolved, relevant
+    excluded: tuple[ExcludedStudy, ...]  # by PMID
+    unresolved: int
+    not_relevant: int
+
+
+@dataclass(frozen=True)
+class VerdictOutline:
+    """derive_claim_verdict's decision without the studies themselves: from EvidenceCounts."""
+
+    verdict: ClaimVerdict
+    strength: Strength
+    reasoning: str
+    considered: Tally  # rated, eligible studies listed with a verdict (incl. counted)
+    not_counted: Tally  # rated but of designs that never decide in this scope
+    counted_designs: frozenset[StudyDesign]  # the designs (of `considered`) that decided
+
+
+def outline_verdict(counts: EvidenceCounts, scope: DesignScope = DesignScope.GRADED) -> VerdictOutline:
+    """The rule of derive_claim_verdict on counts: the same verdict, strength and reasoning.
+
+    For pages that show many claims' verdicts: counting a large review's studies is cheap,
+    building and sorting them per claim and scope is not.
+    """
+    rated = Counter({key: n for key, n in counts.rated.items() if n > 0})
     if scope is DesignScope.ALL_DESIGNS:
-        return eligible, []
-    lowest = EvidenceTier.DECISIVE if scope is DesignScope.HIGH_CERTAINTY else EvidenceTier.SUPPORTING
-    considered = [s for s in eligible if DESIGN_TIER[s.design] >= lowest]
-    return considered, [s for s in eligible if DESIGN_TIER[s.design] < lowest]
+        considered, not_counted = rated, Counter()
+    else:
+        lowest = EvidenceTier.DECISIVE if scope is DesignScope.HIGH_CERTAINTY else EvidenceTier.SUPPORTING
+        considered = Counter({key: n for key, n in rated.items() if DESIGN_TIER[key[0]] >= lowest})
+        not_counted = Counter({key: n for key, n in rated.items() if DESIGN_TIER[key[0]] < lowest})
+    deciding_tier = max((DESIGN_TIER[design] for design, _ in considered), default=None)
+    if scope is DesignScope.ALL_DESIGNS:
+        counted = considered
+    else:
+        counted = Counter({key: n for key, n in considered.items() if DESIGN_TIER[key[0]] == deciding_tier})
+
+    verdict, strength, conclusion = _decide(counted, scope)
+    parts = _verdict_phrases(considered)
+    if not_counted:
+        parts.append(f"{_design_list(not_counted)} not counted")
+    if counts.excluded:
+        listed = ", ".join(f"PMID {e.pmid} ({e.reason})" for e in counts.excluded)
+        parts.append(f"excluded: {listed}")
+    if counts.unresolved:
+        parts.append(f"{_count(counts.unresolved, 'study', 'studies')} awaiting conflict resolution")
+    if counts.not_relevant:
+        parts.append(f"{_count(counts.not_relevant, 'study', 'studies')} screened out as not relevant")
+    summary = "; ".join(parts) if parts else "No studies rated yet"
+    return VerdictOutline(
+        verdict=verdict,
+        strength=strength,
+        reasoning=f"{summary}. {conclusion}",
+        considered=considered,
+        not_counted=not_counted,
+        counted_designs=frozenset(design for design, _ in counted),
+    )
 
 
-def _decide(counted: Sequence[StudyEvidence], scope: DesignScope) -> tuple[ClaimVerdict, Strength, str]:
+def _decide(counted: Tally, scope: DesignScope) -> tuple[ClaimVerdict, Strength, str]:
     if not counted:
         needed = {
             DesignScope.GRADED: "no systematic review, meta-analysis, trial or observational study rated",
@@ -168,8 +220,10 @@ def _decide(counted: Sequence[StudyEvidence], scope: DesignScope) -> tuple[Claim
             DesignScope.ALL_DESIGNS: "no study rated",
         }[scope]
         return ClaimVerdict.INSUFFICIENT_EVIDENCE, Strength.VERY_LOW, f"Insufficient evidence: {needed}."
-    tally = Counter(StudyVerdict(s.verdict) for s in counted)
-    n = len(counted)
+    tally: Counter[StudyVerdict] = Counter()
+    for (_, verdict), n in counted.items():
+        tally[verdict] += n
+    n = sum(tally.values())
     supported, unsupported = tally[StudyVerdict.SUPPORTED], tally[StudyVerdict.UNSUPPORTED]
     # Two thirds, in integers: 3 * share >= 2 * n.
     if 3 * supported >= 2 * n:
@@ -179,24 +233,23 @@ def _decide(counted: Sequence[StudyEvidence], scope: DesignScope) -> tuple[Claim
     else:
         verdict = ClaimVerdict.MIXED
 
-    weakest = min(DESIGN_TIER[s.design] for s in counted)
+    designs = {design for design, _ in counted}
+    weakest = min(DESIGN_TIER[design] for design in designs)
     level = _STRENGTH_ORDER.index(_START_STRENGTH[weakest])
     reasons = []
     if len(tally) > 1:
         level -= 1
         reasons.append("inconsistency")
-    lone_primary = n == 1 and counted[0].design not in {
-        StudyDesign.META_ANALYSIS,
-        StudyDesign.SYSTEMATIC_REVIEW,
-    }
+    lone_primary = n == 1 and not designs & {StudyDesign.META_ANALYSIS, StudyDesign.SYSTEMATIC_REVIEW}
     if lone_primary:
         level -= 1
         reasons.append("imprecision (a single study)")
     strength = _STRENGTH_ORDER[max(level, 0)]
 
+    # Outside ALL_DESIGNS the deciding studies are all of one tier.
     if scope is DesignScope.ALL_DESIGNS:
         basis = "all designs counted alike"
-    elif DESIGN_TIER[counted[0].design] is EvidenceTier.DECISIVE:
+    elif DESIGN_TIER[next(iter(designs))] is EvidenceTier.DECISIVE:
         basis = "systematic reviews, meta-analyses and RCTs"
     else:
         basis = "non-randomised trials and observational studies (no SR, MA or RCT rated)"
@@ -210,17 +263,19 @@ def _decide(counted: Sequence[StudyEvidence], scope: DesignScope) -> tuple[Claim
     )
 
 
-def _verdict_phrases(studies: Sequence[StudyEvidence]) -> list[str]:
+def _verdict_phrases(studies: Tally) -> list[str]:
     phrases = []
     for verdict, (one, several) in _VERBS.items():
-        group = [s for s in studies if s.verdict == verdict]
+        group = Counter({design: n for (design, v), n in studies.items() if v == verdict})
         if group:
-            phrases.append(f"{_design_list(group)} {one if len(group) == 1 else several}")
+            phrases.append(f"{_design_list(group)} {one if sum(group.values()) == 1 else several}")
     return phrases
 
 
-def _design_list(studies: Sequence[StudyEvidence]) -> str:
-    counts = Counter(s.design for s in studies)
+def _design_list(studies: Tally | Counter[StudyDesign]) -> str:
+    counts: Counter[StudyDesign] = Counter()
+    for key, n in studies.items():
+        counts[key[0] if isinstance(key, tuple) else key] += n
     items = [_count(counts[design], *DESIGN_NOUNS[design]) for design in StudyDesign if counts[design]]
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 

@@ -22,7 +22,7 @@ from db.assessments import update_assessment
 from db.auth import AuthMode, active_user, auth_mode
 from db.dashboard import VoteRow, study_facts
 from db.engine import open_session
-from db.ranking_model import warm_corpus_cache
+from db.ranking import warm_review_queues
 from db.review_models import InvalidInputError, ReviewError, Role, StudyVerdict, User
 from db.roles import Action, can, get_user
 from db.settings import load_settings
@@ -155,12 +155,13 @@ def md_escape(text: str | None) -> str:
 
 
 def warm_caches(url: str) -> None:
-    """Build the per-process caches of every study (designs for the meters, the ranking's
-    features for the review queues) in background threads, so that the first page a user opens
-    after a start or an import does not wait for them (about 3 s for 20,000 studies)."""
+    """Build the per-process caches of every study (designs for the meters; the ranking's corpus,
+    features, and each claim's lexical scores and model for the review queues) in background
+    threads, so that the first page a user opens after a start or an import does not wait for them
+    (about 3 s for 20,000 studies)."""
     if st.get_option("global.appTest"):
         return  # tests run many short-lived databases; a thread outliving one would only fail
-    warm_corpus_cache(functools.partial(open_session, url))
+    warm_review_queues(functools.partial(open_session, url))
 
     def facts() -> None:
         with open_session(url) as session:

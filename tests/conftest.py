@@ -12,7 +12,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel
 
+from db.dashboard import _CARDS, _EVIDENCE
 from db.engine import engine_for, init_db
+from db.study_facts import _FACTS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEST_DATA = Path(__file__).resolve().parent / "data"
@@ -73,6 +75,10 @@ def postgres_url(postgres_database: str, monkeypatch: pytest.MonkeyPatch) -> Ite
     engine = engine_for(postgres_database)
     SQLModel.metadata.drop_all(engine)
     init_db(postgres_database)
+    # Same URL, new tables: what a process cached of the last test's data is not this test's.
+    _FACTS.pop(postgres_database, None)
+    _CARDS.pop(postgres_database, None)
+    _EVIDENCE.pop(postgres_database, None)
     monkeypatch.setenv("DATABASE_URL", postgres_database)
     yield postgres_database
 

@@ -22,6 +22,7 @@ from db.models import Article
 from db.review_models import Assessment, AuditEvent, ConflictError, Role, StudyVerdict
 from db.roles import get_user
 from tests.review_builders import add_article, add_claim, add_document, add_user
+from tests.test_pair_state import expected_pairs, stored_pairs
 
 PROCESSES = 16
 OPERATIONS = 25  # per process
@@ -169,3 +170,8 @@ def test_sixteen_reviewer_processes_lose_nothing_and_double_nothing(
         by_token[(event.after or {}).get("note")].append(event)
     assert all(len(by_token[ack["token"]]) == 1 for ack in acks)
     assert not set(by_token) - {ack["token"] for ack in acks}  # nothing rejected left a trace
+
+    # Where each pair stands, kept by every write in its own transaction, equals a recomputation
+    # from the votes: concurrent votes on one pair never overwrote each other's pair state.
+    with open_session(db_url) as session:
+        assert stored_pairs(session) == expected_pairs(session)

@@ -31,6 +31,11 @@ from tests.conftest import POSTGRES_ADMIN_URL, PROJECT_ROOT
 
 # The tables of the release before migrations existed (commit ae267f6): the ranking and sign-in tables
 # came later and were added by create_all at the next start; the baseline migration does that now.
+# This release's newest revision, and the one a next release's probe revision adds after it.
+RELEASED_HEAD = migrations.head_revision()
+_NUMBER = int(RELEASED_HEAD.split("_", 1)[0])
+PROBE = f"{_NUMBER + 1:04d}_probe"
+NEXT = f"{_NUMBER + 2:04d}"
 OLDER_RELEASE_TABLES = [
     t for t in baseline.TABLES if t.name not in {"claim_search_terms", "article_embedding", "user_credential"}
 ]
@@ -211,10 +216,10 @@ def migrations_with_a_second_revision(tmp_path: Path, monkeypatch: pytest.Monkey
     """A copy of db/migrations with one more revision, as the next release would ship it."""
     folder = tmp_path / "migrations"
     shutil.copytree(migrations.MIGRATIONS_DIR, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (folder / "versions" / "0002_probe.py").write_text(
+    (folder / "versions" / f"{PROBE}.py").write_text(
         '"""Probe: a table the next release adds."""\n'
         "import sqlalchemy as sa\nfrom alembic import op\n\n"
-        'revision = "0002_probe"\ndown_revision = "0001_baseline"\nbranch_labels = None\ndepends_on = None\n\n\n'
+        f'revision = "{PROBE}"\ndown_revision = "{RELEASED_HEAD}"\nbranch_labels = None\ndepends_on = None\n\n\n'
         "def upgrade() -> None:\n"
         '    op.create_table("probe", sa.Column("id", sa.Integer(), primary_key=True))\n\n\n'
         "def downgrade() -> None:\n"
@@ -222,7 +227,7 @@ def migrations_with_a_second_revision(tmp_path: Path, monkeypatch: pytest.Monkey
     )
     monkeypatch.setattr(migrations, "MIGRATIONS_DIR", folder)
     migrations.head_revision.cache_clear()
-    yield "0002_probe"
+    yield PROBE
     migrations.head_revision.cache_clear()
 
 
@@ -235,17 +240,17 @@ def test_init_db_applies_pending_migrations_and_says_so(
     with engine_for(empty_url).connect() as connection:
         from alembic import command
 
-        command.upgrade(migrations.alembic_config(connection), "0001_baseline")
+        command.upgrade(migrations.alembic_config(connection), RELEASED_HEAD)
         connection.commit()
 
     with caplog.at_level(logging.WARNING, logger="db.migrations"):
         init_db(empty_url)
 
-    assert revision_of(empty_url) == "0002_probe"
+    assert revision_of(empty_url) == PROBE
     assert "probe" in table_names(empty_url)
     assert (
-        f"Upgraded the database {make_url(empty_url).render_as_string(hide_password=True)} from revision 0001_baseline to 0002_probe."
-        in [r.getMessage() for r in caplog.records]
+        f"Upgraded the database {make_url(empty_url).render_as_string(hide_password=True)} from revision "
+        f"{RELEASED_HEAD} to {PROBE}." in [r.getMessage() for r in caplog.records]
     )
 
 
@@ -258,22 +263,22 @@ def test_cli_db_current_and_upgrade(
     monkeypatch.setenv("DATABASE_URL", empty_url)
     assert main(["db", "current"]) == 0
     assert (
-        "is empty; `ketamine-evidence db upgrade` creates the tables (revision 0002_probe)"
+        f"is empty; `ketamine-evidence db upgrade` creates the tables (revision {PROBE})"
         in capsys.readouterr().out
     )
 
     assert main(["db", "upgrade"]) == 0
     assert "Created the tables of" in capsys.readouterr().out
     assert main(["db", "upgrade"]) == 0
-    assert "is up to date (revision 0002_probe)" in capsys.readouterr().out
+    assert f"is up to date (revision {PROBE})" in capsys.readouterr().out
     assert main(["db", "current"]) == 0
-    assert "is at revision 0002_probe (this release's head)" in capsys.readouterr().out
+    assert f"is at revision {PROBE} (this release's head)" in capsys.readouterr().out
 
 
 def test_cli_db_revision_writes_the_missing_migration(
     migrations_with_a_second_revision: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    probe = Table("probe", SQLModel.metadata, Column("id", Integer, primary_key=True))  # as in 0002
+    probe = Table("probe", SQLModel.metadata, Column("id", Integer, primary_key=True))  # as in PROBE
     extra = Table("new_feature", SQLModel.metadata, Column("id", Integer, primary_key=True))
     try:
         assert main(["db", "revision", "-m", "Add new feature"]) == 0
@@ -281,15 +286,15 @@ def test_cli_db_revision_writes_the_missing_migration(
         SQLModel.metadata.remove(probe)
         SQLModel.metadata.remove(extra)
 
-    written = tmp_path / "migrations" / "versions" / "0003_add_new_feature.py"
+    written = tmp_path / "migrations" / "versions" / f"{NEXT}_add_new_feature.py"
     assert str(written) in capsys.readouterr().out
     source = written.read_text()
     assert (
-        'revision: str = "0003_add_new_feature"' in source
-        and 'down_revision: str | None = "0002_probe"' in source
+        f'revision: str = "{NEXT}_add_new_feature"' in source
+        and f'down_revision: str | None = "{PROBE}"' in source
     )
     assert "op.create_table('new_feature'" in source or 'op.create_table("new_feature"' in source
-    assert "probe" not in source.replace("0002_probe", "")
+    assert "probe" not in source.replace(PROBE, "")
 
 
 def test_the_app_start_applies_migrations(empty_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,7 +24,7 @@ from db.ranking_terms import (
     statement_words,
 )
 from db.review_models import AuditAction, AuditEvent, InvalidInputError, PermissionDenied, StudyVerdict
-from tests.review_builders import add_article, add_claim, team, vote
+from tests.review_builders import add_article, add_claim, document_of, team, vote
 
 NO_TERMS = RankingOptions(learn=False, semantic=False)
 
@@ -287,17 +287,296 @@ def test_tokens_drop_stopwords_and_plural_s() -> None:
 
 
 def test_warming_builds_the_features_in_the_background(db_url: str) -> None:
-    from db import ranking_model
+    from db import ranking_corpus
     from db.engine import open_session
 
     with open_session(db_url) as session:
         sleep(session, 1)
         session.commit()
-    assert not ranking_model._corpora
-    thread = ranking_model.warm_corpus_cache(functools.partial(open_session, db_url))
+    assert not ranking_corpus._stores
+    thread = ranking_corpus.warm_corpus_cache(functools.partial(open_session, db_url))
     thread.join(timeout=30)
     assert not thread.is_alive()
-    (built,) = ranking_model._corpora.values()
+    (store,) = ranking_corpus._stores.values()
+    built = store.corpus
+    assert built is not None and built._features  # the features too, not only titles and designs
     with open_session(db_url) as session:
-        assert ranking_model.current_corpus(session) is built  # reused, not rebuilt
+        assert ranking_corpus.current_corpus(session) is built  # reused, not rebuilt
     assert built.pmids.tolist() == [1]
+
+
+# --- what is kept between requests -----------------------------------------------------------------------
+
+
+def _count_training(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """How often naive Bayes' counts are built from every tag, and how often brought up to date."""
+    from db import ranking
+
+    calls = {"class_totals": 0, "update_totals": 0}
+    for name in calls:
+        real = getattr(ranking, name)
+
+        def counted(*args: object, _name: str = name, _real: object = real) -> object:
+            calls[_name] += 1
+            return _real(*args)  # type: ignore[operator]
+
+        monkeypatch.setattr(ranking, name, counted)
+    return calls
+
+
+def test_queue_reuses_the_model_until_a_decision_changes(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from db.assessments import update_assessment
+
+    users = team(session)
+    claim = add_claim(session)
+    for pmid in range(1, 21):
+        (microbiome if pmid <= 10 else sleep)(session, pmid)
+    session.commit()
+    vote(session, users["reviewer"], claim, 1, StudyVerdict.SUPPORTED)
+    changed = vote(session, users["reviewer"], claim, 11, StudyVerdict.NOT_RELEVANT)
+    session.commit()
+    trainings = _count_training(monkeypatch)
+    first = review_queue(session, claim.key, users["reviewer2"])
+    assert review_queue(session, claim.key, users["reviewer2"]) == first
+    ranked = [s.pmid for s in rank_studies(session, claim.key)]
+    assert ranked == [s.pmid for s in first if s.pmid not in {1, 11}]  # the same model
+    assert trainings == {"class_totals": 1, "update_totals": 0}
+    assert {s.pmid for s in first[:10]} == set(range(1, 11))  # microbiome first
+    # A new decision, even one not yet committed, retrains at the next request, from that study alone.
+    vote(session, users["reviewer2"], claim, 12, StudyVerdict.SUPPORTED)
+    assert "learnt from 2 relevant, 1 not" in review_queue(session, claim.key, users["reviewer"])[0].why
+    session.commit()
+    assert trainings == {"class_totals": 1, "update_totals": 1}
+    # So does a changed vote: 11 (sleep) becomes relevant; with no study left to contrast, no model.
+    update_assessment(
+        session, users["reviewer"], changed.id, changed.version, verdict=StudyVerdict.MIXED, reason="re-read"
+    )
+    session.commit()
+    assert claim_labels(session, claim)[11] is True
+    assert all(s.model is None for s in review_queue(session, claim.key, users["reviewer"]))
+    vote(session, users["reviewer2"], claim, 2, StudyVerdict.NOT_RELEVANT)
+    session.commit()
+    queue = review_queue(session, claim.key, users["reviewer2"])
+    assert trainings == {"class_totals": 1, "update_totals": 3}
+    assert {s.pmid for s in queue[:9]} == {11, *range(13, 21)}  # 12 and 2 are reviewer2's own
+    # Brought up to date decision by decision, the model ranks as one trained on every tag at once.
+    clear_corpus_cache()
+    fresh = review_queue(session, claim.key, users["reviewer2"])
+    assert trainings["class_totals"] == 2
+    assert [(s.pmid, s.score, s.why) for s in queue] == [(s.pmid, s.score, s.why) for s in fresh]
+
+
+def test_a_rolled_back_decision_is_forgotten(session: Session) -> None:
+    users = team(session)
+    claim = add_claim(session)
+    for pmid in range(1, 11):
+        (microbiome if pmid <= 5 else sleep)(session, pmid)
+    session.commit()
+    vote(session, users["reviewer"], claim, 1, StudyVerdict.SUPPORTED)
+    vote(session, users["reviewer"], claim, 6, StudyVerdict.NOT_RELEVANT)
+    session.commit()
+    before = rank_studies(session, claim.key)
+    vote(session, users["reviewer"], claim, 7, StudyVerdict.SUPPORTED)
+    assert 7 not in {s.pmid for s in rank_studies(session, claim.key)}
+    session.rollback()
+    assert rank_studies(session, claim.key) == before
+    vote(session, users["reviewer"], claim, 2, StudyVerdict.SUPPORTED)  # may reuse the event's id
+    session.commit()
+    after = rank_studies(session, claim.key)
+    assert 7 in {s.pmid for s in after} and 2 not in {s.pmid for s in after}
+    assert "learnt from 2 relevant, 1 not" in after[0].why
+
+
+def test_claim_labels_count_a_study_relevant_if_any_vote_judges_it(session: Session) -> None:
+    users = team(session)
+    claim = add_claim(session)
+    for pmid in (1, 2):
+        sleep(session, pmid)
+    session.commit()
+    vote(session, users["reviewer"], claim, 1, StudyVerdict.NOT_RELEVANT)
+    vote(session, users["reviewer2"], claim, 1, StudyVerdict.UNSUPPORTED)
+    vote(session, users["reviewer"], claim, 2, StudyVerdict.NOT_RELEVANT)
+    session.commit()
+    assert claim_labels(session, claim) == {1: True, 2: False}
+
+
+def test_lexical_scores_follow_a_revised_article(session: Session) -> None:
+    from db.articles import upsert_articles
+    from db.models import Article
+
+    claim = add_claim(session, statement="Ketamine relieves depression within hours.")
+    sleep(session, 1)
+    sleep(session, 2)
+    session.commit()
+    assert [(s.pmid, s.lexical) for s in rank_studies(session, claim.key, options=NO_TERMS)] == [
+        (1, 0.0),
+        (2, 0.0),
+    ]
+    article = session.get(Article, 2)
+    assert article is not None
+    revised = {column: getattr(article, column) for column in ("pmid", "abstract", "publication_types")}
+    upsert_articles(session, [{**revised, "title": "Ketamine relieves depression", "content_hash": "v2"}])
+    session.commit()
+    ranked = rank_studies(session, claim.key, options=NO_TERMS)
+    assert ranked[0].pmid == 2 and ranked[0].lexical > 0
+    assert ranked[0].title == "Ketamine relieves depression"
+
+
+def test_corpus_reads_only_new_articles_and_ranks_as_a_fresh_build(session: Session) -> None:
+    from db.ranking_corpus import current_corpus
+
+    users = team(session)
+    claim = add_claim(session)
+    for pmid in range(1, 11):
+        (microbiome if pmid % 2 else sleep)(session, pmid)
+    session.commit()
+    vote(session, users["reviewer"], claim, 1, StudyVerdict.SUPPORTED)
+    vote(session, users["reviewer"], claim, 2, StudyVerdict.NOT_RELEVANT)
+    session.commit()
+    rank_studies(session, claim.key)
+    before = current_corpus(session)
+    assert before._features  # a model was trained, so the features exist
+    for pmid in (11, 12):
+        microbiome(session, pmid)
+    session.commit()
+    after = current_corpus(session)
+    assert after is not before
+    assert after.studies[:10] == before.studies[:10]  # the same objects: not read or tokenised again
+    assert all(study.terms is not None for study in after.studies)  # new ones tokenised on arrival
+    incremental = rank_studies(session, claim.key)
+    clear_corpus_cache()
+    fresh = rank_studies(session, claim.key)
+    assert [(s.pmid, s.score, s.why) for s in incremental] == [(s.pmid, s.score, s.why) for s in fresh]
+
+
+def test_features_wait_for_tags_to_learn_from(session: Session) -> None:
+    from db.ranking_corpus import current_corpus
+
+    users = team(session)
+    claim = add_claim(session)
+    for pmid in range(1, 5):
+        sleep(session, pmid)
+    session.commit()
+    vote(session, users["reviewer"], claim, 1, StudyVerdict.SUPPORTED)
+    session.commit()
+    rank_studies(session, claim.key)
+    assert not current_corpus(session)._features
+    vote(session, users["reviewer"], claim, 2, StudyVerdict.NOT_RELEVANT)
+    session.commit()
+    rank_studies(session, claim.key)
+    assert current_corpus(session)._features
+
+
+def test_preparing_the_queues_trains_every_claim_ahead(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from db.ranking import prepare_queues
+
+    users = team(session)
+    first = add_claim(session)
+    second = add_claim(
+        session,
+        document_of(session, first),
+        key="stay-well",
+        sentence="Some patients stay well for months.",
+        statement="Patients stay well for months.",
+    )
+    claims = [first, second]
+    for pmid in range(1, 11):
+        (microbiome if pmid <= 5 else sleep)(session, pmid)
+    session.commit()
+    for claim in claims:
+        vote(session, users["reviewer"], claim, 1, StudyVerdict.SUPPORTED)
+        vote(session, users["reviewer"], claim, 6, StudyVerdict.NOT_RELEVANT)
+    session.commit()
+    prepare_queues(session)
+    trainings = _count_training(monkeypatch)
+    for claim in claims:
+        assert review_queue(session, claim.key, users["reviewer2"])[0].model is not None
+    assert trainings == {"class_totals": 0, "update_totals": 0}
+
+
+def test_word_counts_are_stored_once_per_content_version(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from db import ranking_corpus
+    from db.articles import upsert_articles
+    from db.models import Article
+    from db.ranking_models import ArticleTerms
+
+    users = team(session)
+    claim = add_claim(session)
+    for pmid in range(1, 7):
+        (microbiome if pmid <= 3 else sleep)(session, pmid)
+    session.commit()
+    vote(session, users["reviewer"], claim, 1, StudyVerdict.SUPPORTED)
+    vote(session, users["reviewer"], claim, 4, StudyVerdict.NOT_RELEVANT)
+    session.commit()
+    first = rank_studies(session, claim.key)
+    stored = {row.pmid: row.content_hash for row in session.scalars(select(ArticleTerms))}
+    assert stored == {pmid: f"hash-{pmid}" for pmid in range(1, 7)}
+    # A restart reads them instead of tokenising the articles again, and ranks the same.
+    clear_corpus_cache()
+    tokenised: list[int] = []
+    real = ranking_corpus._Tokeniser.of
+
+    def counted(self: object, *args: object) -> object:
+        tokenised.append(1)
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ranking_corpus._Tokeniser, "of", counted)
+    assert [(s.pmid, s.score) for s in rank_studies(session, claim.key)] == [(s.pmid, s.score) for s in first]
+    assert not tokenised
+    # A revised article is tokenised again, and its stored counts replaced.
+    article = session.get(Article, 2)
+    assert article is not None
+    revised = {column: getattr(article, column) for column in ("pmid", "abstract", "publication_types")}
+    upsert_articles(
+        session, [{**revised, "title": "Sleep architecture and slow waves", "content_hash": "v2"}]
+    )
+    session.commit()
+    assert "Sleep architecture" in next(s.title for s in rank_studies(session, claim.key) if s.pmid == 2)
+    assert len(tokenised) == 1
+    session.expire_all()
+    assert session.get(ArticleTerms, 2).content_hash == "v2"  # type: ignore[union-attr]
+
+
+def test_storing_word_counts_never_waits_for_the_callers_own_write(sqlite_url: str) -> None:
+    import time
+
+    from db.engine import SQLITE_BUSY_TIMEOUT_MS, engine_for, open_session
+    from db.ranking_models import ArticleTerms
+
+    with open_session(sqlite_url) as session:
+        users = team(session)
+        claim = add_claim(session)
+        for pmid in range(1, 7):
+            (microbiome if pmid <= 3 else sleep)(session, pmid)
+        session.commit()
+        vote(session, users["reviewer"], claim, 1, StudyVerdict.SUPPORTED)
+        vote(session, users["reviewer"], claim, 4, StudyVerdict.NOT_RELEVANT)
+        # Uncommitted: this session holds SQLite's write lock while the model is first trained.
+        started = time.perf_counter()
+        ranked = rank_studies(session, claim.key)
+        assert time.perf_counter() - started < SQLITE_BUSY_TIMEOUT_MS / 1000
+        assert ranked[0].model is not None
+        session.commit()
+        assert not list(session.scalars(select(ArticleTerms)))  # not stored this time
+        clear_corpus_cache()
+        assert rank_studies(session, claim.key) == ranked
+        assert len(list(session.scalars(select(ArticleTerms)))) == 6  # stored at the next build
+    with engine_for(sqlite_url).connect() as connection:  # pooled connections keep their timeout
+        timeout = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+        assert timeout == SQLITE_BUSY_TIMEOUT_MS
+
+
+def test_designs_read_the_mesh_descriptors(session: Session) -> None:
+    claim = add_claim(session)
+    add_article(session, 1, publication_types=["Randomized Controlled Trial"], mesh=["Animals", "Rats"])
+    add_article(session, 2, publication_types=["Randomized Controlled Trial"], mesh=["Animals", "Humans"])
+    add_article(session, 3, publication_types=["Journal Article"], mesh=["Cohort Studies"])
+    session.commit()
+    designs = {s.pmid: s.design for s in rank_studies(session, claim.key)}
+    assert designs == {1: StudyDesign.PRECLINICAL, 2: StudyDesign.RCT, 3: StudyDesign.OBSERVATIONAL}
