@@ -49,6 +49,8 @@ _BATCH_COLUMNS = ("first_seen_at", "updated_at", "deleted_in_pubmed")  # the sam
 ENCODED_COLUMNS = tuple(c.name for c in Article.__table__.columns if c.name not in _BATCH_COLUMNS)
 _JSON_COLUMNS = frozenset(c.name for c in Article.__table__.columns if isinstance(c.type, JSON))
 _PMID, _HASH = ENCODED_COLUMNS.index("pmid"), ENCODED_COLUMNS.index("content_hash")
+_ENCODED_SET = frozenset(ENCODED_COLUMNS)
+_ENCODING = tuple((name, name in _JSON_COLUMNS) for name in ENCODED_COLUMNS)
 
 
 def encode_article(fields: dict[str, Any]) -> EncodedArticle:
@@ -56,11 +58,11 @@ def encode_article(fields: dict[str, Any]) -> EncodedArticle:
 
     A column missing from `fields` gets the model's default: the row is the whole record.
     """
-    values = []
-    for name in ENCODED_COLUMNS:
-        value = fields[name] if name in fields else _default(name)
-        values.append(orjson.dumps(value).decode() if name in _JSON_COLUMNS else value)
-    return tuple(values)
+    if len(fields) < len(ENCODED_COLUMNS) or not fields.keys() >= _ENCODED_SET:
+        fields = {name: fields[name] if name in fields else _default(name) for name in ENCODED_COLUMNS}
+    return tuple(
+        [orjson.dumps(fields[name]).decode() if is_json else fields[name] for name, is_json in _ENCODING]
+    )
 
 
 def _default(name: str) -> Any:
