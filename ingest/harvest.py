@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -16,6 +15,7 @@ from db.locks import job_lock
 from db.models import HarvestRun, RunStatus
 from db.runs import finish_run, last_successful_run, start_run
 from db.settings import Settings
+from ingest.date_windows import DateWindow, ncbi_day, plan_windows
 from ingest.eutils import ConfigurationError, EutilsClient, EutilsError, SearchResult
 from ingest.records import PubmedRecord
 from ingest.store import store_batch, to_stored_items
@@ -59,37 +59,15 @@ DEFAULT_BATCH_SIZE = 500
 MAX_BATCH_SIZE = 10_000  # the most efetch returns in one answer
 # PubMed's esearch cannot page past the first 9,999 results of a search (history included).
 ESEARCH_LIMIT = 9_999
-# Bisection starts here; the sum check catches anything outside [EARLIEST_EDAT, tomorrow].
-EARLIEST_EDAT = date(1700, 1, 1)
 
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True, slots=True)
-class DateWindow:
-    """A slice of the search by Entrez date (inclusive days), small enough to page through."""
-
-    mindate: date | None
-    maxdate: date | None
-    search: SearchResult
-
-    @property
-    def count(self) -> int:
-        return self.search.count
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "mindate": _ncbi_day(self.mindate) if self.mindate else None,
-            "maxdate": _ncbi_day(self.maxdate) if self.maxdate else None,
-            "count": self.count,
-        }
 
 
 def term_since(query: str, since: date | None) -> str:
     """The query restricted to records added (EDAT) or revised (MDAT) on or after `since`."""
     if since is None:
         return query
-    day = _ncbi_day(since)
+    day = ncbi_day(since)
     return f'({query}) AND (("{day}"[EDAT] : "3000"[EDAT]) OR ("{day}"[MDAT] : "3000"[MDAT]))'
 
 
@@ -246,38 +224,23 @@ def _harvest_into(
 
 
 def _split_into_windows(client: EutilsClient, term: str, total: int, limit: int) -> list[DateWindow]:
-    """Bisect the Entrez-date range by day until every window holds at most `limit` records."""
+    """Date windows of at most `limit` records that must add up to the whole search's `total`."""
     tomorrow = date.today() + timedelta(days=1)  # NCBI dates are US Eastern; a day of slack covers it
-    pending = _halves(EARLIEST_EDAT, tomorrow)
-    windows: list[DateWindow] = []
-    probes = 0
-    while pending:
-        start, end = pending.pop(0)
-        search = client.esearch(term, usehistory=True, mindate=start, maxdate=end, datetype="edat")
-        probes += 1
-        if search.count <= limit:
-            if search.count:
-                windows.append(DateWindow(start, end, search))
-            continue
-        if start == end:
-            raise EutilsError(
-                f"PubMed has {search.count:,} records entered on {_ncbi_day(start)} alone, more than the "
-                f"{limit:,} one search can page through; narrow the query."
-            )
-        pending[:0] = _halves(start, end)  # depth first keeps the windows in date order
-    found = sum(window.count for window in windows)
-    logger.info("Split %d records into %d date windows (%d searches).", total, len(windows), probes)
+
+    def search(start: date, end: date) -> SearchResult:
+        return client.esearch(term, usehistory=True, mindate=start, maxdate=end, datetype="edat")
+
+    plan = plan_windows(search, total, limit, tomorrow)
+    found = sum(window.count for window in plan.windows)
+    logger.info(
+        "Split %d records into %d date windows (%d searches).", total, len(plan.windows), plan.searches
+    )
     if found != total:
         raise EutilsError(
-            f"The {len(windows)} date windows add up to {found:,} records but PubMed reported {total:,} "
+            f"The {len(plan.windows)} date windows add up to {found:,} records but PubMed reported {total:,} "
             "for the whole query; PubMed may have changed during the harvest, so rerun it."
         )
-    return windows
-
-
-def _halves(start: date, end: date) -> list[tuple[date, date]]:
-    middle = start + (end - start) // 2
-    return [(start, middle), (middle + timedelta(days=1), end)]
+    return plan.windows
 
 
 def _close_unfinished(
@@ -295,7 +258,3 @@ def _close_unfinished(
         finish_run(session, run, status, message)
     except Exception:  # noqa: BLE001  (the database itself may be what failed)
         logger.exception("Could not record the end of harvest run %s", run.id)
-
-
-def _ncbi_day(value: date) -> str:
-    return value.strftime("%Y/%m/%d")

@@ -42,7 +42,6 @@ _NEXT = re.compile(
 _ROOT_START = re.compile(rb"<(PubmedArticleSet|MedlineCitationSet)(?:\s[^>]*)?>")
 _COMMENT = re.compile(rb"<!--.*?-->", re.S)
 _DECLARATION = re.compile(rb"^\s*(<\?xml[^>]*\?>)")
-_COMPACT_AT = 1 << 20  # drop consumed bytes from the buffer past this size
 
 
 class PubmedFormatError(ValueError):
@@ -110,17 +109,21 @@ def _split(handle: IO[bytes], label: str) -> Iterator[RecordChunk]:
     line = 1 + buffer.count(b"\n", 0, position)  # the line number at `position`
     while True:
         found = _NEXT.search(buffer, position)
-        if found is None or (
-            found.group(1) and buffer.find(b"</" + found.group(1) + b">", found.start()) < 0
-        ):
+        end = -1
+        if found is not None and found.group(1):
+            close = b"</" + found.group(1) + b">"
+            end = buffer.find(close, found.end())
+            end = end + len(close) if end >= 0 else -1
+        if found is None or (found.group(1) and end < 0):
             if eof:
                 last_line = line + buffer.count(b"\n", position)
                 raise PubmedFormatError(
                     f"{label}: line {last_line}: the XML ends before the document does (truncated); "
                     "fetch or download it again."
                 )
-            if position > _COMPACT_AT:
-                buffer, position = buffer[position:], 0
+            # Keep only the unconsumed tail: appending to a buffer that still holds every record
+            # already yielded copied it again on each read.
+            buffer, position = buffer[position:], 0
             more = _read(handle, label)
             eof = not more
             buffer += more
@@ -130,8 +133,6 @@ def _split(handle: IO[bytes], label: str) -> Iterator[RecordChunk]:
         if found.group(2):  # the root's end tag: the document is complete
             _check_gap(buffer[found.end() :] + _read_rest(handle, label), label, line)
             return
-        tag = found.group(1)
-        end = buffer.find(b"</" + tag + b">", found.start()) + len(tag) + 3
         yield RecordChunk(buffer[found.start() : end], line, prefix)
         line += buffer.count(b"\n", found.start(), end)
         position = end
@@ -314,7 +315,8 @@ def _parse_citation(citation: ET.Element, pubmed_data: ET.Element | None, label:
         if tag == "Journal":
             journal_title = _text(child.find("Title"))
             journal_iso = child.findtext("ISOAbbreviation") or None
-            pub_date, pub_year = _pub_date(child.find("JournalIssue/PubDate"))
+            issue = child.find("JournalIssue")
+            pub_date, pub_year = _pub_date(issue.find("PubDate") if issue is not None else None)
         elif tag == "ArticleTitle":
             title = _text(child)
         elif tag == "VernacularTitle":
@@ -378,7 +380,7 @@ def _abstract(abstract: ET.Element | None) -> tuple[AbstractSection, ...]:
     if abstract is None:
         return ()
     sections = []
-    for part in abstract.iterfind("AbstractText"):
+    for part in abstract.findall("AbstractText"):
         text = _text(part)
         if text:
             sections.append(
@@ -391,43 +393,41 @@ def _authors(author_list: ET.Element | None) -> tuple[Author, ...]:
     if author_list is None:
         return ()
     authors = []
-    for author in author_list:
-        if author.tag != "Author" or author.get("ValidYN") == "N":
+    # findall/findtext with a plain tag name run in C; records can carry hundreds of authors.
+    for author in author_list.findall("Author"):
+        if author.get("ValidYN") == "N":
             continue
-        # One pass over the children: records can carry hundreds of authors.
-        fields: dict[str, str] = {}
-        for part in author:
-            tag = part.tag
-            if tag == "Identifier":
-                if part.get("Source") == "ORCID" and part.text:
-                    fields["orcid"] = part.text.strip()
-            elif tag in _AUTHOR_FIELDS:
-                value = _text(part)
-                if value:
-                    fields[_AUTHOR_FIELDS[tag]] = value
-        authors.append(Author(**fields))
+        orcid = None
+        for identifier in author.findall("Identifier"):
+            if identifier.get("Source") == "ORCID" and identifier.text:
+                orcid = identifier.text.strip()
+        collective = author.find("CollectiveName")
+        authors.append(
+            Author(
+                _plain_text(author.findtext("LastName")),
+                _plain_text(author.findtext("ForeName")),
+                _plain_text(author.findtext("Initials")),
+                (_text(collective) or None) if collective is not None else None,
+                orcid or None,
+            )
+        )
     return tuple(authors)
 
 
-_AUTHOR_FIELDS = {
-    "LastName": "last_name",
-    "ForeName": "fore_name",
-    "Initials": "initials",
-    "CollectiveName": "collective_name",
-}
+def _plain_text(text: str | None) -> str | None:
+    """A text-only element's text (names, initials) with whitespace collapsed; None when empty."""
+    return " ".join(text.split()) or None if text else None
 
 
 def _mesh(mesh_list: ET.Element | None) -> tuple[MeshHeading, ...]:
     if mesh_list is None:
         return ()
     headings = []
-    for heading in mesh_list.iterfind("MeshHeading"):
+    for heading in mesh_list.findall("MeshHeading"):
         descriptor = heading.find("DescriptorName")
         if descriptor is None:
             continue
-        qualifiers = tuple(
-            (_text(q), q.get("MajorTopicYN") == "Y") for q in heading.iterfind("QualifierName")
-        )
+        qualifiers = tuple((_text(q), q.get("MajorTopicYN") == "Y") for q in heading.findall("QualifierName"))
         headings.append(
             MeshHeading(
                 descriptor=_text(descriptor),
@@ -444,7 +444,7 @@ def _notices(corrections: ET.Element | None) -> tuple[Notice, ...]:
     if corrections is None:
         return ()
     notices = []
-    for link in corrections.iterfind("CommentsCorrections"):
+    for link in corrections.findall("CommentsCorrections"):
         ref_type = link.get("RefType", "")
         if ref_type in NOTICE_REF_TYPES:
             notices.append(
@@ -461,7 +461,8 @@ def _article_ids(pubmed_data: ET.Element | None) -> dict[str, str]:
     if pubmed_data is None:
         return {}
     ids: dict[str, str] = {}
-    for article_id in pubmed_data.iterfind("ArticleIdList/ArticleId"):
+    id_list = pubmed_data.find("ArticleIdList")
+    for article_id in id_list.findall("ArticleId") if id_list is not None else ():
         kind = article_id.get("IdType", "")
         value = (article_id.text or "").strip()
         if value and kind not in ids:

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlmodel import Session
 
-from db.articles import BatchOutcome, apply_deletions, upsert_articles
+from db.articles import BatchOutcome, EncodedArticle, apply_deletions, encode_article, upsert_encoded_articles
 from db.models import HarvestRun
 from db.runs import record_batch
 from db.signoff import flag_changed_evidence
 from ingest.records import DeletedCitation, PubmedRecord
 
-# A parsed item ready to store: Article column values, or a PMID that PubMed deleted.
-StoredItem = dict[str, Any] | DeletedCitation
+# A parsed item ready to store: an article's encoded column values, or a PMID that PubMed deleted.
+StoredItem = EncodedArticle | DeletedCitation
 
 
 def to_stored_items(records: Sequence[PubmedRecord | DeletedCitation]) -> list[StoredItem]:
-    return [r if isinstance(r, DeletedCitation) else r.article_fields() for r in records]
+    return [r if isinstance(r, DeletedCitation) else encode_article(r.article_fields()) for r in records]
 
 
 def store_batch(
@@ -30,15 +29,15 @@ def store_batch(
     update file that deletes and re-adds a PMID ends as PubMed has it.
     """
     outcome = BatchOutcome()
-    pending: list[dict[str, Any]] = []
+    pending: list[EncodedArticle] = []
     for item in items:
         if isinstance(item, DeletedCitation):
-            outcome.add(upsert_articles(session, pending, run.id))
+            outcome.add(upsert_encoded_articles(session, pending, run.id))
             pending = []
             outcome.add(apply_deletions(session, [item.pmid], run.id))
         else:
             pending.append(item)
-    outcome.add(upsert_articles(session, pending, run.id))
+    outcome.add(upsert_encoded_articles(session, pending, run.id))
     # Same transaction: a claim signed off on evidence this batch changed is flagged with it.
     flag_changed_evidence(session, outcome.changed_pmids)
     record_batch(run, outcome, requests_made)
