@@ -139,7 +139,10 @@ def iter_item_batches(
             with _open_counted(path, position) as stream:
                 chunks = iter_record_chunks(stream, label)
                 while batch_chunks := list(islice(chunks, batch_size)):
-                    pending.append(pool.apply_async(_parse_batch, (batch_chunks, label)))
+                    # Plain (bytes, line) tuples: pickling the dataclass cost this process 20 us a record.
+                    parts = [(chunk.data, chunk.line) for chunk in batch_chunks]
+                    task = (parts, batch_chunks[0].declaration, label)
+                    pending.append(pool.apply_async(_parse_batch, task))
                     # A bounded window of batches in flight keeps memory flat.
                     if len(pending) > workers:
                         yield pending.popleft().get()
@@ -160,7 +163,8 @@ def _worker_count(path: Path) -> int:
     return max(1, min(MAX_WORKERS, (os.cpu_count() or 1)))
 
 
-def _parse_batch(chunks: list[RecordChunk], label: str) -> list[StoredItem]:
+def _parse_batch(parts: list[tuple[bytes, int]], declaration: bytes, label: str) -> list[StoredItem]:
+    chunks = (RecordChunk(data, line, declaration) for data, line in parts)
     return to_stored_items([item for chunk in chunks for item in parse_record_chunk(chunk, label)])
 
 
