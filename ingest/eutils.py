@@ -40,6 +40,10 @@ NCBI_EMAIL_MISSING = (
 
 _ERROR_ELEMENT = re.compile(rb"<ERROR>(.*?)</ERROR>", re.S)
 _HTML_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.S | re.I)
+# efetch's <ERROR> when the WebEnv/query_key is unknown to the history server (expired or never made).
+_HISTORY_GONE = re.compile(
+    r"unable to obtain query|invalid (webenv|query_key)|webenv.*(expired|not found)", re.I
+)
 # <ERROR> texts from esearch that mean the query itself is wrong, so retrying cannot help.
 _QUERY_ERROR = re.compile(
     r"syntax|invalid (query|term)|unbalanced|unmatched|parenthes|quotation|phrase not found"
@@ -58,6 +62,11 @@ class EutilsError(RuntimeError):
 
 class InvalidQueryError(EutilsError):
     """PubMed rejected the query (unknown phrase or field, bad syntax); retrying will not help."""
+
+
+class HistoryExpiredError(EutilsError):
+    """The history server no longer holds the search (WebEnv sessions expire after hours of idling);
+    retrying the same WebEnv will not help, searching again will."""
 
 
 class _Retryable(Exception):
@@ -382,6 +391,10 @@ def _reject_unusable(data: bytes, *, query_errors: bool) -> None:
         if query_errors and _QUERY_ERROR.search(text):
             raise InvalidQueryError(
                 f"PubMed rejected the query: {text!r}; check its syntax (quotes, brackets, field tags)."
+            )
+        if not query_errors and _HISTORY_GONE.search(text):
+            raise HistoryExpiredError(
+                f"The history server no longer holds the search ({text!r}); search again for a new WebEnv."
             )
         raise _Retryable("body", f"answered with an <ERROR> body ({text!r})")
 

@@ -16,7 +16,7 @@ from db.models import HarvestRun, RunStatus
 from db.runs import finish_run, last_successful_run, start_run
 from db.settings import Settings
 from ingest.date_windows import DateWindow, ncbi_day, plan_windows
-from ingest.eutils import ConfigurationError, EutilsClient, EutilsError, SearchResult
+from ingest.eutils import ConfigurationError, EutilsClient, EutilsError, HistoryExpiredError, SearchResult
 from ingest.records import PubmedRecord
 from ingest.store import store_batch, to_stored_items
 
@@ -57,6 +57,7 @@ DEFAULT_QUERY = f"({' OR '.join(_DRUGS)}) AND ({' OR '.join(_CONDITIONS)})"
 
 DEFAULT_BATCH_SIZE = 500
 MAX_BATCH_SIZE = 10_000  # the most efetch returns in one answer
+MAX_RESEARCHES = 3  # fresh searches per window when the history server drops one
 # PubMed's esearch cannot page past the first 9,999 results of a search (history included).
 ESEARCH_LIMIT = 9_999
 
@@ -201,16 +202,29 @@ def _harvest_into(
     total = search.count if max_records is None else min(search.count, max_records)
     done = 0
     for window in windows:
-        for retstart in range(0, window.count, batch_size):
-            if done >= total:
-                return
+        retstart = 0
+        searches_left = MAX_RESEARCHES
+        while retstart < window.count and done < total:
             size = min(batch_size, window.count - retstart, total - done)
             if window.search.webenv is None or window.search.query_key is None:
                 raise EutilsError(
                     "esearch gave no WebEnv/QueryKey although usehistory=y was sent; "
                     "check that EUTILS_BASE_URL points at E-utilities."
                 )
-            records = client.fetch_batch(window.search.webenv, window.search.query_key, retstart, size)
+            try:
+                records = client.fetch_batch(window.search.webenv, window.search.query_key, retstart, size)
+            except HistoryExpiredError:
+                # A long harvest can outlive its WebEnv: search the window again and go on. If PubMed
+                # changed meanwhile, the window is fetched again from its start (upserts are idempotent).
+                searches_left -= 1
+                if searches_left < 0:
+                    raise
+                fresh, restart_at = _search_again(client, term, window, retstart)
+                if max_records is None:
+                    total += fresh.count - window.count  # PubMed may have added or dropped records
+                done -= retstart - restart_at  # a window fetched again is counted once
+                window, retstart = fresh, restart_at
+                continue
             fetched = sum(isinstance(record, PubmedRecord) for record in records)
             if fetched < size:
                 # PubMed dropped some (deleted since the search) or the parser skipped damaged ones.
@@ -219,8 +233,24 @@ def _harvest_into(
             check_lock()  # never write a batch after losing the lock to another harvest
             store_batch(session, run, to_stored_items(records), client.requests_made - first_request)
             done += size
+            retstart += size
             if progress is not None:
                 progress(done, total)
+
+
+def _search_again(
+    client: EutilsClient, term: str, window: DateWindow, retstart: int
+) -> tuple[DateWindow, int]:
+    """A fresh history-server search for `window`, and where to go on fetching it."""
+    if window.mindate is None or window.maxdate is None:
+        search = client.esearch(term, usehistory=True)
+    else:
+        search = client.esearch(
+            term, usehistory=True, mindate=window.mindate, maxdate=window.maxdate, datetype="edat"
+        )
+    logger.warning("The history server dropped the search; searched again (%d records).", search.count)
+    fresh = DateWindow(window.mindate, window.maxdate, search)
+    return fresh, retstart if search.count == window.count else 0
 
 
 def _split_into_windows(client: EutilsClient, term: str, total: int, limit: int) -> list[DateWindow]:

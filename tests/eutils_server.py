@@ -163,6 +163,7 @@ class FakeEutils:
         self._faults: dict[str, deque[Fault | None]] = {"esearch": deque(), "efetch": deque()}
         self._always: dict[str, Fault | None] = {"esearch": None, "efetch": None}
         self._history: dict[tuple[str, str], list[int]] = {}
+        self.expire_history_on_every_fetch = False
         self._webenvs = itertools.count(1)
         self._lock = threading.Lock()
         server.expect_request(re.compile(r"/(esearch|efetch)\.fcgi$")).respond_with_handler(self._handle)
@@ -186,6 +187,11 @@ class FakeEutils:
             replace(record, title=title, date_revised=on) if record.pmid == pmid else record
             for record in self.records
         ]
+
+    def expire_history(self) -> None:
+        """The history server forgets every search, as when a WebEnv session expires."""
+        with self._lock:
+            self._history.clear()
 
     def delete(self, pmid: int) -> None:
         self.records = [record for record in self.records if record.pmid != pmid]
@@ -259,6 +265,8 @@ class FakeEutils:
     def _efetch(self, params: dict[str, str]) -> bytes:
         assert params.get("db") == "pubmed" and params.get("retmode") == "xml", params
         key = (params.get("WebEnv", ""), params.get("query_key", ""))
+        if self.expire_history_on_every_fetch:
+            self.expire_history()
         if key not in self._history:
             return _error_body("efetch", f"Unable to obtain query #{key[1]}")
         retstart, retmax = int(params.get("retstart", "0")), int(params.get("retmax", "20"))

@@ -19,8 +19,15 @@ from sqlalchemy import func, select
 from db.engine import init_db, open_session
 from db.models import Article, ArticleRevision, HarvestRun
 from db.settings import Settings
-from ingest.eutils import ConfigurationError, EutilsClient, EutilsError, InvalidQueryError, RateLimiter
-from ingest.harvest import DEFAULT_QUERY, harvest, term_since
+from ingest.eutils import (
+    ConfigurationError,
+    EutilsClient,
+    EutilsError,
+    HistoryExpiredError,
+    InvalidQueryError,
+    RateLimiter,
+)
+from ingest.harvest import DEFAULT_QUERY, MAX_RESEARCHES, harvest, term_since
 from tests.eutils_server import FakeEutils, FakeRecord, Fault, cleared, make_records, running_server
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -141,6 +148,55 @@ def test_max_records_caps_the_fetch_and_progress_reports_each_batch(
     assert efetch_slices(fake) == [(0, 10), (10, 5)]
     assert len(article_table(sqlite_url)) == 15
     assert reports == [(10, 15), (15, 15)]
+
+
+def test_an_expired_history_search_is_searched_again_and_the_harvest_goes_on(
+    db_url: str, server: HTTPServer
+) -> None:
+    fake = FakeEutils(server, make_records(23))
+    fetched: list[int] = []
+
+    def expire_after_first_batch(done: int, _total: int) -> None:
+        fetched.append(done)
+        if done == 10:
+            fake.expire_history()
+
+    run = run_harvest(db_url, fake, batch_size=10, progress=expire_after_first_batch)
+
+    assert (run.status, run.records_new) == ("succeeded", 23)
+    assert len(fake.requests_to("esearch")) == 2  # the search, then one fresh search
+    # The failed slice is asked again from the fresh search; nothing is fetched twice.
+    assert efetch_slices(fake) == [(0, 10), (10, 10), (10, 10), (20, 3)]
+    assert fetched == [10, 20, 23]
+    assert len(article_table(db_url)) == 23
+
+
+def test_a_history_search_that_changed_meanwhile_is_fetched_again_from_its_start(
+    sqlite_url: str, server: HTTPServer
+) -> None:
+    fake = FakeEutils(server, make_records(23))
+    added = make_records(1, first_pmid=39_000_001, first_day=date(2020, 1, 1))
+
+    def expire_and_grow(done: int, _total: int) -> None:
+        if done == 10 and len(fake.records) == 23:
+            fake.records.extend(added)  # PubMed changed while the history expired
+            fake.expire_history()
+
+    run = run_harvest(sqlite_url, fake, batch_size=10, progress=expire_and_grow)
+
+    assert run.status == "succeeded"
+    assert efetch_slices(fake)[2:] == [(0, 10), (10, 10), (20, 4)]
+    assert len(article_table(sqlite_url)) == 24  # the newcomer too, and nothing twice
+
+
+def test_a_history_server_that_keeps_forgetting_fails_the_run(sqlite_url: str, server: HTTPServer) -> None:
+    fake = FakeEutils(server, make_records(23))
+    fake.expire_history_on_every_fetch = True
+
+    with pytest.raises(HistoryExpiredError, match="no longer holds the search"):
+        run_harvest(sqlite_url, fake, batch_size=10)
+    assert runs(sqlite_url)[0].status == "failed"
+    assert len(fake.requests_to("esearch")) == 1 + MAX_RESEARCHES
 
 
 def test_a_query_with_no_results_makes_no_efetch(sqlite_url: str, server: HTTPServer) -> None:
