@@ -11,6 +11,7 @@ Roles are always read from the database: the mode says only *who* someone is.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -20,8 +21,9 @@ from enum import StrEnum
 from sqlalchemy import Column, ForeignKey, Integer, Text, func, select
 from sqlmodel import Field, Session, SQLModel
 
+from db.audit import record_event
 from db.models import utcnow
-from db.review_models import InvalidInputError, PermissionDenied, Role, User
+from db.review_models import AuditAction, InvalidInputError, PermissionDenied, Role, User
 from db.roles import Action, add_user, find_user, get_user, require
 
 MIN_PASSWORD_LENGTH = 10
@@ -99,9 +101,12 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-# A hash to check against when the user does not exist, so that a wrong name takes as long as a
-# wrong password and the answer time does not tell which names exist.
-_DUMMY_HASH = hash_password("not a password", salt=b"0" * _SALT_BYTES)
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to check against when the user does not exist, so that a wrong name takes as long as a
+    wrong password and the answer time does not tell which names exist. Made on first use: scrypt
+    costs a tenth of a second, which every CLI command paid at import."""
+    return hash_password("not a password", salt=b"0" * _SALT_BYTES)
 
 
 def check_password_rules(password: str) -> None:
@@ -131,6 +136,7 @@ def set_password(session: Session, actor: User, name: str, password: str) -> Non
         credential.updated_at = utcnow()
     session.add(credential)
     session.flush()
+    record_event(session, actor, AuditAction.PASSWORD_SET, user, after={"name": user.name})
 
 
 def has_password(session: Session, user_id: int) -> bool:
@@ -145,7 +151,7 @@ def authenticate(session: Session, name: str, password: str) -> User | None:
     """The active user with this name and password, else None (whatever was wrong)."""
     user = find_user(session, name.strip())
     credential = session.get(UserCredential, user.id) if user is not None and user.id is not None else None
-    encoded = credential.password_hash if credential is not None else _DUMMY_HASH
+    encoded = credential.password_hash if credential is not None else _dummy_hash()
     matches = verify_password(password, encoded)
     if user is None or credential is None or not user.active or not matches:
         return None

@@ -98,6 +98,7 @@ class AuditAction(StrEnum):
     USER_ADDED = "user_added"
     ROLE_CHANGED = "role_changed"
     USER_DEACTIVATED = "user_deactivated"
+    PASSWORD_SET = "password_set"  # who set whose password, never the password or its hash
     DOCUMENT_ADDED = "document_added"
     DOCUMENT_CHANGED = "document_changed"
     CLAIM_ADDED = "claim_added"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from db.audit import audit_events
 from db.auth import (
     AuthMode,
     UserCredential,
@@ -16,7 +17,7 @@ from db.auth import (
     verify_password,
 )
 from db.engine import open_session
-from db.review_models import InvalidInputError, NotFoundError, PermissionDenied
+from db.review_models import AuditAction, InvalidInputError, NotFoundError, PermissionDenied
 from db.roles import deactivate_user, get_user
 from tests.dashboard_builders import add_team
 
@@ -119,3 +120,18 @@ def test_the_first_admin_is_created_with_a_password_only_on_an_empty_database(sq
         with pytest.raises(PermissionDenied, match="Users exist already"):
             create_first_admin(session, "eve", PASSWORD)
         assert get_user(session, "ada") is admin
+
+
+def test_setting_a_password_is_audited_without_the_password(sqlite_url: str) -> None:
+    with open_session(sqlite_url) as session:
+        team = add_team(session)
+        set_password(session, team["ada"], "rita", PASSWORD)
+        set_password(session, team["rita"], "rita", "a new long password")
+        session.flush()
+        events = [e for e in audit_events(session) if e.action == AuditAction.PASSWORD_SET]
+        assert [(e.actor_name, e.after) for e in events] == [
+            ("ada", {"name": "rita"}),
+            ("rita", {"name": "rita"}),
+        ]
+        stored = session.scalars(select(UserCredential)).one().password_hash
+        assert all(PASSWORD not in str(e.after) and stored not in str(e.after) for e in events)
