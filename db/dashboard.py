@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import re
 import threading
+from bisect import insort
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import String, and_, case, exists, func, literal, or_, select, text, type_coerce, union
@@ -26,10 +28,17 @@ from db.articles import corpus_summary
 from db.claims import list_claims
 from db.design import DESIGN_NOUNS, DESIGN_TIER, StudyDesign
 from db.models import Article, HarvestRun, RunStatus, utcnow
-from db.pair_state import EvidencePair, evidence_pairs, screened_out_tally, voted_pairs
+from db.pair_state import (
+    EvidencePair,
+    evidence_pairs,
+    evidence_pairs_of,
+    screened_out_tally,
+    voted_pairs,
+)
 from db.pairs import PairState, votes_signature
 from db.review_models import (
     Assessment,
+    AuditAction,
     AuditEvent,
     Claim,
     ConflictResolution,
@@ -51,9 +60,9 @@ from db.verdicts import (
     StudyEvidence,
     Tally,
     VerdictOutline,
-    evidence_fingerprint,
     evidence_snapshot,
     outline_verdict,
+    snapshot_fingerprint,
 )
 
 _IN_CHUNK = 900  # stays under SQLite's bound-parameter limit on old builds
@@ -326,7 +335,8 @@ def claim_cards(
     from those studies, and the rest are counted as hidden.
 
     Reads the pairs from db.pair_state (kept by every write) and keeps the cards per process until
-    the next write (see `_cards_signature`): a large review's cards take a few seconds to derive.
+    the next write (see `_read_mark`), and after a write reads again only the claims whose pairs
+    changed (see `_summary_evidence`): a large review's cards take a few seconds to derive.
     """
     require(viewer, Action.READ)
     blind_documents = _blind_documents(session, viewer)
@@ -334,12 +344,13 @@ def claim_cards(
     # Cards differ between viewers only where blind mode applies to them.
     view = (document_id, scope, viewer.id if blind_documents else None, frozenset(blind_documents))
     key = str(session.get_bind().url)
-    signature = _cards_signature(session)
+    mark = _read_mark(session)
+    signature = mark.cards
     if signature is not None:
         cached = _CARDS.get(key)
         if cached is not None and cached[0] == signature and view in cached[1]:
             return list(cached[1][view])
-    cards = _claim_cards(session, viewer, document_id, scope, blind_documents, signature)
+    cards = _claim_cards(session, viewer, document_id, scope, blind_documents, mark)
     if signature is not None:
         with _CARDS_LOCK:
             cached = _CARDS.get(key)
@@ -352,15 +363,25 @@ def claim_cards(
 
 
 # Cards per database, with the signature they were read at and per view (document, scope, blind
-# viewer); and the claims' evidence everyone sees, which every view after a write starts from.
-# Reading and counting 170,000 evidence pairs takes a second; the signature, milliseconds.
+# viewer); and each claim's evidence everyone sees, which every view after a write starts from.
+# Reading and counting 170,000 evidence pairs takes a second; a claim's share of them, a tenth of
+# that; the signature, milliseconds.
 _CARDS: dict[str, tuple[tuple[Any, ...], dict[Any, list[ClaimCard]]]] = {}
 _CARDS_LOCK = threading.Lock()
 _CARDS_VIEWS = 64
-_EVIDENCE: dict[str, tuple[tuple[Any, ...], _SummaryEvidence]] = {}
+_EVIDENCE: dict[str, _SummaryEvidence] = {}
+
+# Audit actions that change a claim's pairs (db.pair_state): each such event names its claim.
+_PAIR_ACTIONS = (
+    AuditAction.ASSESSMENT_RECORDED,
+    AuditAction.ASSESSMENT_CHANGED,
+    AuditAction.ASSESSMENT_MOVED,
+    AuditAction.CONFLICT_RESOLVED,
+    AuditAction.CLAIM_MERGED,
+)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _ClaimEvidence:
     """One claim's evidence pairs as everyone sees them (no blind mode), counted for the rule."""
 
@@ -369,37 +390,153 @@ class _ClaimEvidence:
     counts: EvidenceCounts
     progress: dict[str, int]
     conflicts: int
+    # (fingerprint, snapshot) of the evidence a sign-off is compared with, worked out once.
+    sealed: tuple[str, list[dict[str, object]]] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
 class _SummaryEvidence:
-    claims: dict[int, _ClaimEvidence]  # every active claim
+    """Every active claim's evidence, and what it was read at (see `_read_mark`)."""
+
+    claims: dict[int, _ClaimEvidence]
     excluded: list[int]  # studies the rule excludes (retracted, ...)
+    facts: tuple[Any, ...]  # db.study_facts.facts_signature: designs and standings
+    audit: tuple[int, str] | None  # the newest audit event (id, time) every claim reflects
 
 
-def _summary_evidence(session: Session, signature: tuple[Any, ...] | None) -> _SummaryEvidence:
-    """Every active claim's evidence, read once per signature (None: read, do not keep)."""
+@dataclass(frozen=True)
+class _ReadMark:
+    """Where a read of the summary stands.
+
+    `cards`: the signature whole views are cached under, or None (not to be cached).
+    `audit`: the newest audit event (id, time) when every event up to it is settled (committed,
+    none still in flight below it), so the claims' evidence may be kept under it; else None.
+    `facts`: the study facts' signature: when it moves, every claim is read again.
+    """
+
+    cards: tuple[Any, ...] | None
+    audit: tuple[int, str] | None
+    facts: tuple[Any, ...]
+
+
+def _summary_evidence(session: Session, mark: _ReadMark) -> _SummaryEvidence:
+    """Every active claim's evidence, from the kept copy brought up to date with the writes since.
+
+    Every write that changes a claim's pairs appends an audit event naming the claim and, but for
+    a merge, the study (votes, resolutions): the pairs of those events are read again and put in
+    place of the copy's; a claim with many changed pairs, or a merge, is read whole; a change of
+    any study's design or standing (harvests, corrections) reads every claim. The copy is kept
+    only at a settled mark (`_ReadMark.audit`); otherwise the result is served once.
+    """
     key = str(session.get_bind().url)
-    cached = _EVIDENCE.get(key)
-    if signature is not None and cached is not None and cached[0] == signature:
-        return cached[1]
     claim_ids = [c.id for c in list_claims(session) if c.id is not None]
     # Every study's facts (cached per process) give the excluded studies without a query.
     facts = study_facts(session)
-    excluded = [pmid for pmid, fact in facts.items() if fact.retraction_status in EXCLUDING_STATUSES]
+    cached = _EVIDENCE.get(key)
+    changes: dict[int, set[int] | None] | None = None  # None: every claim read whole
+    if cached is not None and cached.facts == mark.facts and cached.audit is not None:
+        upto = mark.audit[0] if mark.audit is not None else None
+        changes = _pairs_changed_since(session, cached.audit, upto)
+    if cached is None or changes is None:
+        excluded = [pmid for pmid, fact in facts.items() if fact.retraction_status in EXCLUDING_STATUSES]
+        claims = _read_claims(session, claim_ids, facts, excluded)
+    else:
+        excluded = cached.excluded
+        whole = [c for c in claim_ids if c not in cached.claims or (c in changes and changes[c] is None)]
+        patched = [c for c in claim_ids if c not in whole and changes.get(c)]
+        claims = {c: cached.claims[c] for c in claim_ids if c not in whole and c not in patched}
+        claims |= _read_claims(session, whole, facts, excluded)
+        claims |= _patch_claims(session, {c: cached.claims[c] for c in patched}, changes, facts, excluded)
+    summary = _SummaryEvidence(claims, excluded, mark.facts, mark.audit)
+    if mark.audit is not None and mark.cards is not None:
+        with _CARDS_LOCK:
+            _EVIDENCE[key] = summary
+    return summary
+
+
+def _read_claims(
+    session: Session, claim_ids: list[int], facts: dict[int, StudyFacts], excluded: list[int]
+) -> dict[int, _ClaimEvidence]:
+    if not claim_ids:
+        return {}
     pairs = evidence_pairs(session, claim_ids, excluded)
     screened = screened_out_tally(session, claim_ids, excluded)
+    return {
+        claim_id: _claim_evidence(pairs.get(claim_id, []), screened.get(claim_id, 0), facts)
+        for claim_id in claim_ids
+    }
+
+
+def _patch_claims(
+    session: Session,
+    kept: dict[int, _ClaimEvidence],
+    changes: dict[int, set[int] | None],
+    facts: dict[int, StudyFacts],
+    excluded: list[int],
+) -> dict[int, _ClaimEvidence]:
+    """The kept claims' evidence with the pairs of the changed studies read again."""
+    if not kept:
+        return {}
+    # The screened-out pairs are counted, not listed: counted again, from an index.
+    screened = screened_out_tally(session, list(kept), excluded)
     claims = {}
-    for claim_id in claim_ids:
-        rows = pairs.get(claim_id, [])
-        out = screened.get(claim_id, (0, 0))[0]
-        counts = _evidence_counts(rows, facts, out)
-        claims[claim_id] = _ClaimEvidence(rows, out, counts, _progress(rows, out), _conflicts(rows))
-    summary = _SummaryEvidence(claims, excluded)
-    if signature is not None:
-        with _CARDS_LOCK:
-            _EVIDENCE[key] = (signature, summary)
-    return summary
+    for claim_id, old in kept.items():
+        pmids = changes[claim_id]
+        assert pmids is not None
+        rows = [p for p in old.pairs if p.pmid not in pmids]
+        for pair in evidence_pairs_of(session, claim_id, pmids, excluded):
+            insort(rows, pair, key=_BY_PMID)
+        claims[claim_id] = _claim_evidence(rows, screened.get(claim_id, 0), facts)
+    return claims
+
+
+_BY_PMID = attrgetter("pmid")
+
+
+def _claim_evidence(
+    rows: list[EvidencePair], screened_out: int, facts: dict[int, StudyFacts]
+) -> _ClaimEvidence:
+    counts = _evidence_counts(rows, facts, screened_out)
+    return _ClaimEvidence(rows, screened_out, counts, _progress(rows, screened_out), _conflicts(rows))
+
+
+# A claim with more changed studies than this since the kept copy is read whole.
+_PATCH_LIMIT = 2_000
+
+
+def _pairs_changed_since(
+    session: Session, since: tuple[int, str], upto: int | None
+) -> dict[int, set[int] | None] | None:
+    """claim id -> the studies whose pairs may have changed after audit event `since` (up to event
+    `upto`), None for a claim to read whole; or None when that cannot be told (the event is gone:
+    a restored database) and every claim is read whole."""
+    audit = AuditEvent.__table__
+    then = session.execute(select(audit.c.at).where(audit.c.id == since[0])).scalar()
+    if then is None or str(then) != since[1]:
+        return None
+    query = (
+        select(audit.c.claim_id, audit.c.pmid)
+        .where(audit.c.id > since[0], audit.c.action.in_([a.value for a in _PAIR_ACTIONS]))
+        .distinct()
+        .limit(_PATCH_LIMIT * 4 + 1)
+    )
+    if upto is not None:
+        query = query.where(audit.c.id <= upto)
+    rows = session.execute(query).all()
+    if len(rows) > _PATCH_LIMIT * 4:
+        return None
+    changes: dict[int, set[int] | None] = {}
+    for claim_id, pmid in rows:
+        if claim_id is None:
+            return None
+        known = changes.setdefault(claim_id, set())
+        if known is None:
+            continue
+        if pmid is None:  # a merge: its events name the claims only
+            changes[claim_id] = None
+        else:
+            known.add(pmid)
+    return {c: None if p is not None and len(p) > _PATCH_LIMIT else p for c, p in changes.items()}
 
 
 def _progress(pairs: Iterable[EvidencePair], screened_out: int) -> dict[str, int]:
@@ -416,47 +553,76 @@ def _conflicts(pairs: Iterable[EvidencePair]) -> int:
     return sum(p.state is PairState.CONFLICT for p in pairs)
 
 
-def _cards_signature(session: Session) -> tuple[Any, ...] | None:
-    """What the cards were read at, or None when they must not be cached.
+def _read_mark(session: Session) -> _ReadMark:
+    """What the cards and the claims' evidence are read at (see `_ReadMark`).
 
     With one writer at a time (SQLite), ids grow in commit order, so the newest audit event
     (every write the cards show appends one: votes, resolutions, corrections, claims, sign-offs),
     the articles' signature (harvests) and the small tables' counts (writes made without the data
     layer) say what a read sees. On PostgreSQL ids are taken at insert and committed in any order:
-    the same holds only while no transaction is in progress on the server; otherwise the snapshot
-    itself (xmin:xmax:in-progress ids) is the signature, which any commit changes. A session that
-    has written and not committed is not cached on either engine: it sees rows that may yet roll
-    back (and on SQLite a rollback hands their ids to the next write).
+    the same holds only while no write transaction is in progress on the server
+    (`_nothing_in_flight`); otherwise the snapshot itself (xmin:xmax:in-progress ids) is the cards'
+    signature, which any commit changes, and no audit event is settled. A session that has written
+    and not committed is not cached on either engine: it sees rows that may yet roll back (and on
+    SQLite a rollback hands their ids to the next write).
     """
-    if session.get_bind().dialect.name == "postgresql":
-        query = text("SELECT pg_current_snapshot()::text, pg_current_xact_id_if_assigned() IS NOT NULL")
-        snapshot, wrote = session.execute(query).one()
-        if wrote:
-            return None
-        xmin, xmax, in_progress = str(snapshot).split(":")
-        if xmin != xmax or in_progress:
-            return ("snapshot", str(snapshot))
-    else:
+    facts = facts_signature(session)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if not postgres:
         dbapi_connection = session.connection().connection.dbapi_connection
         if dbapi_connection is None or getattr(dbapi_connection, "in_transaction", True):
-            return None
+            return _ReadMark(None, None, facts)
     audit, claims, signoffs, users = (
         AuditEvent.__table__,
         Claim.__table__,
         SignOff.__table__,
         User.__table__,
     )
-    row = session.execute(
-        select(
-            select(func.max(audit.c.id)).scalar_subquery(),
-            select(func.count()).select_from(claims).scalar_subquery(),
-            select(func.max(claims.c.updated_at)).scalar_subquery(),
-            select(func.max(signoffs.c.id)).scalar_subquery(),
-            select(func.count()).select_from(users).scalar_subquery(),
-            select(func.max(users.c.id)).scalar_subquery(),
-        )
-    ).one()
-    return ("ids", *row, *facts_signature(session))
+    latest = select(audit.c.id, audit.c.at).order_by(audit.c.id.desc()).limit(1).subquery()
+    columns = [
+        select(latest.c.id).scalar_subquery(),
+        select(latest.c.at).scalar_subquery(),
+        select(func.count()).select_from(claims).scalar_subquery(),
+        select(func.max(claims.c.updated_at)).scalar_subquery(),
+        select(func.max(signoffs.c.id)).scalar_subquery(),
+        select(func.count()).select_from(users).scalar_subquery(),
+        select(func.max(users.c.id)).scalar_subquery(),
+    ]
+    if postgres:
+        # In the same statement, so the snapshot is the one the newest ids were read in.
+        columns += [
+            text("pg_current_snapshot()::text"),
+            text("pg_current_xact_id_if_assigned() IS NOT NULL"),
+        ]
+    row = list(session.execute(select(*columns)).one())
+    if postgres:
+        snapshot, wrote = row[-2:]
+        del row[-2:]
+        if wrote:
+            return _ReadMark(None, None, facts)
+        if not _nothing_in_flight(session, str(snapshot)):
+            return _ReadMark(("snapshot", str(snapshot)), None, facts)
+    audit_id, audit_at, *rest = row
+    settled = (int(audit_id), str(audit_at)) if audit_id is not None else None
+    return _ReadMark(("ids", audit_id, str(audit_at), *rest, *facts), settled, facts)
+
+
+def _nothing_in_flight(session: Session, snapshot: str) -> bool:
+    """Whether no write transaction was in progress on the PostgreSQL server at `snapshot`.
+
+    The snapshot lists the transactions in progress below its xmax (one past the newest that
+    ended), not the newer ones: those show as locks on their own ids. If none holds one now, any
+    that did at the snapshot has ended since, which moves xmax: a snapshot taken after the locks
+    are read tells.
+    """
+    xmin, xmax, in_progress = snapshot.split(":")
+    if xmin != xmax or in_progress:
+        return False
+    query = text("SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'transactionid')")
+    if session.execute(query).scalar():
+        return False
+    after = str(session.execute(text("SELECT pg_current_snapshot()::text")).scalar())
+    return after.split(":")[1] == xmax
 
 
 def _claim_cards(
@@ -465,17 +631,19 @@ def _claim_cards(
     document_id: int | None,
     scope: DesignScope,
     blind_documents: set[int],
-    signature: tuple[Any, ...] | None,
+    mark: _ReadMark,
 ) -> list[ClaimCard]:
     claims = list_claims(session, document_id)
     if not claims:
         return []
     claim_ids = [c.id for c in claims if c.id is not None]
-    summary = _summary_evidence(session, signature)
+    summary = _summary_evidence(session, mark)
     facts = study_facts(session)
     blind_ids = [c.id for c in claims if c.id is not None and c.document_id in blind_documents]
-    own = voted_pairs(session, viewer.id, blind_ids) if blind_ids and viewer.id is not None else set()
-    mine = screened_out_tally(session, blind_ids, summary.excluded, own) if own else {}
+    own: dict[int, set[int]] = defaultdict(set)  # claim id -> the studies the viewer voted on
+    if blind_ids and viewer.id is not None:
+        for claim_id, pmid in voted_pairs(session, viewer.id, blind_ids):
+            own[claim_id].add(pmid)
     signoffs = _latest_signoffs(session, claim_ids)
     names = _user_names(session)
     nothing = _ClaimEvidence([], 0, EvidenceCounts(Counter(), (), 0, 0), {}, 0)
@@ -486,8 +654,10 @@ def _claim_cards(
         rows = full.pairs
         blinded = claim.document_id in blind_documents
         if blinded:
-            visible = [p for p in rows if (p.claim_id, p.pmid) in own]
-            out_visible = mine.get(claim.id, (0, 0))[1]
+            mine = own.get(claim.id, set())
+            visible = [p for p in rows if p.pmid in mine]
+            # Each of the viewer's pairs is either listed or screened out (db.pair_state).
+            out_visible = len(mine) - len(visible)
             counts = _evidence_counts(visible, facts, out_visible)
             progress, conflicts = _progress(visible, out_visible), _conflicts(visible)
         else:
@@ -531,7 +701,7 @@ def _claim_cards(
                 hidden=len(rows) + out_total - len(visible) - out_visible,
                 # The sign-off is compared with the full evidence, whoever looks at it (screened-out
                 # studies are no part of a sign-off's evidence snapshot).
-                signoff=_signoff_info(signoff, _evidence(rows, facts), names) if signoff else None,
+                signoff=_signoff_details(signoff, *_sealed(full, facts), names) if signoff else None,
             )
         )
     return cards
@@ -626,8 +796,23 @@ def _user_names(session: Session) -> dict[int, str]:
 
 
 def _signoff_info(signoff: SignOff, evidence: list[StudyEvidence], names: dict[int, str]) -> SignoffInfo:
-    changed = evidence_fingerprint(evidence) != signoff.evidence_fingerprint
-    changes = describe_changes(signoff.evidence, evidence_snapshot(evidence)) if changed else []
+    snapshot = evidence_snapshot(evidence)
+    return _signoff_details(signoff, snapshot_fingerprint(snapshot), snapshot, names)
+
+
+def _sealed(claim: _ClaimEvidence, facts: dict[int, StudyFacts]) -> tuple[str, list[dict[str, object]]]:
+    """The claim's evidence as a sign-off seals it (fingerprint, snapshot), worked out once per copy."""
+    if claim.sealed is None:
+        snapshot = evidence_snapshot(_evidence(claim.pairs, facts))
+        claim.sealed = (snapshot_fingerprint(snapshot), snapshot)
+    return claim.sealed
+
+
+def _signoff_details(
+    signoff: SignOff, fingerprint: str, snapshot: list[dict[str, object]], names: dict[int, str]
+) -> SignoffInfo:
+    changed = fingerprint != signoff.evidence_fingerprint
+    changes = describe_changes(signoff.evidence, snapshot) if changed else []
     return SignoffInfo(
         decision=str(signoff.decision),
         rationale=signoff.rationale,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from sqlalchemy import String, Table, and_, delete, func, select, tuple_, type_coerce, update
@@ -269,35 +269,60 @@ def evidence_pairs(
     ]
     if more:
         rows = sorted([*rows, *more], key=itemgetter(0, 1))
-    kinds = {  # (state, verdict, resolved once) as read -> as the pair says it: a few distinct ones
-        (state.value, verdict.value if verdict else None, resolved): (
-            state,
-            verdict,
-            resolved and state is PairState.CONFLICT,
-        )
-        for state in PairState
-        for verdict in (None, *StudyVerdict)
-        for resolved in (False, True)
-    }
     by_claim: dict[int, list[EvidencePair]] = {}
     for claim_id, pmid, state, verdict, resolved_once in rows:
-        pair_state, pair_verdict, reopened = kinds[(state, verdict, bool(resolved_once))]
+        pair_state, pair_verdict, reopened = _KINDS[(state, verdict, bool(resolved_once))]
         by_claim.setdefault(claim_id, []).append(
             EvidencePair(claim_id, pmid, pair_state, pair_verdict, reopened)
         )
     return by_claim
 
 
-def screened_out_tally(
-    session: Session,
-    claim_ids: Collection[int],
-    excluded: Collection[int],
-    viewer_pairs: Collection[tuple[int, int]] = (),
-) -> dict[int, tuple[int, int]]:
-    """claim id -> (pairs only screened out, of those the ones in `viewer_pairs`).
+# (state, verdict, resolved once) as read -> as the pair says it: a few distinct ones.
+_KINDS = {
+    (state.value, verdict.value if verdict else None, resolved): (
+        state,
+        verdict,
+        resolved and state is PairState.CONFLICT,
+    )
+    for state in PairState
+    for verdict in (None, *StudyVerdict)
+    for resolved in (False, True)
+}
 
-    Screened out: every vote "not relevant", never resolved, and the study not in `excluded`.
-    Counted in the database from an index; the excluded studies (few) are subtracted.
+
+def evidence_pairs_of(
+    session: Session, claim_id: int, pmids: Collection[int], excluded: Collection[int]
+) -> list[EvidencePair]:
+    """evidence_pairs of one claim's `pmids` only (a few studies whose votes just changed), by PMID."""
+    table = PairRecord.__table__
+    query = select(
+        table.c.pmid,
+        type_coerce(table.c.state, String),
+        type_coerce(table.c.verdict, String),
+        table.c.resolved_once,
+        table.c.screened_out,
+    ).where(table.c.claim_id == claim_id)
+    listed = []
+    skip = set(excluded)
+    for chunk in _chunks(sorted(pmids)):
+        for pmid, state, verdict, resolved_once, screened_out in session.execute(
+            query.where(table.c.pmid.in_(chunk))
+        ):
+            if screened_out and pmid not in skip:
+                continue
+            pair_state, pair_verdict, reopened = _KINDS[(state, verdict, bool(resolved_once))]
+            listed.append(EvidencePair(claim_id, pmid, pair_state, pair_verdict, reopened))
+    return sorted(listed, key=attrgetter("pmid"))
+
+
+def screened_out_tally(
+    session: Session, claim_ids: Collection[int], excluded: Collection[int]
+) -> dict[int, int]:
+    """claim id -> its pairs only screened out: every vote "not relevant", never resolved, and the
+    study not in `excluded`. Counted in the database from an index; the excluded studies (few) are
+    subtracted. (A blinded reviewer's share needs no count: each of their pairs is either listed by
+    `evidence_pairs` or screened out.)
     """
     table = PairRecord.__table__
     wanted = (table.c.claim_id.in_(list(claim_ids)), table.c.screened_out == True)  # noqa: E712
@@ -308,23 +333,7 @@ def screened_out_tally(
     for chunk in _chunks(sorted(excluded)):
         for claim_id, n in session.execute(query.where(table.c.pmid.in_(chunk))):
             totals[claim_id] -= int(n)
-    mine: dict[int, int] = {}
-    if viewer_pairs:
-        # A reviewer's pairs are a few thousand: count theirs by key, a claim and a chunk at a time.
-        skip = set(excluded)
-        by_claim: dict[int, list[int]] = {}
-        for claim_id, pmid in viewer_pairs:
-            if pmid not in skip:
-                by_claim.setdefault(claim_id, []).append(pmid)
-        for claim_id, pmids in by_claim.items():
-            for chunk in _chunks(sorted(pmids)):
-                query = select(func.count()).where(
-                    table.c.claim_id == claim_id,
-                    table.c.screened_out == True,  # noqa: E712
-                    table.c.pmid.in_(chunk),
-                )
-                mine[claim_id] = mine.get(claim_id, 0) + int(session.execute(query).scalar() or 0)
-    return {claim_id: (n, mine.get(claim_id, 0)) for claim_id, n in totals.items()}
+    return totals
 
 
 def _chunks(values: list[int], size: int = 900) -> Iterator[list[int]]:

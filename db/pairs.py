@@ -256,7 +256,7 @@ def listed_evidence(session: Session, claim: Claim) -> tuple[list[StudyEvidence]
     facts = study_facts(session)
     excluded = [pmid for pmid, fact in facts.items() if fact.retraction_status in EXCLUDING_STATUSES]
     pairs = evidence_pairs(session, [claim.id], excluded).get(claim.id, [])
-    screened, _ = screened_out_tally(session, [claim.id], excluded).get(claim.id, (0, 0))
+    screened = screened_out_tally(session, [claim.id], excluded).get(claim.id, 0)
     evidence = [
         StudyEvidence(p.pmid, p.verdict, facts[p.pmid].design, facts[p.pmid].retraction_status) for p in pairs
     ]

@@ -323,5 +323,10 @@ def evidence_snapshot(evidence: Iterable[StudyEvidence]) -> list[dict[str, objec
 
 def evidence_fingerprint(evidence: Iterable[StudyEvidence]) -> str:
     """SHA-256 of the snapshot: changes when a study is tagged, re-judged, re-designed or retracted."""
-    text = json.dumps(evidence_snapshot(evidence), sort_keys=True, separators=(",", ":"))
+    return snapshot_fingerprint(evidence_snapshot(evidence))
+
+
+def snapshot_fingerprint(snapshot: list[dict[str, object]]) -> str:
+    """evidence_fingerprint of an evidence_snapshot already made."""
+    text = json.dumps(snapshot, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()

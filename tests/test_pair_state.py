@@ -5,13 +5,14 @@ from __future__ import annotations
 import random
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
 from sqlalchemy import String, inspect, select, type_coerce
 from sqlmodel import Session
 
-from db import migrations
+from db import dashboard, migrations
 from db.assessments import (
     AssessmentRow,
     correct_design,
@@ -187,38 +188,44 @@ def random_round(session: Session, users: dict[str, User], rng: random.Random, o
     import_assessments(session, users["editor"], rows, source="team.csv")
     session.commit()
     for _ in range(operations):
-        claim, pmid = rng.choice(claims), rng.choice(pmids)
-        article = session.get(Article, pmid)
-        assert article is not None
-        quote = article.abstract[:40]
-        roll = rng.random()
-        if roll < 0.55:
-            reviewer = rng.choice(reviewers)
-            existing = find_assessment(session, claim.id, pmid, reviewer.id)
-            # Mostly "not relevant", as screening goes, so many pairs are only screened out.
-            verdict = StudyVerdict.NOT_RELEVANT if rng.random() < 0.5 else rng.choice(VERDICTS)
-            if existing is None:
-                vote(session, reviewer, claim, pmid, verdict, quote=quote)
-            else:
-                assert existing.id is not None
-                update_assessment(
-                    session, reviewer, existing.id, existing.version, verdict=verdict, quote=quote
-                )
-        elif roll < 0.75:
-            if any(s.pmid == pmid for s in pair_statuses(session, claim.id)):
-                resolve_conflict(session, users["editor"], claim, pmid, rng.choice(VERDICTS), "checked")
-        elif roll < 0.85:
-            correct_design(session, users["r0"], pmid, rng.choice(list(StudyDesign)), "wrong type")
-        elif roll < 0.92:
-            # A harvest marking a study retracted (or lifting it), as ingest writes it.
-            article.retraction_status = rng.choice(
-                [None, None, "retracted", "expression_of_concern", "corrected"]
-            )
-            article.updated_at = utcnow()
-            session.add(article)
+        random_write(session, users, rng)
+
+
+def random_write(session: Session, users: dict[str, User], rng: random.Random) -> None:
+    """One reviewer's or editor's action, or a harvest's change of a study, committed."""
+    claims = list_claims(session)
+    pmids = list(range(5001, 5015))
+    reviewers = [users[f"r{i}"] for i in range(4)]
+    claim, pmid = rng.choice(claims), rng.choice(pmids)
+    article = session.get(Article, pmid)
+    assert article is not None
+    quote = article.abstract[:40]
+    roll = rng.random()
+    if roll < 0.55:
+        reviewer = rng.choice(reviewers)
+        existing = find_assessment(session, claim.id, pmid, reviewer.id)
+        # Mostly "not relevant", as screening goes, so many pairs are only screened out.
+        verdict = StudyVerdict.NOT_RELEVANT if rng.random() < 0.5 else rng.choice(VERDICTS)
+        if existing is None:
+            vote(session, reviewer, claim, pmid, verdict, quote=quote)
         else:
-            sign_off(session, users["editor"], claim, "revise_wording", "needs care")
-        session.commit()
+            assert existing.id is not None
+            update_assessment(session, reviewer, existing.id, existing.version, verdict=verdict, quote=quote)
+    elif roll < 0.75:
+        if any(s.pmid == pmid for s in pair_statuses(session, claim.id)):
+            resolve_conflict(session, users["editor"], claim, pmid, rng.choice(VERDICTS), "checked")
+    elif roll < 0.85:
+        correct_design(session, users["r0"], pmid, rng.choice(list(StudyDesign)), "wrong type")
+    elif roll < 0.92:
+        # A harvest marking a study retracted (or lifting it), as ingest writes it.
+        article.retraction_status = rng.choice(
+            [None, None, "retracted", "expression_of_concern", "corrected"]
+        )
+        article.updated_at = utcnow()
+        session.add(article)
+    else:
+        sign_off(session, users["editor"], claim, "revise_wording", "needs care")
+    session.commit()
 
 
 def check_everything(url: str, users: dict[str, User]) -> None:
@@ -387,3 +394,110 @@ def test_summary_of_uncommitted_votes_is_never_served_to_others(db_url: str) -> 
         fast, expected = cards_for_editor()  # another session meanwhile: the vote is not there
         assert fast == expected and next(c for c in fast if c.id == claim_id).judged == 1
         session.rollback()
+
+
+# --- a process that keeps its summary between writes ----------------------------------------------
+
+
+def cards_mismatches(url: str, users: dict[str, User], names: tuple[str, ...]) -> list[str]:
+    """The viewers whose cached cards differ from a recomputation (each read twice: fresh, then kept)."""
+    wrong = []
+    for name in names:
+        for _ in range(2):
+            with open_session(url) as session:
+                viewer = session.get(User, users[name].id)
+                assert viewer is not None
+                if claim_cards(session, viewer) != reference_cards(session, viewer):
+                    wrong.append(name)
+    return wrong
+
+
+def interleave(
+    url: str, users: dict[str, User], writes: int, seed: int, *, hold_a_write: bool = False
+) -> tuple[list[str], list[tuple[str, int]]]:
+    """Random writes, each followed by the cards of an editor, a blinded reviewer and a viewer;
+    returns the mismatches, and how each summary got its claims (("whole" | "patched", claims)).
+
+    `hold_a_write` (PostgreSQL): every other read happens while another connection holds an open
+    write transaction, so no audit event is settled and the summary is served without being kept.
+    """
+    reads: list[tuple[str, int]] = []
+    read_whole, patch_claims = dashboard._read_claims, dashboard._patch_claims
+
+    def whole(session: Session, claim_ids: list[int], *args: Any) -> Any:
+        reads.append(("whole", len(claim_ids)))
+        return read_whole(session, claim_ids, *args)
+
+    def patched(session: Session, kept: dict[int, Any], *args: Any) -> Any:
+        reads.append(("patched", len(kept)))
+        return patch_claims(session, kept, *args)
+
+    rng = random.Random(seed)
+    wrong: list[str] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dashboard, "_read_claims", whole)
+        patch.setattr(dashboard, "_patch_claims", patched)
+        for step in range(writes):
+            with open_session(url) as session:
+                random_write(session, {k: session.merge(u) for k, u in users.items()}, rng)
+            if hold_a_write and step % 2:
+                with engine_for(url).connect() as other:
+                    other.exec_driver_sql("SELECT pg_current_xact_id()")  # an xid, in flight until closed
+                    with open_session(url) as session:
+                        assert dashboard._read_mark(session).audit is None  # nothing settled: not kept
+                    wrong += cards_mismatches(url, users, ("editor", "r1"))
+            else:
+                wrong += cards_mismatches(url, users, ("editor", "r1", "viewer"))
+    return wrong, reads
+
+
+def test_summary_reads_again_only_the_pairs_a_write_changed(db_url: str) -> None:
+    with open_session(db_url) as session:
+        users = build_review(session)
+        random_round(session, {k: session.merge(u) for k, u in users.items()}, random.Random(7), 30)
+    assert cards_mismatches(db_url, users, ("editor", "r1", "viewer")) == []
+
+    wrong, reads = interleave(db_url, users, 50, seed=8)
+
+    assert wrong == []
+    # A vote or a resolution reads its pair again; a correction or a harvest's change, every claim.
+    assert ("patched", 1) in reads
+    assert ("whole", len(SENTENCES) * 2) in reads
+    with open_session(db_url) as session:
+        assert session.scalars(select(SignOff)).first() is not None  # the sign-offs were compared too
+
+    with open_session(db_url) as session:  # a merge moves every vote of a claim: read whole
+        merge_claims(session, session.merge(users["admin"]), "open-post-1", "open-post-0", "same claim")
+        session.commit()
+    assert cards_mismatches(db_url, users, ("editor", "r1", "viewer")) == []
+
+
+@pytest.mark.postgres
+def test_summary_with_a_write_in_flight_is_served_right_and_not_kept(postgres_url: str) -> None:
+    with open_session(postgres_url) as session:
+        users = build_review(session)
+        random_round(session, {k: session.merge(u) for k, u in users.items()}, random.Random(9), 20)
+    assert cards_mismatches(postgres_url, users, ("editor",)) == []
+
+    wrong, _ = interleave(postgres_url, users, 24, seed=10, hold_a_write=True)
+
+    assert wrong == []
+
+
+@pytest.mark.parametrize(
+    ("name", "broken"),
+    [
+        ("_pairs_changed_since", lambda *args: {}),  # no claim ever read again after a write
+        ("evidence_pairs_of", lambda *args: []),  # a changed pair dropped instead of read again
+    ],
+)
+def test_summary_without_per_pair_invalidation_goes_wrong(sqlite_url: str, name: str, broken: Any) -> None:
+    # The checks above must be able to fail: pairs not read again after a write show stale cards.
+    with open_session(sqlite_url) as session:
+        users = build_review(session)
+        random_round(session, {k: session.merge(u) for k, u in users.items()}, random.Random(7), 30)
+    assert cards_mismatches(sqlite_url, users, ("editor",)) == []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dashboard, name, broken)
+        wrong, _ = interleave(sqlite_url, users, 20, seed=8)
+    assert wrong
