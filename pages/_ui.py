@@ -20,7 +20,7 @@ import streamlit as st
 
 from db.assessments import update_assessment
 from db.auth import AuthMode, active_user, auth_mode
-from db.dashboard import VoteRow, study_facts
+from db.dashboard import VoteRow, study_facts, warm_summary
 from db.engine import open_session
 from db.ranking import warm_review_queues
 from db.review_models import InvalidInputError, ReviewError, Role, StudyVerdict, User
@@ -155,19 +155,21 @@ def md_escape(text: str | None) -> str:
 
 
 def warm_caches(url: str) -> None:
-    """Build the per-process caches of every study (designs for the meters; the ranking's corpus,
-    features, and each claim's lexical scores and model for the review queues) in background
+    """Build the per-process caches of every study (designs for the meters; every claim's evidence for
+    the verdict summary; the ranking's corpus, features, and each claim's lexical scores and model for
+    the review queues) in background
     threads, so that the first page a user opens after a start or an import does not wait for them
     (about 3 s for 20,000 studies)."""
     if st.get_option("global.appTest"):
         return  # tests run many short-lived databases; a thread outliving one would only fail
     warm_review_queues(functools.partial(open_session, url))
 
-    def facts() -> None:
+    def facts_and_summary() -> None:
         with open_session(url) as session:
             study_facts(session)
+            warm_summary(session)
 
-    threading.Thread(target=facts, name="study-facts-warmup", daemon=True).start()
+    threading.Thread(target=facts_and_summary, name="study-facts-warmup", daemon=True).start()
 
 
 # --- who is signed in ------------------------------------------------------------------------------

@@ -501,3 +501,23 @@ def test_summary_without_per_pair_invalidation_goes_wrong(sqlite_url: str, name:
         patch.setattr(dashboard, name, broken)
         wrong, _ = interleave(sqlite_url, users, 20, seed=8)
     assert wrong
+
+
+def test_warming_the_summary_spares_the_first_page_reading_every_claim(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open_session(sqlite_url) as session:
+        users = build_review(session)
+        random_round(session, {k: session.merge(u) for k, u in users.items()}, random.Random(3), 20)
+    dashboard._EVIDENCE.clear()
+    dashboard._CARDS.clear()
+    with open_session(sqlite_url) as session:
+        dashboard.warm_summary(session)
+
+    def no_whole_reads(_session: Session, claim_ids: list[int], *_rest: Any) -> dict[int, Any]:
+        if claim_ids:
+            raise AssertionError(f"claims {claim_ids} read whole although the summary was warmed")
+        return {}
+
+    monkeypatch.setattr(dashboard, "_read_claims", no_whole_reads)
+    assert cards_mismatches(sqlite_url, users, ("editor", "r1", "viewer")) == []
