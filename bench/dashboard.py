@@ -58,6 +58,7 @@ def build(url: str, studies: int, assessments: int, folder: Path) -> dict[str, f
     from db.dashboard import study_facts
     from db.engine import init_db, open_session
     from db.models import Article, utcnow
+    from db.pair_state import rebuild_pair_state
     from db.pairs import resolve_conflict
     from db.review_models import Assessment, AuditAction, AuditEvent, Role, SignOffDecision, StudyVerdict
     from db.roles import add_user
@@ -151,6 +152,8 @@ def build(url: str, studies: int, assessments: int, folder: Path) -> dict[str, f
         for start in range(0, len(rows), 20_000):
             session.execute(insert(Assessment.__table__), rows[start : start + 20_000])
             session.execute(insert(AuditEvent.__table__), events[start : start + 20_000])
+        # Written without the data layer, so the pairs' kept state is rebuilt as a restore does.
+        rebuild_pair_state(session.connection())
         session.commit()
         timings["assessments"] = time.perf_counter() - started
 

@@ -21,7 +21,20 @@ from enum import StrEnum
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import String, and_, case, exists, func, literal, or_, select, text, type_coerce, union
+from sqlalchemy import (
+    String,
+    and_,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    type_coerce,
+    union,
+)
 from sqlmodel import Session
 
 from db.articles import corpus_summary
@@ -123,11 +136,21 @@ def pair_summaries(
         query = query.where(table.c.claim_id.in_(list(claim_ids)))
     if pmids is not None:
         query = query.where(table.c.pmid.in_(list(pmids)))
-    if scope is not PairScope.ALL:
+    if scope is PairScope.ALL:
+        rows: Iterable[Any] = session.execute(query)
+    else:
+        # The scope's pairs first, then their votes a chunk of pairs at a time. Joining the grouped
+        # pairs back to the assessments let SQLite walk a claim's every vote once per pair (seconds).
         keys = _pair_keys(session, scope, claim_ids, pmids)
-        query = query.join(keys, and_(table.c.claim_id == keys.c.claim_id, table.c.pmid == keys.c.pmid))
+        wanted = sorted(tuple(key) for key in session.execute(select(keys.c.claim_id, keys.c.pmid)))
+        pair = tuple_(table.c.claim_id, table.c.pmid)
+        rows = (
+            row
+            for start in range(0, len(wanted), _PAIRS_PER_QUERY)
+            for row in session.execute(query.where(pair.in_(wanted[start : start + _PAIRS_PER_QUERY])))
+        )
     votes: dict[tuple[int, int], list[tuple[int, str, int]]] = defaultdict(list)
-    for claim_id, pmid, reviewer_id, value, assessment_id in session.execute(query):
+    for claim_id, pmid, reviewer_id, value, assessment_id in rows:
         votes[(claim_id, pmid)].append((reviewer_id, value, assessment_id))
 
     resolutions = _latest_resolutions(session, claim_ids, pmids)
@@ -148,6 +171,7 @@ def pair_summaries(
 
 
 _NOT_RELEVANT = StudyVerdict.NOT_RELEVANT.value
+_PAIRS_PER_QUERY = 400  # two parameters each: under SQLite's bound-parameter limit on old builds
 
 
 def _pair_keys(
