@@ -39,11 +39,9 @@ PAGES = ("overview", "claims", "review", "studies", "editor", "harvest", "articl
 REVIEWERS = [f"reviewer{i:02d}" for i in range(1, 11)]
 DECISIONS = 30
 CLAIM_EVIDENCE_NOTE = (
-    "Sign-off, the claim report and ClaimReview compute each claim's verdict with `db.pairs.claim_evidence` "
-    "(designs read in bulk since 2026-11-26: sign-off went from 10.2 s to about 4 s, the claim report from "
-    "93 s to about 38 s). The claim report still recomputes every claim's evidence and agreement from all "
-    "votes; a per-pair summary kept as data (see the Scale section) is the next step. The pages themselves "
-    "never call it."
+    "Sign-off, the claim report and ClaimReview read each claim's pairs from `pair_state`, which every write "
+    "keeps (see the Scale section); the claim report still computes each claim's agreement (kappa) from all "
+    "its votes, which is most of its time."
 )
 
 
@@ -216,15 +214,16 @@ def time_pages(url: str) -> dict[str, dict[str, float]]:
 
 def warm_up(url: str) -> float:
     """What a server start does in background threads (pages/_ui.warm_caches): every study's
-    design, and the ranking's corpus, features and each claim's queue state, kept per process
-    until the data changes."""
-    from db.dashboard import study_facts
+    design and every claim's evidence, and the ranking's corpus, features and each claim's queue
+    state, kept per process until the data changes."""
+    from db.dashboard import study_facts, warm_summary
     from db.engine import open_session
     from db.ranking import prepare_queues
 
     started = time.perf_counter()
     with open_session(url) as session:
         study_facts(session)
+        warm_summary(session)
         prepare_queues(session)
     seconds = time.perf_counter() - started
     print(f"warm-up (at server start, in the background) {seconds:.2f} s", flush=True)
@@ -339,7 +338,8 @@ def report(
     lines += [
         "",
         f"Before the pages: the per-process caches a server start fills in background threads "
-        f"(`pages/_ui.warm_caches`: every study's design, the ranking's TF-IDF features) took "
+        f"(`pages/_ui.warm_caches`: every study's design and every claim's evidence; the review queues' corpus, "
+        f"lexical scores and models) took "
         f"{warm_up_seconds:.2f} s; a page opened before they are ready waits for them once.",
     ]
     lines += [
