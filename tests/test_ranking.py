@@ -55,6 +55,13 @@ def sleep(session: Session, pmid: int) -> None:
     )
 
 
+def two_topics(session: Session, per_topic: int) -> None:
+    """Studies 1..per_topic about the microbiome, the next per_topic about sleep, committed."""
+    for pmid in range(1, 2 * per_topic + 1):
+        (microbiome if pmid <= per_topic else sleep)(session, pmid)
+    session.commit()
+
+
 # --- expansion terms -------------------------------------------------------------------------------------
 
 
@@ -237,9 +244,7 @@ def test_model_waits_for_a_relevant_and_a_not_relevant_tag(session: Session) -> 
 def test_queue_learns_from_tags_and_retrains_when_they_change(session: Session) -> None:
     users = team(session)
     claim = add_claim(session)
-    for pmid in range(1, 21):
-        (microbiome if pmid <= 10 else sleep)(session, pmid)
-    session.commit()
+    two_topics(session, per_topic=10)
     for pmid in (1, 2, 3):
         vote(session, users["reviewer"], claim, pmid, StudyVerdict.SUPPORTED)
     for pmid in (11, 12, 13):
@@ -261,9 +266,7 @@ def test_queue_learns_from_tags_and_retrains_when_they_change(session: Session) 
 def test_simulated_labels_rank_like_real_tags(session: Session) -> None:
     users = team(session)
     claim = add_claim(session)
-    for pmid in range(1, 11):
-        (microbiome if pmid <= 5 else sleep)(session, pmid)
-    session.commit()
+    two_topics(session, per_topic=5)
     labels = {1: True, 6: False}
     simulated = rank_with_labels(session, claim.key, labels)
     vote(session, users["reviewer"], claim, 1, StudyVerdict.SUPPORTED)
@@ -331,9 +334,7 @@ def test_queue_reuses_the_model_until_a_decision_changes(
 
     users = team(session)
     claim = add_claim(session)
-    for pmid in range(1, 21):
-        (microbiome if pmid <= 10 else sleep)(session, pmid)
-    session.commit()
+    two_topics(session, per_topic=10)
     vote(session, users["reviewer"], claim, 1, StudyVerdict.SUPPORTED)
     changed = vote(session, users["reviewer"], claim, 11, StudyVerdict.NOT_RELEVANT)
     session.commit()
@@ -371,9 +372,7 @@ def test_queue_reuses_the_model_until_a_decision_changes(
 def test_a_rolled_back_decision_is_forgotten(session: Session) -> None:
     users = team(session)
     claim = add_claim(session)
-    for pmid in range(1, 11):
-        (microbiome if pmid <= 5 else sleep)(session, pmid)
-    session.commit()
+    two_topics(session, per_topic=5)
     vote(session, users["reviewer"], claim, 1, StudyVerdict.SUPPORTED)
     vote(session, users["reviewer"], claim, 6, StudyVerdict.NOT_RELEVANT)
     session.commit()
@@ -484,9 +483,7 @@ def test_preparing_the_queues_trains_every_claim_ahead(
         statement="Patients stay well for months.",
     )
     claims = [first, second]
-    for pmid in range(1, 11):
-        (microbiome if pmid <= 5 else sleep)(session, pmid)
-    session.commit()
+    two_topics(session, per_topic=5)
     for claim in claims:
         vote(session, users["reviewer"], claim, 1, StudyVerdict.SUPPORTED)
         vote(session, users["reviewer"], claim, 6, StudyVerdict.NOT_RELEVANT)
@@ -508,9 +505,7 @@ def test_word_counts_are_stored_once_per_content_version(
 
     users = team(session)
     claim = add_claim(session)
-    for pmid in range(1, 7):
-        (microbiome if pmid <= 3 else sleep)(session, pmid)
-    session.commit()
+    two_topics(session, per_topic=3)
     vote(session, users["reviewer"], claim, 1, StudyVerdict.SUPPORTED)
     vote(session, users["reviewer"], claim, 4, StudyVerdict.NOT_RELEVANT)
     session.commit()
@@ -552,9 +547,7 @@ def test_storing_word_counts_never_waits_for_the_callers_own_write(sqlite_url: s
     with open_session(sqlite_url) as session:
         users = team(session)
         claim = add_claim(session)
-        for pmid in range(1, 7):
-            (microbiome if pmid <= 3 else sleep)(session, pmid)
-        session.commit()
+        two_topics(session, per_topic=3)
         vote(session, users["reviewer"], claim, 1, StudyVerdict.SUPPORTED)
         vote(session, users["reviewer"], claim, 4, StudyVerdict.NOT_RELEVANT)
         # Uncommitted: this session holds SQLite's write lock while the model is first trained.
