@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import html
+import logging
 import os
 import re
 import threading
@@ -26,6 +27,8 @@ from db.ranking import warm_review_queues
 from db.review_models import InvalidInputError, ReviewError, Role, StudyVerdict, User
 from db.roles import Action, can, get_user
 from db.settings import load_settings
+
+log = logging.getLogger(__name__)
 
 USER_KEY = "signed_in_user"
 
@@ -165,9 +168,12 @@ def warm_caches(url: str) -> None:
     warm_review_queues(functools.partial(open_session, url))
 
     def facts_and_summary() -> None:
-        with open_session(url) as session:
-            study_facts(session)
-            warm_summary(session)
+        try:
+            with open_session(url) as session:
+                study_facts(session)
+                warm_summary(session)
+        except Exception:  # a warm-up must never take the app down; the first page then fills them
+            log.exception("Warming the study facts and the verdict summary in the background failed")
 
     threading.Thread(target=facts_and_summary, name="study-facts-warmup", daemon=True).start()
 
