@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import io
 import logging
@@ -26,10 +27,11 @@ from db.runs import finish_run, start_run
 from ingest.medline_text import iter_medline_text, looks_like_medline
 from ingest.pubmed_xml import (
     PubmedFormatError,
-    RecordChunk,
+    RecordBlock,
     iter_pubmed_xml,
-    iter_record_chunks,
+    iter_record_blocks,
     parse_record_chunk,
+    split_block,
 )
 from ingest.records import DeletedCitation, PubmedRecord
 from ingest.store import StoredItem, store_batch, to_stored_items
@@ -38,6 +40,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_IMPORT_BATCH = 500  # records per commit; 1,000 held peak memory above 200 MB with workers
 PARALLEL_FROM_BYTES = 4 << 20  # below this, starting worker processes costs more than it saves
+BLOCK_BYTES = 1 << 20  # what one worker task parses: about 150 records of a baseline file
+# Workers run at the lowest priority: the storing process sets the pace, and competing with it
+# for a core cost more than the workers gained (docs/performance.md).
+WORKER_NICENESS = 19
 MAX_WORKERS = 2
 _GZIP_MAGIC = b"\x1f\x8b"
 Progress = Callable[[int, int | None], None]
@@ -121,8 +127,9 @@ def iter_item_batches(
     """Batches of storable items, in file order.
 
     Large XML files are parsed by worker processes while this one stores: on two cores that
-    nearly doubles throughput. The order of batches is kept, so deletions and revisions apply
-    as the file has them.
+    nearly doubles throughput. This process only cuts the file into blocks of whole records;
+    the workers split, check and parse them. Results come back in file order, so deletions and
+    revisions apply as the file has them, and damage stops the import at its batch.
     """
     _check_path(path)
     workers = _worker_count(path) if workers is None else workers
@@ -133,25 +140,47 @@ def iter_item_batches(
         return
     context = multiprocessing.get_context("fork")
     label = str(path)
-    with context.Pool(workers) as pool:
-        pending: deque[AsyncResult[list[StoredItem]]] = deque()
-        try:
-            with _open_counted(path, position) as stream:
-                chunks = iter_record_chunks(stream, label)
-                while batch_chunks := list(islice(chunks, batch_size)):
-                    # Plain (bytes, line) tuples: pickling the dataclass cost this process 20 us a record.
-                    parts = [(chunk.data, chunk.line) for chunk in batch_chunks]
-                    task = (parts, batch_chunks[0].declaration, label)
-                    pending.append(pool.apply_async(_parse_batch, task))
-                    # A bounded window of batches in flight keeps memory flat.
-                    if len(pending) > workers:
-                        yield pending.popleft().get()
-        except PubmedFormatError:
-            while pending:  # everything before the damage is still stored
-                yield pending.popleft().get()
-            raise
-        while pending:
-            yield pending.popleft().get()
+    ready: list[StoredItem] = []
+    with (
+        context.Pool(workers, initializer=os.nice, initargs=(WORKER_NICENESS,)) as pool,
+        _open_counted(path, position) as stream,
+    ):
+        pending: deque[AsyncResult[tuple[list[StoredItem], PubmedFormatError | None]]] = deque()
+        blocks = iter_record_blocks(stream, label, BLOCK_BYTES)
+        while True:
+            try:
+                block = next(blocks, None)
+            except PubmedFormatError:
+                # Damage found while cutting: everything before it is parsed and stored first.
+                while pending:
+                    yield from _take_batches(ready, pending.popleft().get(), batch_size)
+                raise
+            if block is not None:
+                pending.append(pool.apply_async(_parse_block, (block, label)))
+            # A bounded window of blocks in flight keeps memory flat.
+            while pending and (block is None or len(pending) > 2 * workers):
+                yield from _take_batches(ready, pending.popleft().get(), batch_size)
+            if block is None:
+                break
+    if ready:
+        yield ready
+
+
+def _take_batches(
+    ready: list[StoredItem], result: tuple[list[StoredItem], PubmedFormatError | None], batch_size: int
+) -> Iterator[list[StoredItem]]:
+    """Add one block's items to `ready` and hand out every whole batch; a block's damage ends it all.
+
+    The items before the damage count, so the batches that commit are exactly those a
+    one-process import commits; the partial batch holding the damage is not written.
+    """
+    items, error = result
+    ready.extend(items)
+    while len(ready) >= batch_size:
+        yield ready[:batch_size]
+        del ready[:batch_size]
+    if error is not None:
+        raise error
 
 
 def _worker_count(path: Path) -> int:
@@ -163,9 +192,20 @@ def _worker_count(path: Path) -> int:
     return max(1, min(MAX_WORKERS, (os.cpu_count() or 1)))
 
 
-def _parse_batch(parts: list[tuple[bytes, int]], declaration: bytes, label: str) -> list[StoredItem]:
-    chunks = (RecordChunk(data, line, declaration) for data, line in parts)
-    return to_stored_items([item for chunk in chunks for item in parse_record_chunk(chunk, label)])
+def _parse_block(block: RecordBlock, label: str) -> tuple[list[StoredItem], PubmedFormatError | None]:
+    """In a worker: a block's storable items, and the damage that stopped it, if any."""
+    items: list[StoredItem] = []
+    # No cyclic garbage collection while parsing: element trees hold no cycles, and the
+    # collector's passes over them cost a tenth of the parse.
+    gc.disable()
+    try:
+        for chunk in split_block(block, label):
+            items.extend(to_stored_items(parse_record_chunk(chunk, label)))
+    except PubmedFormatError as exc:
+        return items, exc
+    finally:
+        gc.enable()
+    return items, None
 
 
 def import_file(

@@ -40,6 +40,12 @@ _NEXT = re.compile(
     rb"<(PubmedArticle|PubmedBookArticle|MedlineCitation|DeleteCitation)[\s>]|</(PubmedArticleSet|MedlineCitationSet)\s*>"
 )
 _ROOT_START = re.compile(rb"<(PubmedArticleSet|MedlineCitationSet)(?:\s[^>]*)?>")
+_ROOT_END = re.compile(rb"</(PubmedArticleSet|MedlineCitationSet)\s*>")
+# The close tags of each document's records: a block may be cut right after any of them.
+_RECORD_ENDS = {
+    b"PubmedArticleSet": (b"</PubmedArticle>", b"</PubmedBookArticle>", b"</DeleteCitation>"),
+    b"MedlineCitationSet": (b"</MedlineCitation>", b"</DeleteCitation>"),
+}
 _COMMENT = re.compile(rb"<!--.*?-->", re.S)
 _DECLARATION = re.compile(rb"^\s*(<\?xml[^>]*\?>)")
 
@@ -75,20 +81,39 @@ class RecordChunk:
     declaration: bytes = b""
 
 
+@dataclass(frozen=True, slots=True)
+class RecordBlock:
+    """Consecutive whole records of a document and what stands between them, cut after a record's end."""
+
+    data: bytes
+    line: int  # the line `data` starts on
+    declaration: bytes = b""
+
+
 def iter_record_chunks(source: str | Path | IO[bytes], label: str) -> Iterator[RecordChunk]:
     """Split PubMed XML into its records' bytes, checking everything between and around them.
 
     Splitting first and letting expat build each record's tree in C is faster than a pull
     parser's per-element events in Python, and lets an import parse records in other processes.
     """
+    for block in iter_record_blocks(source, label, _CHUNK_BYTES):
+        yield from split_block(block, label)
+
+
+def iter_record_blocks(source: str | Path | IO[bytes], label: str, block_bytes: int) -> Iterator[RecordBlock]:
+    """Cut PubMed XML into blocks of whole records, about `block_bytes` each (split_block takes them apart).
+
+    Only the document around the records is checked here, and each cut costs a few searches from
+    the block's end: an import does this in its storing process and leaves the rest to its workers.
+    """
     if isinstance(source, str | Path):
         with open(source, "rb") as handle:
-            yield from _split(handle, label)
+            yield from _blocks(handle, label, block_bytes)
     else:
-        yield from _split(source, label)
+        yield from _blocks(source, label, block_bytes)
 
 
-def _split(handle: IO[bytes], label: str) -> Iterator[RecordChunk]:
+def _blocks(handle: IO[bytes], label: str, block_bytes: int) -> Iterator[RecordBlock]:
     head = handle.read(_SNIFF_BYTES)
     if head.startswith(_GZIP_MAGIC):
         handle = gzip.GzipFile(fileobj=_Prefixed(head, handle), mode="rb")  # type: ignore[assignment]
@@ -105,36 +130,76 @@ def _split(handle: IO[bytes], label: str) -> Iterator[RecordChunk]:
         root = _ROOT_START.search(buffer)
     if root is None:
         raise PubmedFormatError(f"{label}: no <PubmedArticleSet> start tag; expected PubMed XML records.")
-    position = root.end()
-    line = 1 + buffer.count(b"\n", 0, position)  # the line number at `position`
+    line = 1 + buffer.count(b"\n", 0, root.end())  # the line the first block starts on
+    record_ends = _RECORD_ENDS[root.group(1)]
+    buffer, wanted = buffer[root.end() :], block_bytes
     while True:
-        found = _NEXT.search(buffer, position)
-        end = -1
-        if found is not None and found.group(1):
-            close = b"</" + found.group(1) + b">"
-            end = buffer.find(close, found.end())
-            end = end + len(close) if end >= 0 else -1
-        if found is None or (found.group(1) and end < 0):
-            if eof:
-                last_line = line + buffer.count(b"\n", position)
-                raise PubmedFormatError(
-                    f"{label}: line {last_line}: the XML ends before the document does (truncated); "
-                    "fetch or download it again."
-                )
-            # Keep only the unconsumed tail: appending to a buffer that still holds every record
-            # already yielded copied it again on each read.
-            buffer, position = buffer[position:], 0
-            more = _read(handle, label)
+        if not eof and len(buffer) < wanted:
+            more = _read(handle, label, wanted - len(buffer))
             eof = not more
             buffer += more
+        cut = _cut(buffer, record_ends, block_bytes)
+        if cut and (len(buffer) >= wanted or eof):
+            yield RecordBlock(buffer[:cut], line, prefix)
+            line += buffer.count(b"\n", 0, cut)
+            buffer, wanted = buffer[cut:], block_bytes
             continue
-        _check_gap(buffer[position : found.start()], label, line)
-        line += buffer.count(b"\n", position, found.start())
-        if found.group(2):  # the root's end tag: the document is complete
-            _check_gap(buffer[found.end() :] + _read_rest(handle, label), label, line)
+        if cut:
+            continue  # a short read: read on to a whole block
+        root_end = _ROOT_END.search(buffer)
+        if root_end is not None:  # no record left: the document is complete
+            if buffer[: root_end.start()].strip():
+                yield RecordBlock(buffer[: root_end.start()], line, prefix)  # for split_block to check
+            line += buffer.count(b"\n", 0, root_end.start())
+            _check_gap(buffer[root_end.end() :] + _read_rest(handle, label), label, line)
             return
-        yield RecordChunk(buffer[found.start() : end], line, prefix)
-        line += buffer.count(b"\n", found.start(), end)
+        if eof:
+            last_line = line + buffer.count(b"\n")
+            raise PubmedFormatError(
+                f"{label}: line {last_line}: the XML ends before the document does (truncated); "
+                "fetch or download it again."
+            )
+        wanted = max(wanted, len(buffer)) * 2  # no record ends in what is read so far: read on
+
+
+def _cut(buffer: bytes, record_ends: tuple[bytes, ...], block_bytes: int) -> int:
+    """Where to end a block: after the last record ending within `block_bytes`, or else the first."""
+    last = max(_end_of(buffer.rfind(tag, 0, block_bytes), tag) for tag in record_ends)
+    if last:
+        return last
+    firsts = [_end_of(buffer.find(tag), tag) for tag in record_ends]
+    return min((end for end in firsts if end), default=0)
+
+
+def _end_of(found: int, tag: bytes) -> int:
+    return found + len(tag) if found >= 0 else 0
+
+
+def split_block(block: RecordBlock, label: str) -> Iterator[RecordChunk]:
+    """The records of a block, checking that only whitespace and comments stand between them."""
+    data, line, position = block.data, block.line, 0
+    while True:
+        found = _NEXT.search(data, position)
+        if found is None:
+            _check_gap(data[position:], label, line)
+            return
+        _check_gap(data[position : found.start()], label, line)
+        line += data.count(b"\n", position, found.start())
+        if found.group(2):  # a second root end tag inside the document
+            raise PubmedFormatError(
+                f"{label}: line {line}: unexpected </{found.group(2).decode()}> between records; "
+                "the file is damaged or not PubMed XML."
+            )
+        close = b"</" + found.group(1) + b">"
+        end = data.find(close, found.end())
+        if end < 0:
+            raise PubmedFormatError(
+                f"{label}: line {line}: <{found.group(1).decode()}> is never closed; "
+                "the file is damaged; fetch or download it again."
+            )
+        end += len(close)
+        yield RecordChunk(data[found.start() : end], line, block.declaration)
+        line += data.count(b"\n", found.start(), end)
         position = end
 
 
@@ -166,11 +231,13 @@ def parse_record_chunk(chunk: RecordChunk, label: str) -> list[PubmedRecord | De
 
 
 def _check_gap(gap: bytes, label: str, line: int) -> None:
-    """Between records only whitespace and comments may stand."""
+    """Between records only whitespace and comments may stand; `line` is the line the gap starts on."""
     if gap.strip() and _COMMENT.sub(b"", gap).strip():
         text = _COMMENT.sub(b"", gap).strip()[:40].decode("utf-8", "replace")
+        where = line + gap.count(b"\n", 0, len(gap) - len(gap.lstrip()))
         raise PubmedFormatError(
-            f"{label}: line {line}: unexpected content {text!r} between records; the file is damaged or not PubMed XML."
+            f"{label}: line {where}: unexpected content {text!r} between records; "
+            "the file is damaged or not PubMed XML."
         )
 
 
@@ -183,9 +250,9 @@ def _read_rest(handle: IO[bytes], label: str) -> bytes:
     return rest
 
 
-def _read(handle: IO[bytes], label: str) -> bytes:
+def _read(handle: IO[bytes], label: str, size: int = _CHUNK_BYTES) -> bytes:
     try:
-        return handle.read(_CHUNK_BYTES)
+        return handle.read(size)
     except (OSError, EOFError) as exc:
         raise PubmedFormatError(
             f"{label}: damaged or truncated gzip data ({exc}); download it again."

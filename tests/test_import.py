@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from db.articles import article_revisions, decode_article, encode_article
 from db.engine import open_session
 from db.models import Article, ArticleRevision, HarvestRun
+from ingest import importer
 from ingest.importer import import_file
 from ingest.pubmed_xml import PubmedFormatError, iter_pubmed_xml
 from ingest.records import PubmedRecord
@@ -158,6 +159,29 @@ def test_worker_processes_keep_batches_before_damage(tmp_path: Path) -> None:
     with open_session(url) as session:
         run = session.scalars(select(HarvestRun)).one()
         assert run.status == "failed" and run.records_new == len(stored)
+
+
+@pytest.mark.parametrize("block_bytes", [4096, 1 << 20])
+def test_worker_processes_stop_at_a_bad_record_as_one_process_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int
+) -> None:
+    # Small blocks: the damage lies in a later block than the batches before it, with blocks after it
+    # already parsed; none of those may be written.
+    monkeypatch.setattr(importer, "BLOCK_BYTES", block_bytes)
+    big = _many_records(tmp_path / "many.xml", 50)
+    broken = tmp_path / "broken.xml"
+    broken.write_text(
+        big.read_text().replace('<PMID Version="1">9300003</PMID>', '<PMID Version="1">x</PMID>', 1)
+    )
+    stored = {}
+    for workers in (0, 2):
+        url = f"sqlite:///{tmp_path / f'workers{workers}.db'}"
+        with pytest.raises(PubmedFormatError, match="PMID 'x' is not a number"):
+            import_file(url, broken, batch_size=40, workers=workers)
+        stored[workers] = article_snapshot(url)
+    first_three_batches = sorted(record.pmid for record in list(iter_pubmed_xml(big))[:120])
+    assert [row[0] for row in stored[0]] == first_three_batches  # the bad record is the 123rd
+    assert stored[2] == stored[0]
 
 
 def test_deleted_citation_used_by_a_reviewer_is_flagged_not_deleted(db_url: str) -> None:

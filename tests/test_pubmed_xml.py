@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from ingest.pubmed_xml import PubmedFormatError, iter_pubmed_xml, parse_efetch_response
+from ingest.pubmed_xml import (
+    PubmedFormatError,
+    iter_pubmed_xml,
+    iter_record_blocks,
+    iter_record_chunks,
+    parse_efetch_response,
+    split_block,
+)
 from ingest.records import DeletedCitation, PubmedRecord
 from tests.conftest import TEST_DATA, shared_file
 
@@ -165,6 +172,58 @@ def test_memory_stays_flat_as_the_file_grows(tmp_path: Path) -> None:
     large = _repeated_sample(tmp_path / "large.xml", 800)  # 4,800 records, 8 times the size
     assert large.stat().st_size > 7 * small.stat().st_size
     assert _peak_memory_while_parsing(large) < 1.5 * _peak_memory_while_parsing(small)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 700, 5000, 1 << 20])
+@pytest.mark.parametrize("fixture", ["sample", "update"])
+def test_blocks_of_any_size_hold_whole_records_in_order(block_bytes: int, fixture: str) -> None:
+    path = SAMPLE if fixture == "sample" else UPDATE  # the update file ends in DeleteCitation entries
+    blocks = list(iter_record_blocks(path, "x", block_bytes))
+    chunks = [chunk for block in blocks for chunk in split_block(block, "x")]
+    assert [(c.data, c.line) for c in chunks] == [(c.data, c.line) for c in iter_record_chunks(path, "x")]
+    text = path.read_bytes()
+    for chunk in chunks:  # each chunk is the file's own bytes, starting on the line it names
+        at = text.index(chunk.data)
+        assert text.count(b"\n", 0, at) + 1 == chunk.line
+    if block_bytes == 1:  # a block smaller than a record still ends at a record's end
+        assert len(blocks) == len(chunks)
+
+
+def test_blocks_of_a_legacy_medline_citation_set_are_cut_at_its_records() -> None:
+    xml = (
+        b'<?xml version="1.0"?>\n<MedlineCitationSet>\n'
+        + b"".join(
+            b'<MedlineCitation Status="MEDLINE"><PMID>%d</PMID><Article><ArticleTitle>T%d</ArticleTitle>'
+            b"<Journal><Title>J</Title></Journal></Article></MedlineCitation>\n" % (n, n)
+            for n in range(1, 6)
+        )
+        + b"<DeleteCitation><PMID>9</PMID></DeleteCitation>\n</MedlineCitationSet>\n"
+    )
+    blocks = list(iter_record_blocks(io.BytesIO(xml), "x", 150))
+    assert len(blocks) > 2
+    assert all(b.data.endswith((b"</MedlineCitation>", b"</DeleteCitation>")) for b in blocks)
+    assert [c.line for b in blocks for c in split_block(b, "x")] == [3, 4, 5, 6, 7, 8]
+    items = parse_efetch_response(xml)
+    assert [i.pmid for i in items] == [1, 2, 3, 4, 5, 9] and isinstance(items[-1], DeletedCitation)
+
+
+def test_text_after_the_document_is_rejected(tmp_path: Path) -> None:
+    extra = tmp_path / "extra.xml"
+    extra.write_bytes(SAMPLE.read_bytes() + b"<PubmedArticle>stray</PubmedArticle>\n")
+    with pytest.raises(PubmedFormatError, match=r"extra\.xml: line \d+: unexpected .* the file is damaged"):
+        list(iter_pubmed_xml(extra))
+
+
+def test_junk_between_records_is_rejected_with_its_line(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.xml"
+    text = SAMPLE.read_text()
+    second = text.index("<PubmedArticle>", text.index("</PubmedArticle>"))
+    junk.write_text(text[:second] + "stray words\n" + text[second:])
+    line = text.count("\n", 0, second) + 1
+    for block_bytes in (1, 1 << 20):
+        with pytest.raises(PubmedFormatError, match=rf"line {line}: unexpected content 'stray words'"):
+            for block in iter_record_blocks(junk, "junk.xml", block_bytes):
+                list(split_block(block, "junk.xml"))
 
 
 # --- bad input -----------------------------------------------------------------------------------
