@@ -8,6 +8,8 @@ import io
 import logging
 import multiprocessing
 import os
+import pickle
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -142,10 +144,11 @@ def iter_item_batches(
     label = str(path)
     ready: list[StoredItem] = []
     with (
+        tempfile.TemporaryDirectory(prefix="ketamine-import-", dir=_spool_parent()) as spool,
         context.Pool(workers, initializer=os.nice, initargs=(WORKER_NICENESS,)) as pool,
         _open_counted(path, position) as stream,
     ):
-        pending: deque[AsyncResult[tuple[list[StoredItem], PubmedFormatError | None]]] = deque()
+        pending: deque[AsyncResult[str]] = deque()
         blocks = iter_record_blocks(stream, label, BLOCK_BYTES)
         while True:
             try:
@@ -153,13 +156,13 @@ def iter_item_batches(
             except PubmedFormatError:
                 # Damage found while cutting: everything before it is parsed and stored first.
                 while pending:
-                    yield from _take_batches(ready, pending.popleft().get(), batch_size)
+                    yield from _take_batches(ready, _unspool(pending.popleft().get()), batch_size)
                 raise
             if block is not None:
-                pending.append(pool.apply_async(_parse_block, (block, label)))
+                pending.append(pool.apply_async(_parse_block_to_spool, (block, label, spool)))
             # A bounded window of blocks in flight keeps memory flat.
             while pending and (block is None or len(pending) > 2 * workers):
-                yield from _take_batches(ready, pending.popleft().get(), batch_size)
+                yield from _take_batches(ready, _unspool(pending.popleft().get()), batch_size)
             if block is None:
                 break
     if ready:
@@ -167,7 +170,7 @@ def iter_item_batches(
 
 
 def _take_batches(
-    ready: list[StoredItem], result: tuple[list[StoredItem], PubmedFormatError | None], batch_size: int
+    ready: list[StoredItem], result: BlockResult, batch_size: int
 ) -> Iterator[list[StoredItem]]:
     """Add one block's items to `ready` and hand out every whole batch; a block's damage ends it all.
 
@@ -192,7 +195,32 @@ def _worker_count(path: Path) -> int:
     return max(1, min(MAX_WORKERS, (os.cpu_count() or 1)))
 
 
-def _parse_block(block: RecordBlock, label: str) -> tuple[list[StoredItem], PubmedFormatError | None]:
+# A worker's parsed block travels back as a file in a private folder, preferably in memory
+# (/dev/shm): through the pool's pipe, 64 KiB at a time, each piece waited for a turn of this
+# process's lock on the interpreter, and the workers sat idle meanwhile (docs/performance.md).
+BlockResult = tuple[list[StoredItem], PubmedFormatError | None]
+
+
+def _spool_parent() -> str | None:
+    shared_memory = Path("/dev/shm")
+    return str(shared_memory) if shared_memory.is_dir() and os.access(shared_memory, os.W_OK) else None
+
+
+def _parse_block_to_spool(block: RecordBlock, label: str, spool: str) -> str:
+    result = _parse_block(block, label)
+    with tempfile.NamedTemporaryFile(dir=spool, delete=False) as spooled:
+        pickle.dump(result, spooled, protocol=pickle.HIGHEST_PROTOCOL)
+    return spooled.name
+
+
+def _unspool(name: str) -> BlockResult:
+    with open(name, "rb") as spooled:
+        result: BlockResult = pickle.load(spooled)  # our own worker's file, in a folder only we can read
+    os.unlink(name)
+    return result
+
+
+def _parse_block(block: RecordBlock, label: str) -> BlockResult:
     """In a worker: a block's storable items, and the damage that stopped it, if any."""
     items: list[StoredItem] = []
     # No cyclic garbage collection while parsing: element trees hold no cycles, and the
