@@ -9,7 +9,7 @@ import re
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, TypeVar
@@ -226,6 +226,11 @@ class EutilsClient:
     ) -> list[PubmedRecord | DeletedCitation]:
         """Parsed records for a slice of a history set (one efetch, retried as a whole)."""
         return self._call("efetch", _efetch_params(webenv, query_key, retstart, retmax), _read_records)
+
+    def fetch_ids(self, pmids: Sequence[int]) -> list[PubmedRecord | DeletedCitation]:
+        """Parsed records for PMIDs named outright (one efetch, sent as POST when the list is long)."""
+        params = {"db": "pubmed", "id": ",".join(str(pmid) for pmid in pmids), "retmode": "xml"}
+        return self._call("efetch", params, _read_records)
 
     # --- transport -----------------------------------------------------------------------------
 

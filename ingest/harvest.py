@@ -17,7 +17,7 @@ from db.runs import finish_run, last_successful_run, start_run
 from db.settings import Settings
 from ingest.date_windows import DateWindow, ncbi_day, plan_windows
 from ingest.eutils import ConfigurationError, EutilsClient, EutilsError, HistoryExpiredError, SearchResult
-from ingest.records import PubmedRecord
+from ingest.records import DeletedCitation, PubmedRecord
 from ingest.store import store_batch, to_stored_items
 
 __all__ = [
@@ -200,12 +200,27 @@ def _harvest_into(
     session.commit()
 
     total = search.count if max_records is None else min(search.count, max_records)
+    # Windows' short last batches wait in `seams`, by PMID, and go out together in full batches:
+    # a harvest in windows then makes ceil(N / batch) efetch calls, as one in a single window does.
+    seams = _Seams(batch_size) if max_records is None and len(windows) > 1 else None
     done = 0
+
+    def store(records: list[PubmedRecord | DeletedCitation], asked: int) -> None:
+        nonlocal done
+        check_lock()  # never write a batch after losing the lock to another harvest
+        store_batch(session, run, to_stored_items(records), client.requests_made - first_request)
+        done += asked
+        if progress is not None:
+            progress(min(done, total), total)
+
     for window in windows:
         retstart = 0
         searches_left = MAX_RESEARCHES
-        while retstart < window.count and done < total:
+        fetched: set[int] = set()
+        while retstart < window.count and (seams is not None or done < total):
             size = min(batch_size, window.count - retstart, total - done)
+            if seams is not None and size < batch_size and seams.take(window, retstart, fetched):
+                break
             if window.search.webenv is None or window.search.query_key is None:
                 raise EutilsError(
                     "esearch gave no WebEnv/QueryKey although usehistory=y was sent; "
@@ -223,19 +238,77 @@ def _harvest_into(
                 if max_records is None:
                     total += fresh.count - window.count  # PubMed may have added or dropped records
                 done -= retstart - restart_at  # a window fetched again is counted once
+                if restart_at == 0:
+                    fetched.clear()
                 window, retstart = fresh, restart_at
                 continue
-            fetched = sum(isinstance(record, PubmedRecord) for record in records)
-            if fetched < size:
+            got = {record.pmid for record in records if isinstance(record, PubmedRecord)}
+            fetched |= got
+            if len(got) < size:
                 # PubMed dropped some (deleted since the search) or the parser skipped damaged ones.
-                logger.warning("Asked for %d records at %d, got %d.", size, retstart, fetched)
-                run.records_failed += size - fetched
-            check_lock()  # never write a batch after losing the lock to another harvest
-            store_batch(session, run, to_stored_items(records), client.requests_made - first_request)
-            done += size
+                logger.warning("Asked for %d records at %d, got %d.", size, retstart, len(got))
+                run.records_failed += size - len(got)
+                if seams is not None:
+                    seams.missing += size - len(got)
+            store(records, size)
             retstart += size
-            if progress is not None:
-                progress(done, total)
+        while seams is not None and (pmids := seams.full_batch()):
+            store(_fetch_seam(client, run, seams, pmids), len(pmids))
+    if seams is not None and (pmids := seams.rest()):
+        store(_fetch_seam(client, run, seams, pmids), len(pmids))
+    if seams is not None and seams.missing:
+        run.records_failed -= seams.missing  # counted missing from a window, then found by PMID
+        session.add(run)
+        session.commit()
+
+
+class _Seams:
+    """PMIDs of windows' short last batches, fetched by PMID in full batches.
+
+    A window's PMIDs come with its search (in the same esearch answer). What a window still
+    owes is its PMIDs less those its history batches returned, whatever order the history server
+    keeps, so no record can fall between two windows.
+    """
+
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.pmids: list[int] = []
+        # Records a window's history batches lacked: asked again here, and counted failed only once.
+        self.missing = 0
+
+    def take(self, window: DateWindow, retstart: int, fetched: set[int]) -> bool:
+        """Take the rest of `window` from `retstart`; False if its search gave no PMIDs to go by."""
+        ids = window.search.ids
+        if len(ids) != window.count:
+            return False
+        owed = [pmid for pmid in ids if pmid not in fetched]
+        if len(owed) < window.count - retstart:
+            return False  # the history batches returned records the search did not list: play safe
+        self.pmids.extend(owed)
+        return True
+
+    def full_batch(self) -> list[int]:
+        return self._pop() if len(self.pmids) >= self.batch_size else []
+
+    def rest(self) -> list[int]:
+        return self._pop()
+
+    def _pop(self) -> list[int]:
+        batch, self.pmids = self.pmids[: self.batch_size], self.pmids[self.batch_size :]
+        return batch
+
+
+def _fetch_seam(
+    client: EutilsClient, run: HarvestRun, seams: _Seams, pmids: list[int]
+) -> list[PubmedRecord | DeletedCitation]:
+    records = client.fetch_ids(pmids)
+    lacking = len(pmids) - sum(isinstance(record, PubmedRecord) for record in records)
+    already = min(lacking, seams.missing)  # missing from their window's batches too: counted there
+    seams.missing -= already
+    if lacking:
+        logger.warning("Asked for %d records by PMID, got %d.", len(pmids), len(pmids) - lacking)
+        run.records_failed += lacking - already
+    return records
 
 
 def _search_again(
@@ -246,7 +319,12 @@ def _search_again(
         search = client.esearch(term, usehistory=True)
     else:
         search = client.esearch(
-            term, usehistory=True, mindate=window.mindate, maxdate=window.maxdate, datetype="edat"
+            term,
+            usehistory=True,
+            mindate=window.mindate,
+            maxdate=window.maxdate,
+            datetype="edat",
+            retmax=len(window.search.ids),
         )
     logger.warning("The history server dropped the search; searched again (%d records).", search.count)
     fresh = DateWindow(window.mindate, window.maxdate, search)
@@ -258,7 +336,10 @@ def _split_into_windows(client: EutilsClient, term: str, total: int, limit: int)
     tomorrow = date.today() + timedelta(days=1)  # NCBI dates are US Eastern; a day of slack covers it
 
     def search(start: date, end: date) -> SearchResult:
-        return client.esearch(term, usehistory=True, mindate=start, maxdate=end, datetype="edat")
+        # retmax: the window's PMIDs come in the same answer, for the seams between windows.
+        return client.esearch(
+            term, usehistory=True, mindate=start, maxdate=end, datetype="edat", retmax=limit
+        )
 
     plan = plan_windows(search, total, limit, tomorrow)
     found = sum(window.count for window in plan.windows)

@@ -164,6 +164,9 @@ class FakeEutils:
         self._always: dict[str, Fault | None] = {"esearch": None, "efetch": None}
         self._history: dict[tuple[str, str], list[int]] = {}
         self.expire_history_on_every_fetch = False
+        # NCBI does not promise that a search lists its PMIDs in its history set's order.
+        self.list_ids_reversed = False
+        self.served: list[int] = []  # every PMID efetch answered with, in order
         self._webenvs = itertools.count(1)
         self._lock = threading.Lock()
         server.expect_request(re.compile(r"/(esearch|efetch)\.fcgi$")).respond_with_handler(self._handle)
@@ -237,7 +240,8 @@ class FakeEutils:
             webenv, query_key = f"MCID_fake{next(self._webenvs):06d}", "1"
             self._history[(webenv, query_key)] = pmids[: self.page_limit]
         retmax = int(params.get("retmax", "20"))
-        ids = "".join(f"<Id>{pmid}</Id>" for pmid in pmids[:retmax])
+        listed = pmids[:retmax][::-1] if self.list_ids_reversed else pmids[:retmax]
+        ids = "".join(f"<Id>{pmid}</Id>" for pmid in listed)
         history = f"<QueryKey>{query_key}</QueryKey><WebEnv>{webenv}</WebEnv>" if webenv else ""
         return (
             f'<?xml version="1.0" encoding="UTF-8" ?>\n{ESEARCH_DOCTYPE}\n'
@@ -264,6 +268,10 @@ class FakeEutils:
 
     def _efetch(self, params: dict[str, str]) -> bytes:
         assert params.get("db") == "pubmed" and params.get("retmode") == "xml", params
+        by_pmid = {record.pmid: record for record in self.records}
+        if "id" in params:  # PMIDs named outright; deleted ones are simply missing, as on PubMed
+            asked = [int(pmid) for pmid in params["id"].split(",")]
+            return self._serve([by_pmid[pmid] for pmid in asked if pmid in by_pmid])
         key = (params.get("WebEnv", ""), params.get("query_key", ""))
         if self.expire_history_on_every_fetch:
             self.expire_history()
@@ -273,9 +281,13 @@ class FakeEutils:
         pmids = self._history[key][retstart : retstart + retmax]
         if not pmids:
             return _error_body("efetch", "Empty result - nothing to do")
-        by_pmid = {record.pmid: record for record in self.records}
         # A record deleted since the search is simply missing from the answer, as on PubMed.
-        return article_set_xml([by_pmid[pmid] for pmid in pmids if pmid in by_pmid])
+        return self._serve([by_pmid[pmid] for pmid in pmids if pmid in by_pmid])
+
+    def _serve(self, records: list[FakeRecord]) -> bytes:
+        with self._lock:
+            self.served.extend(record.pmid for record in records)
+        return article_set_xml(records)
 
 
 @contextmanager

@@ -87,7 +87,19 @@ def revisions(db_url: str) -> list[ArticleRevision]:
 
 
 def efetch_slices(fake: FakeEutils) -> list[tuple[int, int]]:
-    return [(int(r.params["retstart"]), int(r.params["retmax"])) for r in fake.requests_to("efetch")]
+    """(retstart, retmax) of each efetch from the history server (not those naming PMIDs)."""
+    return [
+        (int(r.params["retstart"]), int(r.params["retmax"]))
+        for r in fake.requests_to("efetch")
+        if "id" not in r.params
+    ]
+
+
+def efetch_pmids(fake: FakeEutils) -> list[list[int]]:
+    """The PMIDs of each efetch that names them outright."""
+    return [
+        [int(p) for p in r.params["id"].split(",")] for r in fake.requests_to("efetch") if "id" in r.params
+    ]
 
 
 # --- a plain harvest ----------------------------------------------------------------------------
@@ -314,9 +326,50 @@ def test_more_results_than_one_search_can_page_are_split_into_date_windows(
     assert "mindate" not in searches[0].params
     assert all(s.params["datetype"] == "edat" for s in searches[1:])
     assert all(retstart < 50 for retstart, _ in efetch_slices(fake))
-    assert len(fake.requests_to("efetch")) == sum(math.ceil(w["count"] / 20) for w in windows)
+    # Every window's whole batches come from its history set; the short last batches go out together
+    # by PMID, so the harvest makes as many efetch calls as one window of 180 would.
+    assert [size for _, size in efetch_slices(fake)] == [20] * sum(w["count"] // 20 for w in windows)
+    seams = efetch_pmids(fake)
+    assert [len(batch) for batch in seams] == [20] * (len(seams) - 1) + [len(seams[-1])] and 0 < len(
+        seams[-1]
+    ) <= 20
+    assert len(fake.requests_to("efetch")) == math.ceil(180 / 20)
     assert run.requests_made == len(searches) + len(fake.requests_to("efetch"))
+    assert (run.records_new, run.records_failed) == (180, 0)
     assert runs(sqlite_url)[0].windows == windows
+
+
+def test_window_seams_fetch_every_record_once_whatever_order_a_search_lists_them(
+    sqlite_url: str, server: HTTPServer
+) -> None:
+    fake = FakeEutils(server, make_records(180, per_day=3), page_limit=50)
+    fake.list_ids_reversed = True
+
+    run = run_harvest(sqlite_url, fake, batch_size=20, max_per_window=50)
+
+    assert sorted(fake.served) == sorted(record.pmid for record in fake.records)  # each exactly once
+    assert len(fake.requests_to("efetch")) == math.ceil(180 / 20)
+    assert (run.records_new, run.records_failed) == (180, 0)
+
+
+def test_records_deleted_during_a_windowed_harvest_are_counted_failed_once(
+    sqlite_url: str, server: HTTPServer
+) -> None:
+    fake = FakeEutils(server, make_records(180, per_day=3), page_limit=50)
+    # The windows hold 27, 45, 45, 45 and 18 records. After the first batch, two records go: one of the
+    # first window's short last batch (fetched by PMID) and one of the second window's second batch.
+    gone = {fake.records[22].pmid, fake.records[50].pmid}
+
+    def delete_after_first_batch(done: int, _total: int) -> None:
+        if done == 20:
+            for pmid in gone:
+                fake.delete(pmid)
+
+    run = run_harvest(sqlite_url, fake, batch_size=20, max_per_window=50, progress=delete_after_first_batch)
+
+    assert [window["count"] for window in run.windows] == [27, 45, 45, 45, 18]
+    assert (run.status, run.records_new, run.records_failed) == ("succeeded", 178, 2)
+    assert not gone & {row["pmid"] for row in article_table(sqlite_url)}
 
 
 def test_windows_that_do_not_add_up_to_the_total_fail_the_run(sqlite_url: str, server: HTTPServer) -> None:
