@@ -200,8 +200,9 @@ def main() -> None:
         "HTTP requests of a harvest against a loopback E-utilities server (10 records a day from 2020). "
         "Past the paging limit the search is split into Entrez-date windows (`ingest/date_windows.py`): "
         "esearch counts the whole search once, then one search per window plus any guess that held too "
-        "many; efetch pages through each window, so a window's last batch may be short. The 5,000-record "
-        "row with a 2,000 limit shows the split at small scale:",
+        "many or found nothing; efetch takes each window's whole batches from its history set and the "
+        "windows' short last batches together by PMID. The 5,000-record row with a 2,000 limit shows the "
+        "split at small scale:",
         "",
         "| records | batch size | paging limit | date windows | esearch | efetch | total | "
         "target: 1 esearch per window + ceil(N / batch) |",
