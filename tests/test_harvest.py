@@ -568,6 +568,7 @@ def test_ctrl_c_marks_the_run_interrupted_and_keeps_committed_batches(
 # --- kill and rerun ------------------------------------------------------------------------------
 
 _CHILD = """
+import os
 from db.settings import load_settings
 from ingest.eutils import EutilsClient, RateLimiter
 from ingest.harvest import harvest
@@ -576,13 +577,15 @@ settings = load_settings()
 client = EutilsClient.from_settings(
     settings, rate_limiter=RateLimiter(sleep=lambda s: None), backoff_base=0.01, timeout=120
 )
-harvest(settings, query="ketamine AND depression", batch_size=10, client=client)
+harvest(settings, query="ketamine AND depression", batch_size=10, client=client,
+        max_per_window=int(os.environ.get("TEST_MAX_PER_WINDOW", "9999")))
 """
 
 
-def _start_child(db_url: str, base_url: str) -> subprocess.Popen[bytes]:
+def _start_child(db_url: str, base_url: str, max_per_window: int = 9_999) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        "TEST_MAX_PER_WINDOW": str(max_per_window),
         "DATABASE_URL": db_url,
         "EUTILS_BASE_URL": base_url,
         "NCBI_EMAIL": EMAIL,
@@ -597,16 +600,19 @@ def _finish(child: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("max_per_window", [9_999, 20], ids=["one window", "date windows"])
 def test_a_harvest_killed_mid_way_and_rerun_equals_an_uninterrupted_one(
-    tmp_path: Path, server: HTTPServer
+    tmp_path: Path, server: HTTPServer, max_per_window: int
 ) -> None:
-    fake = FakeEutils(server, make_records(45))
+    # In date windows of at most 20 (PubMed's 9,999 writ small), batches of 10 leave short last
+    # batches that are fetched together by PMID: the kill may land on one of those.
+    fake = FakeEutils(server, make_records(45, per_day=3), page_limit=max_per_window)
     whole_url = f"sqlite:///{tmp_path / 'whole.sqlite3'}"
     killed_url = f"sqlite:///{tmp_path / 'killed.sqlite3'}"
-    _finish(_start_child(whole_url, fake.base_url))
+    _finish(_start_child(whole_url, fake.base_url, max_per_window))
 
     fake.inject("efetch", None, None, Fault.HANG)  # the third batch never answers...
-    child = _start_child(killed_url, fake.base_url)
+    child = _start_child(killed_url, fake.base_url, max_per_window)
     try:
         assert fake.hung.wait(timeout=60), "the harvest never reached its third batch"
     finally:
@@ -618,13 +624,14 @@ def test_a_harvest_killed_mid_way_and_rerun_equals_an_uninterrupted_one(
     assert len(article_table(killed_url)) == 20  # the two committed batches, nothing half-written
     assert [run.status for run in runs(killed_url)] == ["running"]
 
-    _finish(_start_child(killed_url, fake.base_url))
+    _finish(_start_child(killed_url, fake.base_url, max_per_window))
 
     assert article_table(killed_url) == article_table(whole_url)
     assert len(article_table(killed_url)) == 45
     with open_session(killed_url) as session:
         assert session.scalar(select(func.count(func.distinct(Article.pmid)))) == 45
     assert [run.status for run in runs(killed_url)] == ["interrupted", "succeeded"]
+    assert bool(efetch_pmids(fake)) == (max_per_window < 45)  # windows' short batches went by PMID
 
 
 # --- the console script, as a user runs it ----------------------------------------------------------
