@@ -163,12 +163,31 @@ def _blocks(handle: IO[bytes], label: str, block_bytes: int) -> Iterator[RecordB
 
 
 def _cut(buffer: bytes, record_ends: tuple[bytes, ...], block_bytes: int) -> int:
-    """Where to end a block: after the last record ending within `block_bytes`, or else the first."""
-    last = max(_end_of(buffer.rfind(tag, 0, block_bytes), tag) for tag in record_ends)
-    if last:
-        return last
-    firsts = [_end_of(buffer.find(tag), tag) for tag in record_ends]
-    return min((end for end in firsts if end), default=0)
+    """Where to end a block: after the last record ending within `block_bytes`, or else the first.
+
+    A close tag inside a comment between records is no record's end: the cut goes before the comment.
+    """
+    limit = block_bytes
+    while last := max(_end_of(buffer.rfind(tag, 0, limit), tag) for tag in record_ends):
+        opened = _open_comment(buffer, last)
+        if opened < 0:
+            return last
+        limit = opened
+    start = 0
+    while first := min(
+        (end for tag in record_ends if (end := _end_of(buffer.find(tag, start), tag))), default=0
+    ):
+        if _open_comment(buffer, first) < 0:
+            return first
+        start = first
+    return 0
+
+
+def _open_comment(buffer: bytes, position: int) -> int:
+    """Where a comment still open at `position` starts, or -1. Looks back 64 KiB: PubMed files carry
+    no comments at all, and a longer one holding a close tag fails loudly at the gap check."""
+    opened = buffer.rfind(b"<!--", max(0, position - (1 << 16)), position)
+    return opened if opened >= 0 and buffer.find(b"-->", opened + 4, position) < 0 else -1
 
 
 def _end_of(found: int, tag: bytes) -> int:

@@ -207,6 +207,19 @@ def test_blocks_of_a_legacy_medline_citation_set_are_cut_at_its_records() -> Non
     assert [i.pmid for i in items] == [1, 2, 3, 4, 5, 9] and isinstance(items[-1], DeletedCitation)
 
 
+def test_a_record_close_tag_inside_a_comment_between_records_is_not_a_cut(tmp_path: Path) -> None:
+    commented = tmp_path / "commented.xml"
+    text = SAMPLE.read_text()
+    second = text.index("<PubmedArticle>", text.index("</PubmedArticle>"))
+    commented.write_text(text[:second] + "<!-- was </PubmedArticle> here -->\n" + text[second:])
+    expected = [record.pmid for record in iter_pubmed_xml(SAMPLE)]
+    for block_bytes in (1, second + 20, 1 << 20):  # the second: a cut inside the comment's reach
+        blocks = list(iter_record_blocks(commented, "x", block_bytes))
+        chunks = [chunk for block in blocks for chunk in split_block(block, "x")]
+        assert len(chunks) == len(expected)
+    assert [record.pmid for record in iter_pubmed_xml(commented)] == expected
+
+
 def test_text_after_the_document_is_rejected(tmp_path: Path) -> None:
     extra = tmp_path / "extra.xml"
     extra.write_bytes(SAMPLE.read_bytes() + b"<PubmedArticle>stray</PubmedArticle>\n")
