@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import SQLModel
 
+from db.audit_guard import audit_guard_lifted
 from db.engine import DatabaseError, describe_operational_error, engine_for, init_db
 from db.migrations import alembic_config, load_models
 from db.pair_state import rebuild_pair_state
@@ -393,8 +394,9 @@ def restore_database(url: str, directory: Path, *, replace: bool = False) -> Man
                     "or pass --replace to delete everything in it first."
                 )
             if held:
-                for table in reversed(SQLModel.metadata.sorted_tables):
-                    connection.execute(table.delete())
+                with audit_guard_lifted(connection):  # the one wholesale delete of the audit trail
+                    for table in reversed(SQLModel.metadata.sorted_tables):
+                        connection.execute(table.delete())
             for table in tables:
                 if table.name in entries:
                     _restore_table(

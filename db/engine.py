@@ -18,6 +18,7 @@ from sqlmodel import Session, create_engine
 
 import db.ranking_models  # noqa: F401  (issue 5: registers claim search terms, study embeddings)
 from db import migrations, models, review_models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from db.audit_guard import install_audit_guard
 from db.fulltext import install_fulltext
 
 SQLITE_CACHE_KIB = 8 * 1024
@@ -92,6 +93,7 @@ def init_db(url: str) -> Engine:
     try:
         migrations.upgrade(engine)
         install_fulltext(engine)  # the full-text index and the triggers that keep it in sync
+        install_audit_guard(engine)  # audit_event refuses UPDATE and DELETE, however they are sent
     except migrations.MigrationError as exc:
         raise DatabaseError(str(exc)) from exc
     except OperationalError as exc:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from db.assessments import update_assessment
 from db.audit import audit_events, claim_history, study_history
 from db.design import StudyDesign
+from db.engine import engine_for, init_db
 from db.pairs import resolve_conflict
 from db.review_models import AuditAction, AuditEvent, AuditImmutableError, StudyVerdict
 from tests.review_builders import add_article, add_claim, team, vote
@@ -64,3 +66,42 @@ def test_audit_events_cannot_be_changed_or_deleted(session: Session) -> None:
     session.delete(event)
     with pytest.raises(AuditImmutableError, match="cannot be changed or deleted"):
         session.flush()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["UPDATE audit_event SET reason = 'rewritten history'", "DELETE FROM audit_event"],
+    ids=["update", "delete"],
+)
+def test_the_database_itself_refuses_changes_to_the_audit_trail(db_url: str, statement: str) -> None:
+    # SQL that bypasses the ORM (a script, a psql session) meets the database's own triggers.
+    with Session(engine_for(db_url)) as session:
+        team(session)
+        add_claim(session)
+        session.commit()
+        before = session.scalar(select(func.count()).select_from(AuditEvent))
+    engine = engine_for(db_url)
+    with pytest.raises(IntegrityError, match="audit events are append-only"), engine.begin() as connection:
+        connection.exec_driver_sql(statement)
+    with Session(engine) as session:
+        assert before and session.scalar(select(func.count()).select_from(AuditEvent)) == before
+        assert "rewritten history" not in [event.reason for event in session.scalars(select(AuditEvent))]
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_truncating_the_audit_trail(postgres_url: str) -> None:
+    with pytest.raises(IntegrityError, match="append-only"), engine_for(postgres_url).begin() as connection:
+        connection.exec_driver_sql("TRUNCATE audit_event")
+
+
+def test_a_dropped_guard_is_back_at_the_next_start(sqlite_url: str) -> None:
+    engine = engine_for(sqlite_url)
+    with Session(engine) as session:
+        team(session)
+        add_claim(session)
+        session.commit()
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TRIGGER audit_event_no_delete")
+    init_db(sqlite_url)
+    with pytest.raises(IntegrityError, match="append-only"), engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM audit_event")

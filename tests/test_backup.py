@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
 from db.assessments import correct_design, record_assessment, update_assessment
@@ -248,6 +249,24 @@ def test_restore_refuses_a_database_that_holds_data_unless_replace(db_url: str, 
 
     restore_database(db_url, tmp_path / "dump", replace=True)
     assert row_counts(db_url) == row_counts(source)
+    engine_for(source).dispose()
+
+
+def test_replace_clears_the_append_only_audit_trail_and_leaves_it_guarded(
+    db_url: str, tmp_path: Path
+) -> None:
+    source = f"sqlite:///{tmp_path / 'source.sqlite3'}"
+    fill_instance(source)
+    dump_database(source, tmp_path / "dump")
+    fill_instance(db_url)  # audit events of its own, which only a restore may delete
+    with open_session(db_url) as session:
+        assert session.scalar(select(func.count()).select_from(AuditEvent))
+
+    restore_database(db_url, tmp_path / "dump", replace=True)
+
+    assert row_counts(db_url) == row_counts(source)
+    with pytest.raises(IntegrityError, match="append-only"), engine_for(db_url).begin() as connection:
+        connection.exec_driver_sql("DELETE FROM audit_event")
     engine_for(source).dispose()
 
 
