@@ -109,26 +109,30 @@ class ClaimAgreement:
 def _votes(session: Session, claim_id: int | None = None) -> dict[tuple[int, int], dict[str, str]]:
     """(claim id, pmid) -> {reviewer name: verdict}, from every stored vote."""
     names = {user.id: user.name for user in session.scalars(select(User))}
-    query = select(Assessment)
+    # Columns, not Assessment objects: building 200,000 ORM objects took a claim report 6 s.
+    query = select(Assessment.claim_id, Assessment.pmid, Assessment.reviewer_id, Assessment.verdict)
     if claim_id is not None:
         query = query.where(Assessment.claim_id == claim_id)
     votes: dict[tuple[int, int], dict[str, str]] = defaultdict(dict)
-    for a in session.scalars(query):
-        votes[(a.claim_id, a.pmid)][names[a.reviewer_id]] = str(a.verdict)
+    for claim, pmid, reviewer, verdict in session.execute(query):
+        votes[(claim, pmid)][names[reviewer]] = str(verdict)
     return votes
 
 
 def _pairwise(votes: dict[tuple[int, int], dict[str, str]]) -> list[PairAgreement]:
-    reviewers = sorted({name for ballot in votes.values() for name in ballot})
-    result = []
-    for a, b in combinations(reviewers, 2):
-        shared = [ballot for ballot in votes.values() if a in ballot and b in ballot]
-        if shared:
-            first, second = [v[a] for v in shared], [v[b] for v in shared]
-            result.append(
-                PairAgreement(a, b, len(shared), percent_agreement(first, second), cohen_kappa(first, second))
-            )
-    return result
+    # Each ballot adds to the reviewer pairs on it: one pass over the votes, not one per pair.
+    shared: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
+    for ballot in votes.values():
+        if len(ballot) < 2:
+            continue
+        for a, b in combinations(sorted(ballot), 2):
+            first, second = shared.setdefault((a, b), ([], []))
+            first.append(ballot[a])
+            second.append(ballot[b])
+    return [
+        PairAgreement(a, b, len(first), percent_agreement(first, second), cohen_kappa(first, second))
+        for (a, b), (first, second) in sorted(shared.items())
+    ]
 
 
 def claim_agreement(session: Session, claim: Claim) -> ClaimAgreement:
