@@ -78,15 +78,27 @@ print(json.dumps({"records": count, "seconds": elapsed, "peak_mb": resource.getr
 """
 
 HARVEST_REQUESTS = """
-import json, sys
+import json, math, sys
+from datetime import date, timedelta
 sys.path.insert(0, sys.argv[3])
 from db.settings import Settings
 from ingest.eutils import EutilsClient, RateLimiter
 from ingest.harvest import harvest
-from tests.eutils_server import FakeEutils, make_records, running_server
-n, batch = int(sys.argv[1]), int(sys.argv[2])
+from tests.eutils_server import FakeRecord, FakeEutils, make_records, running_server
+n, batch, spread = int(sys.argv[1]), int(sys.argv[2]), sys.argv[6]
+
+def growing(n, years=40, doubling=8):
+    # Entry dates up to yesterday, the yearly count doubling every `doubling` years, as a literature grows.
+    rate, span, last = math.log(2) / (doubling * 365.25), years * 365.25, date.today() - timedelta(days=1)
+    whole = math.expm1(rate * span)
+    days = [span - math.log1p(whole * (i + 0.5) / n) / rate for i in range(n)]
+    return [FakeRecord(30_000_001 + i, f"Ketamine for depression: synthetic trial {i + 1}.",
+                       last - timedelta(days=int(d)), last) for i, d in enumerate(days)]
+
 with running_server() as server:
-    fake = FakeEutils(server, make_records(n, per_day=10))  # entry dates 2020 on, none in the future
+    # "even": 10 entry dates a day from 2020 on, none in the future; "growing": see growing().
+    records = make_records(n, per_day=10) if spread == "even" else growing(n)
+    fake = FakeEutils(server, records)
     settings = Settings(database_url=sys.argv[4], ncbi_email="bench@example.org", ncbi_api_key=None,
                         eutils_base_url=fake.base_url)
     # Unpaced: this counts requests, it does not time them.
@@ -161,14 +173,17 @@ def main() -> None:
                 str(ROOT),
                 f"sqlite:///{folder / f'h{n}-{batch}-{limit}.sqlite3'}",
                 str(limit),
+                spread,
             )
-            | {"n": n, "batch": batch, "limit": limit}
-            for n, batch, limit in (
-                (1_000, 500, 9_999),
-                (1_234, 200, 9_999),
-                (5_000, 500, 9_999),
-                (5_000, 500, 2_000),
-                (20_000, 500, 9_999),
+            | {"n": n, "batch": batch, "limit": limit, "spread": spread}
+            for n, batch, limit, spread in (
+                (1_000, 500, 9_999, "even"),
+                (1_234, 200, 9_999, "even"),
+                (5_000, 500, 9_999, "even"),
+                (5_000, 500, 2_000, "even"),
+                (20_000, 500, 9_999, "even"),
+                (5_000, 500, 2_000, "growing"),
+                (20_000, 500, 9_999, "growing"),
             )
         ]
 
@@ -197,21 +212,23 @@ def main() -> None:
         )
     lines += [
         "",
-        "HTTP requests of a harvest against a loopback E-utilities server (10 records a day from 2020). "
+        "HTTP requests of a harvest against a loopback E-utilities server. Entry dates: *even*, 10 records "
+        "a day from 2020 (an abrupt start and end, the hard case for guessing windows); *growing*, up to "
+        "yesterday over 40 years, the yearly count doubling every 8 years, as a literature grows. "
         "Past the paging limit the search is split into Entrez-date windows (`ingest/date_windows.py`): "
         "esearch counts the whole search once, then one search per window plus any guess that held too "
         "many or found nothing; efetch takes each window's whole batches from its history set and the "
-        "windows' short last batches together by PMID. The 5,000-record row with a 2,000 limit shows the "
-        "split at small scale:",
+        "windows' short last batches together by PMID. The rows with a 2,000 limit show the split at "
+        "small scale:",
         "",
-        "| records | batch size | paging limit | date windows | esearch | efetch | total | "
+        "| records | entry dates | batch size | paging limit | date windows | esearch | efetch | total | "
         "target: 1 esearch per window + ceil(N / batch) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in requests:
         lines.append(
-            f"| {r['n']:,} | {r['batch']} | {r['limit']:,} | {r['windows']} | {r['esearch']} | {r['efetch']} | "
-            f"{r['requests']} | {r['windows']} + {-(-int(r['n']) // r['batch'])} |"
+            f"| {r['n']:,} | {r['spread']} | {r['batch']} | {r['limit']:,} | {r['windows']} | {r['esearch']} | "
+            f"{r['efetch']} | {r['requests']} | {r['windows']} + {-(-int(r['n']) // r['batch'])} |"
         )
     lines.append(MARK_END)
     report = "\n".join(lines)
