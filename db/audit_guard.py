@@ -32,13 +32,10 @@ _PG = {
 }
 
 
-def install_audit_guard(bind: Connection | Engine) -> None:
+def install_audit_guard(engine: Engine) -> None:
     """Create the triggers that are missing. Cheap when they are all there."""
-    if isinstance(bind, Engine):
-        with bind.begin() as connection:
-            _install(connection)
-    else:
-        _install(bind)
+    with engine.begin() as connection:
+        _install(connection)
 
 
 @contextmanager
