@@ -5,7 +5,7 @@ usage: python bench/scale.py [--studies 100000] [--assessments 1000000] [--revie
                              [--engines sqlite,postgres] [--repeats 20] [--folder DIR]
                              [--postgres-admin-url URL] [--keep] [--write docs/performance.md]
                              [--reuse ENGINE=URL,...]
-                             [--reads summary,verdict,queue,search,study,summary-after-write,queue-after-write]
+                             [--reads summary,verdict,queue,search,study,claim-studies,summary-after-write,queue-after-write]
 
 For each engine, in a throwaway database (a SQLite file in --folder, or a new PostgreSQL database
 created through --postgres-admin-url and dropped afterwards unless --keep):
@@ -336,7 +336,16 @@ def database_size(url: str) -> int:
 # --- the reads -----------------------------------------------------------------------------------------
 
 
-READ_KEYS = ("summary", "verdict", "queue", "search", "study", "summary-after-write", "queue-after-write")
+READ_KEYS = (
+    "summary",
+    "verdict",
+    "queue",
+    "search",
+    "study",
+    "claim-studies",
+    "summary-after-write",
+    "queue-after-write",
+)
 
 
 def measure(
@@ -401,6 +410,15 @@ def measure(
         with open_session(url) as session:
             return study_detail(session, editor, study_pmids[i])
 
+    def claim_study_list(i: int) -> Any:
+        from db.claims import get_claim
+        from db.dashboard import claim_studies
+
+        with open_session(url) as session:
+            claim = get_claim(session, claims[i % len(claims)])
+            assert claim.id is not None
+            return claim_studies(session, editor, claim.id, limit=25)
+
     # Seeded by the instance's size, so a kept instance measured again gets other decisions.
     writes = random.Random(instance_counts(url)["assessments"])
 
@@ -448,6 +466,7 @@ def measure(
         "Review queue page, 20 studies (db.ranking.review_queue)": (None, review_queue_page),
         "full-text search, 50 hits (db.fulltext)": (None, fulltext_search),
         "study page (db.dashboard_studies.study_detail)": (None, study_page),
+        "Claims page: one claim's studies, first 25 (db.dashboard.claim_studies)": (None, claim_study_list),
         "verdict summary after a write (each call follows one reviewer's committed decision)": (
             anyone_decides,
             verdict_summary,

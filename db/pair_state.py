@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 from typing import Any
 
-from sqlalchemy import String, Table, and_, delete, func, select, tuple_, type_coerce, update
+from sqlalchemy import Integer, String, Table, and_, delete, func, select, tuple_, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
@@ -289,6 +289,45 @@ _KINDS = {
     for verdict in (None, *StudyVerdict)
     for resolved in (False, True)
 }
+
+
+# One judged pair of a claim as a plain row: PMID, state, verdict (None in conflict), resolved once (0/1).
+PairRow = tuple[int, str, str | None, int]
+
+
+def claim_pair_rows(
+    session: Session, claim_id: int, *, evidence_only: bool, excluded: Collection[int]
+) -> list[PairRow]:
+    """One claim's judged pairs by PMID: every one, or (evidence_only) those evidence_pairs lists.
+
+    Plain rows, not EvidencePair objects: a claim of a large review has 100,000 pairs and a page
+    shows 25 of them (see as_evidence_pair).
+    """
+    table = PairRecord.__table__
+    query = select(
+        table.c.pmid,
+        type_coerce(table.c.state, String),
+        type_coerce(table.c.verdict, String),
+        type_coerce(table.c.resolved_once, Integer),  # no per-row conversion to bool
+    ).where(table.c.claim_id == claim_id)
+    if not evidence_only:
+        return [tuple(row) for row in session.execute(query.order_by(table.c.pmid)).all()]
+    rows = [
+        tuple(row)
+        for row in session.execute(query.where(table.c.screened_out == False).order_by(table.c.pmid)).all()  # noqa: E712
+    ]
+    screened = query.where(table.c.screened_out == True)  # noqa: E712
+    more = [
+        tuple(row)
+        for chunk in _chunks(sorted(excluded))
+        for row in session.execute(screened.where(table.c.pmid.in_(chunk)))
+    ]
+    return sorted([*rows, *more]) if more else rows
+
+
+def as_evidence_pair(claim_id: int, row: PairRow) -> EvidencePair:
+    pmid, state, verdict, resolved_once = row
+    return EvidencePair(claim_id, pmid, *_KINDS[(state, verdict, bool(resolved_once))])
 
 
 def evidence_pairs_of(

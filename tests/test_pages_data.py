@@ -26,6 +26,7 @@ from db.engine import open_session
 from db.pairs import claim_evidence, pair_statuses, resolve_conflict
 from db.review_models import Assessment, PermissionDenied, StudyVerdict
 from db.roles import get_user
+from db.study_facts import study_facts
 from db.verdicts import DesignScope, derive_claim_verdict
 from pages._ui import marked_html, md_escape
 from tests.dashboard_builders import vote_as, world
@@ -135,6 +136,48 @@ def test_claim_studies_filter_sort_and_show_votes(judged: str) -> None:
         assert [r.pmid for r in only.rows] == [90000001]
         trials = claim_studies(session, eve, claim.id, designs=["controlled_trial"], limit=1)
         assert (trials.total, [r.pmid for r in trials.rows]) == (1, [90000001])  # as corrected
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},
+        {"verdicts": ["supported", "mixed"]},
+        {"verdicts": ["not_relevant"]},
+        {"verdicts": ["conflict"]},
+        {"states": ["resolved"]},
+        {"states": ["conflict", "agreed"]},
+        {"designs": ["controlled_trial", "meta_analysis"]},
+    ],
+)
+def test_claim_studies_read_from_pair_state_match_the_votes(
+    judged: str, filters: dict[str, list[str]]
+) -> None:
+    # The page reads where each pair stands from pair_state; grouping the votes says the same.
+    with open_session(judged) as session:
+        eve = get_user(session, "eve")
+        facts = study_facts(session)
+        for claim in list_claims(session):
+            assert claim.id is not None
+            expected = [
+                (p.pmid, p.state.value, p.verdict, p.reopened)
+                for p in pair_summaries(session, [claim.id]).get(claim.id, [])
+                if (p.verdict.value if p.verdict else "conflict") in filters.get("verdicts", [])
+                or "verdicts" not in filters
+            ]
+            expected = [
+                row
+                for row in expected
+                if ("states" not in filters or row[1] in filters["states"])
+                and ("designs" not in filters or facts[row[0]].design.value in filters["designs"])
+            ]
+            page = claim_studies(session, eve, claim.id, limit=100, **filters)
+            shown = [
+                (r.pmid, r.state, StudyVerdict(r.verdict) if r.verdict else None, r.reopened)
+                for r in page.rows
+            ]
+            assert sorted(shown) == sorted(expected), claim.key
+            assert page.total == len(expected)
 
 
 def test_conflict_page_is_for_editors(judged: str) -> None:
