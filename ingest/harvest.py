@@ -217,9 +217,10 @@ def _harvest_into(
         retstart = 0
         searches_left = MAX_RESEARCHES
         fetched: set[int] = set()
+        lacked = 0  # records this window's history batches did not return
         while retstart < window.count and (seams is not None or done < total):
             size = min(batch_size, window.count - retstart, total - done)
-            if seams is not None and size < batch_size and seams.take(window, retstart, fetched):
+            if seams is not None and size < batch_size and seams.take(window, retstart, fetched, lacked):
                 break
             if window.search.webenv is None or window.search.query_key is None:
                 raise EutilsError(
@@ -240,6 +241,7 @@ def _harvest_into(
                 done -= retstart - restart_at  # a window fetched again is counted once
                 if restart_at == 0:
                     fetched.clear()
+                    lacked = 0
                 window, retstart = fresh, restart_at
                 continue
             got = {record.pmid for record in records if isinstance(record, PubmedRecord)}
@@ -248,8 +250,7 @@ def _harvest_into(
                 # PubMed dropped some (deleted since the search) or the parser skipped damaged ones.
                 logger.warning("Asked for %d records at %d, got %d.", size, retstart, len(got))
                 run.records_failed += size - len(got)
-                if seams is not None:
-                    seams.missing += size - len(got)
+                lacked += size - len(got)
             store(records, size)
             retstart += size
         while seams is not None and (pmids := seams.full_batch()):
@@ -273,11 +274,15 @@ class _Seams:
     def __init__(self, batch_size: int) -> None:
         self.batch_size = batch_size
         self.pmids: list[int] = []
-        # Records a window's history batches lacked: asked again here, and counted failed only once.
+        # Records taken here that their window's history batches lacked (see take).
         self.missing = 0
 
-    def take(self, window: DateWindow, retstart: int, fetched: set[int]) -> bool:
-        """Take the rest of `window` from `retstart`; False if its search gave no PMIDs to go by."""
+    def take(self, window: DateWindow, retstart: int, fetched: set[int], lacked: int) -> bool:
+        """Take the rest of `window` from `retstart`; False if its search gave no PMIDs to go by.
+
+        `lacked`: records its history batches asked for and did not get (counted failed already).
+        They are among the PMIDs taken, so they are asked again, and not counted twice.
+        """
         ids = window.search.ids
         if len(ids) != window.count:
             return False
@@ -285,6 +290,7 @@ class _Seams:
         if len(owed) < window.count - retstart:
             return False  # the history batches returned records the search did not list: play safe
         self.pmids.extend(owed)
+        self.missing += lacked
         return True
 
     def full_batch(self) -> list[int]:

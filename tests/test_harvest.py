@@ -372,6 +372,24 @@ def test_records_deleted_during_a_windowed_harvest_are_counted_failed_once(
     assert not gone & {row["pmid"] for row in article_table(sqlite_url)}
 
 
+def test_a_record_deleted_from_a_window_with_no_short_batch_is_counted_failed(
+    sqlite_url: str, server: HTTPServer
+) -> None:
+    # Batches of 9 divide every window (27, 45, 45, 45 and 18 records): nothing goes by PMID, and the
+    # record missing from its batch is never asked again.
+    fake = FakeEutils(server, make_records(180, per_day=3), page_limit=50)
+    gone = fake.records[50].pmid
+
+    def delete_after_first_batch(done: int, _total: int) -> None:
+        if done == 9:
+            fake.delete(gone)
+
+    run = run_harvest(sqlite_url, fake, batch_size=9, max_per_window=50, progress=delete_after_first_batch)
+
+    assert efetch_pmids(fake) == []
+    assert (run.status, run.records_new, run.records_failed) == ("succeeded", 179, 1)
+
+
 def test_windows_that_do_not_add_up_to_the_total_fail_the_run(sqlite_url: str, server: HTTPServer) -> None:
     records = make_records(120, per_day=3)
     # An Entrez date past tomorrow falls outside every window.
