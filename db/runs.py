@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -14,10 +14,24 @@ from db.articles import BatchOutcome
 from db.models import HarvestRun, RunStatus, utcnow
 
 
-def start_run(session: Session, kind: str, query: str, since: date | None = None) -> HarvestRun:
+def start_run(
+    session: Session,
+    kind: str,
+    query: str,
+    since: date | None = None,
+    *,
+    started_at: datetime | None = None,
+) -> HarvestRun:
     """Log a new run (committing it at once, so a crash still leaves a trace)."""
     _mark_dead_runs_interrupted(session)
-    run = HarvestRun(kind=kind, query=query, since=since, pid=os.getpid(), host=socket.gethostname())
+    run = HarvestRun(
+        kind=kind,
+        query=query,
+        since=since,
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        started_at=started_at or utcnow(),
+    )
     session.add(run)
     session.commit()
     return run

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from db.engine import DatabaseError, describe_operational_error, init_db, open_session
 from db.locks import job_lock
-from db.models import HarvestRun, RunStatus
+from db.models import HarvestRun, RunStatus, utcnow
 from db.runs import finish_run, last_successful_run, start_run
 from db.settings import Settings
 from ingest.date_windows import DateWindow, ncbi_day, plan_windows
@@ -83,12 +83,14 @@ def harvest(
     progress: Progress | None = None,
     client: EutilsClient | None = None,
     max_per_window: int = ESEARCH_LIMIT,
+    clock: Callable[[], datetime] = utcnow,
 ) -> HarvestRun:
     """Search PubMed and store every matching record, one committed transaction per batch.
 
     Without `since`, a query harvested successfully before asks only for what was added or
     revised since that run started, less a day of overlap; `full` asks for everything again. The run log records how it went;
-    an E-utilities failure marks the run failed and is re-raised.
+    an E-utilities failure marks the run failed and is re-raised. `clock` (aware UTC) stamps the run
+    and bounds the date windows; tests pass a fixed one so the windows never follow the calendar.
     """
     _check_options(query, max_records, batch_size, max_per_window)
     own_client = client is None
@@ -103,7 +105,7 @@ def harvest(
                 previous = last_successful_run(session, query)
                 if previous is not None:
                     since = previous.started_at.date() - timedelta(days=1)
-            run = start_run(session, "harvest", query, since)
+            run = start_run(session, "harvest", query, since, started_at=clock())
             _run_logged(
                 session,
                 run,
@@ -114,6 +116,7 @@ def harvest(
                 progress=progress,
                 max_per_window=max_per_window,
                 check_lock=lock.check,
+                today=run.started_at.date(),
             )
             return run
     except OperationalError as exc:
@@ -183,6 +186,7 @@ def _harvest_into(
     progress: Progress | None,
     max_per_window: int,
     check_lock: Callable[[], None],
+    today: date,
 ) -> None:
     search = client.esearch(term, usehistory=True)
     logger.info("PubMed has %d records for %s", search.count, search.query_translation or term)
@@ -191,7 +195,7 @@ def _harvest_into(
     elif search.count <= max_per_window:
         windows = [DateWindow(None, None, search)]
     else:
-        windows = _split_into_windows(client, term, search.count, max_per_window)
+        windows = _split_into_windows(client, term, search.count, max_per_window, today)
     run.query_translation = search.query_translation
     run.count = search.count
     run.windows = [window.as_dict() for window in windows]
@@ -337,9 +341,11 @@ def _search_again(
     return fresh, retstart if search.count == window.count else 0
 
 
-def _split_into_windows(client: EutilsClient, term: str, total: int, limit: int) -> list[DateWindow]:
+def _split_into_windows(
+    client: EutilsClient, term: str, total: int, limit: int, today: date
+) -> list[DateWindow]:
     """Date windows of at most `limit` records that must add up to the whole search's `total`."""
-    tomorrow = date.today() + timedelta(days=1)  # NCBI dates are US Eastern; a day of slack covers it
+    tomorrow = today + timedelta(days=1)  # NCBI dates are US Eastern; a day of slack covers it
 
     def search(start: date, end: date) -> SearchResult:
         # retmax: the window's PMIDs come in the same answer, for the seams between windows.

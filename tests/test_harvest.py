@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,12 @@ from tests.eutils_server import FakeEutils, FakeRecord, Fault, cleared, make_rec
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EMAIL = "tests@example.org"
 QUERY = "ketamine AND depression"
+# The harvester's clock in these tests: the date windows end the day after it, so they never follow the calendar.
+HARVEST_DAY = date(2026, 11, 15)
+
+
+def harvest_clock() -> datetime:
+    return datetime(HARVEST_DAY.year, HARVEST_DAY.month, HARVEST_DAY.day, 12, tzinfo=UTC)
 
 
 def _no_sleep(_seconds: float) -> None:
@@ -66,6 +72,7 @@ def fast_client(base_url: str, **options: Any) -> EutilsClient:
 def run_harvest(db_url: str, fake: FakeEutils, **options: Any) -> HarvestRun:
     options.setdefault("query", QUERY)
     options.setdefault("client", fast_client(fake.base_url))
+    options.setdefault("clock", harvest_clock)
     return harvest(settings_for(db_url, fake.base_url), **options)
 
 
@@ -393,9 +400,7 @@ def test_a_record_deleted_from_a_window_with_no_short_batch_is_counted_failed(
 def test_windows_that_do_not_add_up_to_the_total_fail_the_run(sqlite_url: str, server: HTTPServer) -> None:
     records = make_records(120, per_day=3)
     # An Entrez date past tomorrow falls outside every window.
-    records.append(
-        FakeRecord(40_000_000, "From the future.", date.today() + timedelta(days=30), date.today())
-    )
+    records.append(FakeRecord(40_000_000, "From the future.", HARVEST_DAY + timedelta(days=30), HARVEST_DAY))
     fake = FakeEutils(server, records, page_limit=50)
 
     with pytest.raises(EutilsError, match=r"windows add up to 120 records but PubMed reported 121") as caught:
@@ -470,8 +475,8 @@ def test_revised_records_are_updated_in_place_with_a_revision_row(db_url: str, s
     fake = FakeEutils(server, make_records(12))
     run_harvest(db_url, fake)
     revised_pmid = fake.records[4].pmid
-    fake.revise(revised_pmid, title="Ketamine for depression: corrected title.", on=date.today())
-    fake.records.append(FakeRecord(30_000_100, "A new trial.", date.today(), date.today()))
+    fake.revise(revised_pmid, title="Ketamine for depression: corrected title.", on=HARVEST_DAY)
+    fake.records.append(FakeRecord(30_000_100, "A new trial.", HARVEST_DAY, HARVEST_DAY))
 
     second = run_harvest(db_url, fake)
 

@@ -249,6 +249,7 @@ def check_everything(url: str, users: dict[str, User]) -> None:
                 assert claim_cards(session, viewer) == reference_cards(session, viewer), name
 
 
+@pytest.mark.slow  # randomised writes and reads: seconds a run
 def test_fast_summary_equals_recomputation_on_random_writes(db_url: str) -> None:
     with open_session(db_url) as session:
         users = build_review(session)
@@ -451,6 +452,7 @@ def interleave(
     return wrong, reads
 
 
+@pytest.mark.slow  # randomised writes and reads: seconds a run
 def test_summary_reads_again_only_the_pairs_a_write_changed(db_url: str) -> None:
     with open_session(db_url) as session:
         users = build_review(session)
@@ -472,6 +474,7 @@ def test_summary_reads_again_only_the_pairs_a_write_changed(db_url: str) -> None
     assert cards_mismatches(db_url, users, ("editor", "r1", "viewer")) == []
 
 
+@pytest.mark.slow  # randomised writes and reads: seconds a run
 @pytest.mark.postgres
 def test_summary_with_a_write_in_flight_is_served_right_and_not_kept(postgres_url: str) -> None:
     with open_session(postgres_url) as session:
@@ -484,6 +487,7 @@ def test_summary_with_a_write_in_flight_is_served_right_and_not_kept(postgres_ur
     assert wrong == []
 
 
+@pytest.mark.slow  # randomised writes and reads: seconds a run
 @pytest.mark.parametrize(
     ("name", "broken"),
     [
