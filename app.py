@@ -5,12 +5,12 @@ import os
 import streamlit as st
 from sqlalchemy.exc import OperationalError
 
-from db import auth  # noqa: F401  (registers the user_credential table before init_db creates tables)
-from db.engine import DatabaseError, describe_operational_error, init_db, open_session
-from db.review_models import InvalidInputError
-from db.roles import Action
+from db.engine import describe_operational_error, init_db, open_session
+from db.errors import DatabaseError, InvalidInputError
+from db.review.roles import Action
+from db.review.sources import ensure_seed_content
 from db.settings import load_settings
-from db.sources import ensure_seed_content
+from db.vocab import AuthMode
 from pages._ui import USER_KEY, current_mode, current_user, inject_css, md_escape, warm_caches
 
 SECRET_KEYS = ("DATABASE_URL", "NCBI_EMAIL", "NCBI_API_KEY", "EUTILS_BASE_URL", "DASHBOARD_AUTH")
@@ -74,7 +74,7 @@ def _pages() -> list[st.Page]:
         st.markdown(f"Signed in as **{md_escape(user.name)}** · {user.role.value}")
         if st.button("Sign out", icon=":material/logout:", key="sign_out"):
             st.session_state.pop(USER_KEY, None)
-            if mode is auth.AuthMode.OIDC:
+            if mode is AuthMode.OIDC:
                 st.logout()
             st.rerun()
     return pages

@@ -51,17 +51,17 @@ def build(url: str, studies: int, assessments: int, folder: Path) -> dict[str, f
 
     from sqlalchemy import func, insert, select
 
-    from db import auth  # noqa: F401  (registers user_credential)
-    from db.claims import list_claims
-    from db.dashboard import study_facts
+    from db.clock import utcnow
     from db.engine import init_db, open_session
-    from db.models import Article, utcnow
-    from db.pair_state import rebuild_pair_state
-    from db.pairs import resolve_conflict
-    from db.review_models import Assessment, AuditAction, AuditEvent, Role, SignOffDecision, StudyVerdict
-    from db.roles import add_user
-    from db.signoff import sign_off
-    from db.sources import ensure_seed_content
+    from db.models import Article, Assessment, AuditEvent
+    from db.read.claims import study_facts
+    from db.review.claims import list_claims
+    from db.review.pair_index import rebuild_pair_state
+    from db.review.pairs import resolve_conflict
+    from db.review.roles import add_user
+    from db.review.signoff import sign_off
+    from db.review.sources import ensure_seed_content
+    from db.vocab import AuditAction, Role, SignOffDecision, StudyVerdict
     from ingest.importer import import_file
 
     timings: dict[str, float] = {}
@@ -157,7 +157,7 @@ def build(url: str, studies: int, assessments: int, folder: Path) -> dict[str, f
 
         # A few resolutions and two sign-offs, through the data layer as an editor would.
         started = time.perf_counter()
-        from db.pairs import pair_statuses
+        from db.review.pairs import pair_statuses
 
         resolved = 0
         for claim in claims[:3]:
@@ -216,9 +216,9 @@ def warm_up(url: str) -> float:
     """What a server start does in background threads (pages/_ui.warm_caches): every study's
     design and every claim's evidence, and the ranking's corpus, features and each claim's queue
     state, kept per process until the data changes."""
-    from db.dashboard import study_facts, warm_summary
     from db.engine import open_session
-    from db.ranking import prepare_queues
+    from db.ranking.queue import prepare_queues
+    from db.read.claims import study_facts, warm_summary
 
     started = time.perf_counter()
     with open_session(url) as session:
@@ -237,9 +237,9 @@ def time_editor_actions(url: str) -> dict[str, float]:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from db.citations import bibtex, evidence_citations, ris
     from db.engine import open_session
-    from db.exports import ExportFormat, claim_reports, claimreview_jsonld, write_claims
+    from db.exports.citations import bibtex, evidence_citations, ris
+    from db.exports.claims import ExportFormat, claim_reports, claimreview_jsonld, write_claims
 
     timings: dict[str, float] = {}
     st.cache_data.clear()

@@ -41,11 +41,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.ingest import ensure_corpus  # noqa: E402
 from bench.machine import describe_machine  # noqa: E402
+from db.corpus.fulltext import search_articles_fulltext  # noqa: E402
 from db.engine import engine_for, init_db, open_session  # noqa: E402
-from db.fulltext import search_articles_fulltext  # noqa: E402
-from db.ranking import RankingOptions, rank_studies, rank_with_labels  # noqa: E402
-from db.ranking_model import clear_corpus_cache  # noqa: E402
-from db.sources import ensure_seed_content  # noqa: E402
+from db.ranking.model import clear_corpus_cache  # noqa: E402
+from db.ranking.queue import RankingOptions, rank_studies, rank_with_labels  # noqa: E402
+from db.review.sources import ensure_seed_content  # noqa: E402
 from tests.review_builders import load_recorded_articles  # noqa: E402
 
 RECORDS = ROOT.parent / "shared" / "data" / "pubmed" / "ketamine" / "records.jsonl"
@@ -221,13 +221,13 @@ def speed(corpus: Path, url: str, claim: str) -> dict[str, float]:
 IMPORT_SNIPPET = """
 import json, sys, time
 from pathlib import Path
+import db.corpus.fulltext
 import db.engine
-import db.fulltext
-from db.fulltext import install_fulltext
+from db.corpus.fulltext import install_fulltext
 from ingest.importer import import_file
 path, url, mode = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 if mode == "without":  # both callers: init_db and the baseline migration
-    db.engine.install_fulltext = db.fulltext.install_fulltext = lambda bind: None
+    db.engine.install_fulltext = db.corpus.fulltext.install_fulltext = lambda bind: None
 started = time.perf_counter()
 run = import_file(url, path)
 seconds = time.perf_counter() - started

@@ -10,20 +10,20 @@ usage: python bench/scale.py [--studies 100000] [--assessments 1000000] [--revie
 For each engine, in a throwaway database (a SQLite file in --folder, or a new PostgreSQL database
 created through --postgres-admin-url and dropped afterwards unless --keep):
 - N real citations from ../shared/bench/make_corpus.py, imported with ingest.importer.import_file;
-- the seed article and its 9 claims (db.sources.ensure_seed_content), an admin, an editor and R reviewers;
+- the seed article and its 9 claims (db.review.sources.ensure_seed_content), an admin, an editor and R reviewers;
 - M assessments (with one audit event each, as the data layer writes them) inserted in bulk with core
-  inserts (executemany on SQLite, COPY on PostgreSQL), then pair_state rebuilt from them (db.pair_state): 85% of the (claim, study) pairs judged once, the
+  inserts (executemany on SQLite, COPY on PostgreSQL), then pair_state rebuilt from them (db.review.pair_index): 85% of the (claim, study) pairs judged once, the
   rest of the budget second votes by another reviewer (a tenth disagreeing); verdicts 80% not relevant,
   12% supported, 5% mixed, 3% unsupported, as screening goes; a few design corrections and resolutions;
 - ANALYZE, as a DBA would after a bulk load.
-Then the review queues are warmed as the dashboard does at start (db.ranking.prepare_queues), and each
+Then the review queues are warmed as the dashboard does at start (db.ranking.queue.prepare_queues), and each
 read is called --repeats times in a fresh session (as a page's cached loader does), after one first call
 that is reported on its own (it may fill process caches):
-- verdict summary: db.dashboard.claim_cards (the Claims page: all claims, verdicts, meters);
-- verdicts (issue 3 path): db.signoff.claim_verdict for each of the 9 claims;
-- review queue page: db.ranking.review_queue(limit=20) for a reviewer, cycling over the claims;
-- full-text search: db.fulltext.search_articles_fulltext(limit=50) over five searches;
-- study page: db.dashboard_studies.study_detail (article, design history, every assessment of it);
+- verdict summary: db.read.claims.claim_cards (the Claims page: all claims, verdicts, meters);
+- verdicts (issue 3 path): db.review.signoff.claim_verdict for each of the 9 claims;
+- review queue page: db.ranking.queue.review_queue(limit=20) for a reviewer, cycling over the claims;
+- full-text search: db.corpus.fulltext.search_articles_fulltext(limit=50) over five searches;
+- study page: db.read.studies.study_detail (article, design history, every assessment of it);
 - verdict summary after a write: each call follows one committed decision (record_assessment, or
   update_assessment of their own) by a random reviewer on a random claim and study;
 - review queue page after a write: each call follows the reviewer's decision on the top study of that
@@ -76,12 +76,13 @@ def build(url: str, corpus: Path, assessments: int, reviewers: int) -> dict[str,
     """Fill an empty database; returns seconds per step and counts."""
     from sqlalchemy import insert, select
 
-    from db.design import mesh_descriptors, suggest_design
+    from db.clock import utcnow
+    from db.corpus.design import mesh_descriptors, suggest_design
     from db.engine import engine_for, init_db, open_session
-    from db.models import Article, utcnow
-    from db.review_models import Claim, Role
-    from db.roles import add_user
-    from db.sources import ensure_seed_content
+    from db.models import Article, Claim
+    from db.review.roles import add_user
+    from db.review.sources import ensure_seed_content
+    from db.vocab import Role
     from ingest.importer import import_file
 
     steps: dict[str, Any] = {}
@@ -119,7 +120,7 @@ def build(url: str, corpus: Path, assessments: int, reviewers: int) -> dict[str,
     now = utcnow()
     engine = engine_for(url)
     written = 0
-    from db.review_models import Assessment, AuditEvent
+    from db.models import Assessment, AuditEvent
 
     for chunk in _chunks(rows, CHUNK):
         events = [_audit_row(row, names, now) for row in chunk]
@@ -140,7 +141,7 @@ def build(url: str, corpus: Path, assessments: int, reviewers: int) -> dict[str,
     _extras(url, editor.id, claims, sorted(designs), designs)
     # The bulk load went around the data layer, which keeps pair_state as it writes; a restore or
     # the migration that added the table fill it the same way.
-    from db.pair_state import rebuild_pair_state
+    from db.review.pair_index import rebuild_pair_state
 
     started = time.perf_counter()
     with engine.begin() as connection:
@@ -264,7 +265,7 @@ def _copy(engine: Any, table: Any, rows: list[dict[str, Any]]) -> None:
 def _reset_sequences(engine: Any) -> None:
     from sqlmodel import SQLModel
 
-    from db.backup import _reset_sequences as reset
+    from db.ops.backup import _reset_sequences as reset
 
     with engine.begin() as connection:
         reset(connection, SQLModel.metadata.sorted_tables)
@@ -274,9 +275,9 @@ def _extras(url: str, editor_id: int, claims: list[int], pmids: list[int], desig
     """Design corrections and conflict resolutions, as months of editing leave them."""
     from sqlalchemy import insert, select
 
+    from db.clock import utcnow
     from db.engine import open_session
-    from db.models import utcnow
-    from db.review_models import Assessment, ConflictResolution, DesignCorrection
+    from db.models import Assessment, ConflictResolution, DesignCorrection
 
     rng = random.Random(7)
     now = utcnow()
@@ -354,12 +355,11 @@ def measure(
     """Time the reads; returns them and the seconds prepare_queues took first."""
     from sqlalchemy import select
 
-    from db.claims import list_claims
     from db.engine import open_session
-    from db.models import Article
-    from db.ranking import prepare_queues
-    from db.review_models import Assessment
-    from db.roles import get_user, list_users
+    from db.models import Article, Assessment
+    from db.ranking.queue import prepare_queues
+    from db.review.claims import list_claims
+    from db.review.roles import get_user, list_users
 
     with open_session(url) as session:
         editor = get_user(session, "eve")
@@ -380,39 +380,39 @@ def measure(
     print(f"  prepare_queues: {prepared_s:.1f} s", file=sys.stderr, flush=True)
 
     def verdict_summary(i: int) -> Any:
-        from db.dashboard import claim_cards
+        from db.read.claims import claim_cards
 
         with open_session(url) as session:
             return claim_cards(session, editor)
 
     def verdict_issue3(i: int) -> Any:
-        from db.claims import get_claim
-        from db.signoff import claim_verdict
+        from db.review.claims import get_claim
+        from db.review.signoff import claim_verdict
 
         with open_session(url) as session:
             return claim_verdict(session, get_claim(session, claims[i % len(claims)]))
 
     def review_queue_page(i: int) -> Any:
-        from db.ranking import review_queue
+        from db.ranking.queue import review_queue
 
         with open_session(url) as session:
             return review_queue(session, claims[i % len(claims)], reviewers[i % len(reviewers)], limit=20)
 
     def fulltext_search(i: int) -> Any:
-        from db.fulltext import search_articles_fulltext
+        from db.corpus.fulltext import search_articles_fulltext
 
         with open_session(url) as session:
             return search_articles_fulltext(session, SEARCHES[i % len(SEARCHES)], limit=50)
 
     def study_page(i: int) -> Any:
-        from db.dashboard_studies import study_detail
+        from db.read.studies import study_detail
 
         with open_session(url) as session:
             return study_detail(session, editor, study_pmids[i])
 
     def claim_study_list(i: int) -> Any:
-        from db.claims import get_claim
-        from db.dashboard import claim_studies
+        from db.read.claims import claim_studies
+        from db.review.claims import get_claim
 
         with open_session(url) as session:
             claim = get_claim(session, claims[i % len(claims)])
@@ -424,8 +424,8 @@ def measure(
 
     def decide(claim_key: str, reviewer_name: str, pmid: int) -> None:
         """One reviewer's decision on a pair, committed: a new assessment, or a change of theirs."""
-        from db.assessments import find_assessment, record_assessment, update_assessment
-        from db.claims import get_claim
+        from db.review.assessments import find_assessment, record_assessment, update_assessment
+        from db.review.claims import get_claim
 
         verdicts, weights = list(VERDICT_WEIGHTS), list(VERDICT_WEIGHTS.values())
         with open_session(url) as session:
@@ -452,7 +452,7 @@ def measure(
 
     def reviewer_decides(i: int) -> None:
         # The reviewer tags the study at the top of their queue, then opens the next page.
-        from db.ranking import review_queue
+        from db.ranking.queue import review_queue
 
         claim_key, reviewer = claims[i % len(claims)], reviewers[i % len(reviewers)]
         with open_session(url) as session:
@@ -461,12 +461,15 @@ def measure(
 
     # name -> (an untimed step before each call, the timed read)
     reads: dict[str, tuple[Callable[[int], None] | None, Callable[[int], Any]]] = {
-        "verdict summary, all claims (db.dashboard.claim_cards)": (None, verdict_summary),
-        "verdict of one claim, as sign-off computes it (db.signoff.claim_verdict)": (None, verdict_issue3),
-        "Review queue page, 20 studies (db.ranking.review_queue)": (None, review_queue_page),
-        "full-text search, 50 hits (db.fulltext)": (None, fulltext_search),
-        "study page (db.dashboard_studies.study_detail)": (None, study_page),
-        "Claims page: one claim's studies, first 25 (db.dashboard.claim_studies)": (None, claim_study_list),
+        "verdict summary, all claims (db.read.claims.claim_cards)": (None, verdict_summary),
+        "verdict of one claim, as sign-off computes it (db.review.signoff.claim_verdict)": (
+            None,
+            verdict_issue3,
+        ),
+        "Review queue page, 20 studies (db.ranking.queue.review_queue)": (None, review_queue_page),
+        "full-text search, 50 hits (db.corpus.fulltext)": (None, fulltext_search),
+        "study page (db.read.studies.study_detail)": (None, study_page),
+        "Claims page: one claim's studies, first 25 (db.read.claims.claim_studies)": (None, claim_study_list),
         "verdict summary after a write (each call follows one reviewer's committed decision)": (
             anyone_decides,
             verdict_summary,
@@ -505,8 +508,7 @@ def instance_counts(url: str) -> dict[str, int]:
     from sqlalchemy import func, select
 
     from db.engine import open_session
-    from db.models import Article
-    from db.review_models import Assessment
+    from db.models import Article, Assessment
 
     with open_session(url) as session:
         return {
@@ -623,10 +625,10 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"## Scale: {scale or 'no instance measured'} (bench/scale.py)",
         "",
         f"Run on {date}, {describe_machine()}; `python bench/scale.py {command}`. The review queues are "
-        "warmed first as the dashboard does at start (db.ranking.prepare_queues). Each read is called "
+        "warmed first as the dashboard does at start (db.ranking.queue.prepare_queues). Each read is called "
         f"{args.repeats} times in a fresh session after one first call (shown apart: it may fill process "
         'caches). The rows "after a write" time only the read, each made right after one committed '
-        "decision by a reviewer (db.assessments.record_assessment, or update_assessment of their own): what "
+        "decision by a reviewer (db.review.assessments.record_assessment, or update_assessment of their own): what "
         "a team instance mostly sees, where reviewers write all day. Target: p95 under 500 ms.",
         "",
         "| read | engine | first | median | p95 | target |",

@@ -16,17 +16,13 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session, create_engine
 
-import db.ranking_models  # noqa: F401  (issue 5: registers claim search terms, study embeddings)
-from db import migrations, models, review_models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from db.audit_guard import install_audit_guard
-from db.fulltext import install_fulltext
+from db import migrations
+from db.corpus.fulltext import install_fulltext
+from db.errors import DatabaseError
+from db.review.audit_guard import install_audit_guard
 
 SQLITE_CACHE_KIB = 8 * 1024
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-
-
-class DatabaseError(RuntimeError):
-    """The database cannot be opened or written; the message says what to do."""
 
 
 @functools.cache

@@ -16,15 +16,15 @@ from typing import TextIO
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from db.articles import corpus_summary
-from db.engine import DatabaseError, describe_operational_error, init_db, open_session
-from db.review_models import ReviewError
-from db.runs import recent_runs
+from db.corpus.articles import corpus_summary
+from db.corpus.runs import recent_runs
+from db.engine import describe_operational_error, init_db, open_session
+from db.errors import DatabaseError, ReviewError
+from db.exports.articles import EXPORT_FORMATS, write_articles
+from db.review.sources import ensure_seed_content
 from db.settings import load_settings
-from db.sources import ensure_seed_content
 from ingest import ops_cli, rank_cli, review_cli
 from ingest.eutils import ConfigurationError, EutilsError
-from ingest.export import EXPORT_FORMATS, write_articles
 from ingest.harvest import DEFAULT_BATCH_SIZE, DEFAULT_QUERY, harvest
 from ingest.importer import DEFAULT_IMPORT_BATCH, import_file
 from ingest.progress import ProgressBar

@@ -10,11 +10,14 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from db.engine import DatabaseError, describe_operational_error, init_db, open_session
-from db.locks import job_lock
-from db.models import HarvestRun, RunStatus, utcnow
-from db.runs import finish_run, last_successful_run, start_run
+from db.clock import utcnow
+from db.corpus.runs import finish_run, last_successful_run, start_run
+from db.engine import describe_operational_error, init_db, open_session
+from db.errors import DatabaseError
+from db.models import HarvestRun
+from db.ops.locks import job_lock
 from db.settings import Settings
+from db.vocab import RunStatus
 from ingest.date_windows import DateWindow, ncbi_day, plan_windows
 from ingest.eutils import ConfigurationError, EutilsClient, EutilsError, HistoryExpiredError, SearchResult
 from ingest.records import DeletedCitation, PubmedRecord

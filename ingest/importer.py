@@ -22,10 +22,12 @@ from typing import IO
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from db.engine import DatabaseError, describe_operational_error, init_db, open_session
-from db.locks import job_lock
-from db.models import HarvestRun, RunStatus
-from db.runs import finish_run, start_run
+from db.corpus.runs import finish_run, start_run
+from db.engine import describe_operational_error, init_db, open_session
+from db.errors import DatabaseError
+from db.models import HarvestRun
+from db.ops.locks import job_lock
+from db.vocab import RunStatus
 from ingest.medline_text import iter_medline_text, looks_like_medline
 from ingest.pubmed_xml import (
     PubmedFormatError,

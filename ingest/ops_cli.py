@@ -23,8 +23,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from db import migrations
-from db.backup import dump_database, restore_database
-from db.engine import DatabaseError, describe_operational_error, engine_for
+from db.engine import describe_operational_error, engine_for
+from db.errors import DatabaseError
+from db.ops.backup import dump_database, restore_database
 from db.settings import load_settings
 
 Command = Callable[[argparse.Namespace], int]

@@ -12,15 +12,16 @@ from typing import Any, TextIO
 
 from sqlmodel import Session
 
-from db.claims import get_claim
-from db.embeddings import SemanticUnavailable, embed_missing
 from db.engine import init_db, open_session
-from db.ranking import RankedStudy, rank_studies, review_queue
-from db.ranking_terms import claim_terms, reset_claim_terms, set_claim_terms
-from db.review_models import InvalidInputError, User
-from db.roles import get_user
+from db.errors import InvalidInputError
+from db.models import User
+from db.ranking.embeddings import SemanticUnavailable, embed_missing
+from db.ranking.queue import RankedStudy, rank_studies, review_queue
+from db.ranking.terms import claim_terms, reset_claim_terms, set_claim_terms
+from db.review.claims import get_claim
+from db.review.roles import get_user
+from db.review.sources import ensure_seed_content
 from db.settings import load_settings
-from db.sources import ensure_seed_content
 from ingest.review_cli import ACTOR_ENV
 
 FORMATS = ("table", "jsonl")

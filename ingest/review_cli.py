@@ -13,11 +13,9 @@ from typing import TextIO
 
 from sqlmodel import Session
 
-from db import review_models  # noqa: F401  (registers the review tables until db.engine imports them)
-from db.assessments import AssessmentRow, import_assessments
-from db.claims import get_claim, list_claims, retire_claim
-from db.engine import DatabaseError, init_db, open_session
-from db.exports import (
+from db.engine import init_db, open_session
+from db.errors import DatabaseError, ImportRejected, InvalidInputError, ReviewError
+from db.exports.claims import (
     ExportFormat,
     claim_reports,
     claimreview_jsonld,
@@ -27,12 +25,15 @@ from db.exports import (
     write_claimreview,
     write_claims,
 )
-from db.pairs import open_conflicts, resolve_conflict
-from db.review_models import ImportRejected, InvalidInputError, ReviewError, Role, SignOffDecision, User
-from db.roles import add_user, deactivate_user, get_user, list_users, set_role
+from db.models import User
+from db.review.assessments import AssessmentRow, import_assessments
+from db.review.claims import get_claim, list_claims, retire_claim
+from db.review.pairs import open_conflicts, resolve_conflict
+from db.review.roles import add_user, deactivate_user, get_user, list_users, set_role
+from db.review.signoff import editor_queue, sign_off
+from db.review.sources import ensure_seed_content
 from db.settings import load_settings
-from db.signoff import editor_queue, sign_off
-from db.sources import ensure_seed_content
+from db.vocab import Role, SignOffDecision
 
 ACTOR_ENV = "KETAMINE_EVIDENCE_USER"
 DEFAULT_PUBLISHER = "Ketamine Evidence review team"

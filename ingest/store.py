@@ -6,10 +6,16 @@ from collections.abc import Sequence
 
 from sqlmodel import Session
 
-from db.articles import BatchOutcome, EncodedArticle, apply_deletions, encode_article, upsert_encoded_articles
+from db.corpus.articles import (
+    BatchOutcome,
+    EncodedArticle,
+    apply_deletions,
+    encode_article,
+    upsert_encoded_articles,
+)
+from db.corpus.runs import record_batch
 from db.models import HarvestRun
-from db.runs import record_batch
-from db.signoff import flag_changed_evidence
+from db.review.signoff import flag_changed_evidence
 from ingest.records import DeletedCitation, PubmedRecord
 
 # A parsed item ready to store: an article's encoded column values, or a PMID that PubMed deleted.

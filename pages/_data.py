@@ -13,14 +13,15 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from db import dashboard, dashboard_studies
-from db.auth import users_with_password
+from db.corpus.runs import recent_runs
 from db.engine import open_session
-from db.review_models import Claim
-from db.roles import get_user, list_users
-from db.runs import recent_runs
-from db.sources import pending_proposals
-from db.verdicts import DesignScope
+from db.models import Claim
+from db.read import claims as dashboard
+from db.read import studies as dashboard_studies
+from db.review.auth import users_with_password
+from db.review.roles import get_user, list_users
+from db.review.sources import pending_proposals
+from db.review.verdicts import DesignScope
 
 SHORT, MEDIUM, LONG = 30, 120, 600  # seconds
 

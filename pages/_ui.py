@@ -19,14 +19,16 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from db.assessments import update_assessment
-from db.auth import AuthMode, active_user, auth_mode
-from db.dashboard import VoteRow, study_facts, warm_summary
 from db.engine import open_session
-from db.ranking import warm_review_queues
-from db.review_models import InvalidInputError, ReviewError, Role, StudyVerdict, User
-from db.roles import Action, can, get_user
+from db.errors import InvalidInputError, ReviewError
+from db.models import User
+from db.ranking.queue import warm_review_queues
+from db.read.claims import VoteRow, study_facts, warm_summary
+from db.review.assessments import update_assessment
+from db.review.auth import active_user, auth_mode
+from db.review.roles import Action, can, get_user
 from db.settings import load_settings
+from db.vocab import AuthMode, Role, StudyVerdict
 
 log = logging.getLogger(__name__)
 

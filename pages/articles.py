@@ -3,11 +3,11 @@ claims the system proposes from its sentences."""
 
 import streamlit as st
 
-from db.dashboard import suggest_claim_key
 from db.engine import open_session
-from db.review_models import ReviewError
-from db.roles import Action, get_user
-from db.sources import accept_proposal, add_document, get_document, reject_proposal, store_proposals
+from db.errors import ReviewError
+from db.read.claims import suggest_claim_key
+from db.review.roles import Action, get_user
+from db.review.sources import accept_proposal, add_document, get_document, reject_proposal, store_proposals
 from pages import _data as data
 from pages._ui import db_url, escape, html_block, require_user
 

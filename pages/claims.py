@@ -3,8 +3,8 @@ the sensitivity view, and a drill-down to every judged study with its votes."""
 
 import streamlit as st
 
-from db.dashboard import DESIGN_ORDER, ClaimCard, StudyRow, design_label, words
-from db.verdicts import DesignScope
+from db.read.claims import DESIGN_ORDER, ClaimCard, StudyRow, design_label, words
+from db.review.verdicts import DesignScope
 from pages import _data as data
 from pages._ui import (
     METER_VERDICTS,

@@ -8,11 +8,10 @@ import pandas as pd
 import streamlit as st
 from sqlmodel import Session
 
-from db.citations import bibtex, evidence_citations, ris
-from db.claims import get_claim
-from db.dashboard import ClaimCard, signoff_checklist, words
 from db.engine import open_session
-from db.exports import (
+from db.errors import ReviewError
+from db.exports.citations import bibtex, evidence_citations, ris
+from db.exports.claims import (
     ExportFormat,
     claim_reports,
     claimreview_jsonld,
@@ -20,11 +19,14 @@ from db.exports import (
     write_claimreview,
     write_claims,
 )
-from db.pairs import resolve_conflict
-from db.review_models import Claim, DocumentStatus, ReviewError, SignOffDecision, StudyVerdict
-from db.roles import Action, get_user
-from db.signoff import sign_off
-from db.sources import set_blind_mode, set_document_status
+from db.models import Claim
+from db.read.claims import ClaimCard, signoff_checklist, words
+from db.review.claims import get_claim
+from db.review.pairs import resolve_conflict
+from db.review.roles import Action, get_user
+from db.review.signoff import sign_off
+from db.review.sources import set_blind_mode, set_document_status
+from db.vocab import DocumentStatus, SignOffDecision, StudyVerdict
 from pages import _data as data
 from pages._ui import (
     STRENGTH_LABELS,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from db.engine import DatabaseError
-from db.roles import Action
+from db.errors import DatabaseError
+from db.review.roles import Action
 from db.settings import load_settings
 from ingest.eutils import ConfigurationError, EutilsError
 from ingest.harvest import DEFAULT_QUERY, harvest

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from db.dashboard import DESIGN_ORDER, design_label
-from db.roles import Action
-from db.verdicts import DesignScope
+from db.read.claims import DESIGN_ORDER, design_label
+from db.review.roles import Action
+from db.review.verdicts import DesignScope
 from pages import _data as data
 from pages._ui import PROGRESS_KEYS, db_url, progress_chart, require_user, year_design_chart
 

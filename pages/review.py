@@ -5,9 +5,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import streamlit as st
 
-from db.assessments import record_assessment
-from db.dashboard import DESIGN_ORDER, design_label, words
-from db.dashboard_studies import (
+from db.engine import open_session
+from db.errors import ReviewError
+from db.models import Claim
+from db.read.claims import DESIGN_ORDER, design_label, words
+from db.read.studies import (
     QueueOrder,
     ReviewStudy,
     judged_by,
@@ -16,11 +18,10 @@ from db.dashboard_studies import (
     review_study,
     term_spans,
 )
-from db.design import StudyDesign
-from db.engine import open_session
-from db.pairs import pair_votes
-from db.review_models import Claim, ReviewError, StudyVerdict
-from db.roles import Action, get_user
+from db.review.assessments import record_assessment
+from db.review.pairs import pair_votes
+from db.review.roles import Action, get_user
+from db.vocab import StudyDesign, StudyVerdict
 from pages import _data as data
 from pages._ui import (
     VERDICT_LABELS,

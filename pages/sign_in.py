@@ -5,9 +5,10 @@ The first run of an empty database offers to create the first admin, who then ad
 
 import streamlit as st
 
-from db.auth import AuthMode, active_user, active_user_names, authenticate, create_first_admin, user_count
 from db.engine import open_session
-from db.review_models import ReviewError
+from db.errors import ReviewError
+from db.review.auth import active_user, active_user_names, authenticate, create_first_admin, user_count
+from db.vocab import AuthMode
 from pages._data import after_users_change
 from pages._ui import USER_KEY, current_mode, db_url, signed_in_name
 

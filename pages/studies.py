@@ -6,10 +6,10 @@ from urllib.parse import quote as url_quote
 import pandas as pd
 import streamlit as st
 
-from db.dashboard import DESIGN_ORDER, design_label, words
-from db.dashboard_studies import StudyDetail
-from db.roles import Action
-from db.sources import split_sentences
+from db.read.claims import DESIGN_ORDER, design_label, words
+from db.read.studies import StudyDetail
+from db.review.roles import Action
+from db.review.sources import split_sentences
 from pages import _data as data
 from pages._ui import (
     VERDICT_LABELS,

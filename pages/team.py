@@ -3,10 +3,11 @@
 import pandas as pd
 import streamlit as st
 
-from db.auth import AuthMode, set_password
 from db.engine import open_session
-from db.review_models import ReviewError, Role
-from db.roles import Action, add_user, deactivate_user, get_user, set_role
+from db.errors import ReviewError
+from db.review.auth import set_password
+from db.review.roles import Action, add_user, deactivate_user, get_user, set_role
+from db.vocab import AuthMode, Role
 from pages import _data as data
 from pages._ui import current_mode, db_url, require_user
 

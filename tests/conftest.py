@@ -15,9 +15,9 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
-from db.dashboard import _CARDS, _EVIDENCE
+from db.corpus.study_facts import _FACTS
 from db.engine import engine_for, init_db
-from db.study_facts import _FACTS
+from db.read.claims import _CARDS, _EVIDENCE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEST_DATA = Path(__file__).resolve().parent / "data"

@@ -10,14 +10,13 @@ from sqlalchemy import select
 from sqlmodel import Session
 from streamlit.testing.v1 import AppTest
 
-from db import auth  # noqa: F401  (registers user_credential)
-from db.assessments import record_assessment
-from db.claims import get_claim
 from db.engine import init_db, open_session
-from db.models import Article
-from db.review_models import Role, StudyVerdict, User
-from db.roles import add_user, get_user
-from db.sources import ensure_seed_content, split_sentences
+from db.models import Article, User
+from db.review.assessments import record_assessment
+from db.review.claims import get_claim
+from db.review.roles import add_user, get_user
+from db.review.sources import ensure_seed_content, split_sentences
+from db.vocab import Role, StudyVerdict
 from ingest.importer import import_file
 from tests.conftest import TEST_DATA
 from tests.review_builders import load_recorded_articles

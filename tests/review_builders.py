@@ -8,13 +8,11 @@ from typing import Any
 
 from sqlmodel import Session
 
-from db import review_models  # noqa: F401  (registers the review tables)
-from db.articles import upsert_articles
-from db.assessments import record_assessment
-from db.claims import insert_claim
-from db.design import StudyDesign
-from db.models import Article
-from db.review_models import Assessment, Claim, DocumentStatus, Role, SourceDocument, StudyVerdict, User
+from db.corpus.articles import upsert_articles
+from db.models import Article, Assessment, Claim, SourceDocument, User
+from db.review.assessments import record_assessment
+from db.review.claims import insert_claim
+from db.vocab import DocumentStatus, Role, StudyDesign, StudyVerdict
 from ingest.records import AbstractSection, MeshHeading, PubmedRecord
 
 DOCUMENT_TEXT = (

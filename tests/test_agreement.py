@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session
 
-from db.agreement import (
+from db.review.agreement import (
     claim_agreement,
     cohen_kappa,
     fleiss_kappa,
@@ -13,7 +13,7 @@ from db.agreement import (
     percent_agreement,
     reviewer_agreement,
 )
-from db.review_models import Role, StudyVerdict
+from db.vocab import Role, StudyVerdict
 from tests.review_builders import add_article, add_claim, add_user, document_of, team, vote
 
 S, M, U = "supported", "mixed", "unsupported"

@@ -9,9 +9,9 @@ import streamlit as st
 from sqlalchemy.engine import make_url
 from streamlit.testing.v1 import AppTest
 
-from db.auth import set_password
 from db.engine import engine_for, open_session
-from db.roles import get_user
+from db.review.auth import set_password
+from db.review.roles import get_user
 from tests.dashboard_builders import add_team, navigation_only_in_apptest
 
 APP = "../app.py"
@@ -133,8 +133,8 @@ def test_password_mode_first_admin_sets_a_password(sqlite_url: str, monkeypatch:
 
 def test_oidc_mode_uses_the_login_identity_and_the_database_role(team: str) -> None:
     with open_session(team) as session:
-        from db.review_models import Role
-        from db.roles import add_user
+        from db.review.roles import add_user
+        from db.vocab import Role
 
         add_user(session, get_user(session, "ada"), "eve@example.org", Role.EDITOR)
         session.commit()

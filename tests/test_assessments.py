@@ -8,7 +8,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from db.assessments import (
+from db.corpus.design import parse_design, suggest_design
+from db.engine import engine_for
+from db.errors import ConflictError, ImportRejected, InvalidInputError, NotFoundError, PermissionDenied
+from db.models import Assessment, User
+from db.review.assessments import (
     AssessmentRow,
     correct_design,
     design_corrections,
@@ -18,20 +22,8 @@ from db.assessments import (
     record_assessment,
     update_assessment,
 )
-from db.design import StudyDesign, parse_design, suggest_design
-from db.engine import engine_for
-from db.review_models import (
-    Assessment,
-    ConflictError,
-    ImportRejected,
-    InvalidInputError,
-    NotFoundError,
-    PermissionDenied,
-    Role,
-    StudyVerdict,
-    User,
-)
-from db.roles import get_user
+from db.review.roles import get_user
+from db.vocab import Role, StudyDesign, StudyVerdict
 from tests.conftest import shared_file
 from tests.review_builders import add_article, add_claim, add_user, team, vote
 

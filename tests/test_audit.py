@@ -7,12 +7,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from db.assessments import update_assessment
-from db.audit import audit_events, claim_history, study_history
-from db.design import StudyDesign
 from db.engine import engine_for, init_db
-from db.pairs import resolve_conflict
-from db.review_models import AuditAction, AuditEvent, AuditImmutableError, StudyVerdict
+from db.errors import AuditImmutableError
+from db.models import AuditEvent
+from db.review.assessments import update_assessment
+from db.review.audit import audit_events, claim_history, study_history
+from db.review.pairs import resolve_conflict
+from db.vocab import AuditAction, StudyDesign, StudyVerdict
 from tests.review_builders import add_article, add_claim, team, vote
 
 

@@ -1,14 +1,15 @@
-"""Sign-in modes and password hashing (db/auth.py)."""
+"""Sign-in modes and password hashing (db/review/auth.py)."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
 
-from db.audit import audit_events
-from db.auth import (
-    AuthMode,
-    UserCredential,
+from db.engine import open_session
+from db.errors import InvalidInputError, NotFoundError, PermissionDenied
+from db.models import UserCredential
+from db.review.audit import audit_events
+from db.review.auth import (
     auth_mode,
     authenticate,
     create_first_admin,
@@ -16,9 +17,8 @@ from db.auth import (
     set_password,
     verify_password,
 )
-from db.engine import open_session
-from db.review_models import AuditAction, InvalidInputError, NotFoundError, PermissionDenied
-from db.roles import deactivate_user, get_user
+from db.review.roles import deactivate_user, get_user
+from db.vocab import AuditAction, AuthMode
 from tests.dashboard_builders import add_team
 
 PASSWORD = "correct horse battery"

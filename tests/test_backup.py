@@ -17,8 +17,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
-from db.assessments import correct_design, record_assessment, update_assessment
-from db.backup import (
+from db.corpus.fulltext import match_count
+from db.engine import engine_for, open_session
+from db.models import Article, ArticleRevision, Assessment, AuditEvent, Claim, User
+from db.ops.backup import (
     DERIVED_TABLES,
     MANIFEST_NAME,
     DumpError,
@@ -28,16 +30,13 @@ from db.backup import (
     restore_database,
     verify_dump,
 )
-from db.claims import merge_claims
-from db.design import StudyDesign
-from db.engine import engine_for, open_session
-from db.fulltext import match_count
-from db.models import Article, ArticleRevision
-from db.pairs import resolve_conflict
-from db.review_models import Assessment, AuditEvent, Claim, Role, StudyVerdict, User
-from db.roles import add_user, get_user
-from db.signoff import sign_off
-from db.sources import ensure_seed_content
+from db.review.assessments import correct_design, record_assessment, update_assessment
+from db.review.claims import merge_claims
+from db.review.pairs import resolve_conflict
+from db.review.roles import add_user, get_user
+from db.review.signoff import sign_off
+from db.review.sources import ensure_seed_content
+from db.vocab import Role, StudyDesign, StudyVerdict
 from ingest.cli import main
 from ingest.importer import import_file
 from tests.conftest import PROJECT_ROOT, TEST_DATA

@@ -1,12 +1,12 @@
-"""RIS and BibTeX citations of the studies behind the claims (db/citations.py)."""
+"""RIS and BibTeX citations of the studies behind the claims (db/exports/citations.py)."""
 
 from __future__ import annotations
 
 import re
 
-from db.citations import Citation, bibtex, bibtex_escape, bibtex_key, evidence_citations, ris
 from db.engine import open_session
-from db.review_models import StudyVerdict
+from db.exports.citations import Citation, bibtex, bibtex_escape, bibtex_key, evidence_citations, ris
+from db.vocab import StudyVerdict
 from tests.dashboard_builders import vote_as, world
 
 CITATION = Citation(

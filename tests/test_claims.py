@@ -6,21 +6,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from db.audit import claim_history
-from db.claims import add_claim, edit_claim, get_claim, list_claims, merge_claims, retire_claim
-from db.review_models import (
-    Assessment,
-    AuditAction,
-    Claim,
-    ClaimStatus,
-    ConflictError,
-    InvalidInputError,
-    PermissionDenied,
-    ProposalStatus,
-    SourceDocument,
-    StudyVerdict,
-)
-from db.sources import (
+from db.errors import ConflictError, InvalidInputError, PermissionDenied
+from db.models import Assessment, Claim, SourceDocument
+from db.review.audit import claim_history
+from db.review.claims import add_claim, edit_claim, get_claim, list_claims, merge_claims, retire_claim
+from db.review.sources import (
     accept_proposal,
     add_document,
     ensure_seed_content,
@@ -30,6 +20,7 @@ from db.sources import (
     split_sentences,
     store_proposals,
 )
+from db.vocab import AuditAction, ClaimStatus, ProposalStatus, StudyVerdict
 from tests.conftest import PROJECT_ROOT
 from tests.review_builders import DOCUMENT_TEXT, add_article, team, vote
 from tests.review_builders import add_document as build_document

@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from db.assessments import find_assessment, record_assessment, update_assessment
-from db.claims import get_claim
 from db.engine import engine_for, open_session
-from db.models import Article
-from db.review_models import Assessment, AuditEvent, ConflictError, Role, StudyVerdict
-from db.roles import get_user
+from db.errors import ConflictError
+from db.models import Article, Assessment, AuditEvent
+from db.review.assessments import find_assessment, record_assessment, update_assessment
+from db.review.claims import get_claim
+from db.review.roles import get_user
+from db.vocab import Role, StudyVerdict
 from tests.review_builders import add_article, add_claim, add_document, add_user
 from tests.test_pair_state import expected_pairs, stored_pairs
 

@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from db import embeddings
-from db.articles import apply_deletions, upsert_articles
-from db.ranking import RankingOptions, rank_studies
-from db.ranking_model import clear_corpus_cache
-from db.ranking_models import ArticleEmbedding
+from db.corpus.articles import apply_deletions, upsert_articles
+from db.models import ArticleEmbedding
+from db.ranking import embeddings
+from db.ranking.model import clear_corpus_cache
+from db.ranking.queue import RankingOptions, rank_studies
 from ingest.cli import main
 from tests.review_builders import add_article, add_claim
 

@@ -9,9 +9,8 @@ import json
 import pytest
 from sqlmodel import Session
 
-from db.assessments import AssessmentRow, import_assessments
-from db.claims import get_claim
-from db.exports import (
+from db.errors import InvalidInputError
+from db.exports.claims import (
     ASSESSMENT_COLUMNS,
     ExportFormat,
     claim_reports,
@@ -22,8 +21,11 @@ from db.exports import (
     write_claimreview,
     write_claims,
 )
-from db.review_models import InvalidInputError, SignOffDecision, StudyVerdict, User
-from db.signoff import sign_off
+from db.models import User
+from db.review.assessments import AssessmentRow, import_assessments
+from db.review.claims import get_claim
+from db.review.signoff import sign_off
+from db.vocab import SignOffDecision, StudyVerdict
 from tests.review_builders import add_article, add_claim, document_of, team, vote
 
 

@@ -21,11 +21,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from streamlit.testing.v1 import AppTest
 
-from db.assessments import record_assessment
-from db.engine import DatabaseError, engine_for, init_db, open_session
-from db.models import Article, HarvestRun
-from db.review_models import Assessment, AuditEvent, Role, StudyVerdict
+from db.engine import engine_for, init_db, open_session
+from db.errors import DatabaseError
+from db.models import Article, Assessment, AuditEvent, HarvestRun
+from db.review.assessments import record_assessment
 from db.settings import Settings
+from db.vocab import Role, StudyVerdict
 from ingest import harvest as harvest_module
 from ingest.cli import main
 from ingest.eutils import EutilsClient, RateLimiter

@@ -9,9 +9,8 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session
 
-from db.articles import apply_deletions, upsert_articles
-from db.engine import engine_for, open_session
-from db.fulltext import (
+from db.corpus.articles import apply_deletions, upsert_articles
+from db.corpus.fulltext import (
     FulltextQuery,
     Group,
     any_of,
@@ -23,6 +22,7 @@ from db.fulltext import (
     render_websearch,
     search_articles_fulltext,
 )
+from db.engine import engine_for, open_session
 from ingest.records import AbstractSection, MeshHeading, PubmedRecord
 
 
@@ -315,7 +315,7 @@ def test_a_pmid_deleted_and_added_again_in_one_transaction_is_indexed_once(sqlit
 
 
 def test_claim_match_scores_rank_every_article_matching_any_phrase(db_url: str) -> None:
-    from db.fulltext import claim_match_scores
+    from db.corpus.fulltext import claim_match_scores
 
     store(db_url, *CORPUS)
     with open_session(db_url) as session:

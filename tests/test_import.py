@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from db.articles import article_revisions, decode_article, encode_article
+from db.corpus.articles import article_revisions, decode_article, encode_article
 from db.engine import open_session
 from db.models import Article, ArticleRevision, HarvestRun
 from ingest import importer
@@ -206,8 +206,9 @@ def test_deleted_citation_used_by_a_reviewer_is_flagged_not_deleted(db_url: str)
 
 
 def test_revision_that_retracts_a_study_flags_the_signed_off_claim(db_url: str, tmp_path: Path) -> None:
-    from db.review_models import AuditAction, AuditEvent, Claim
-    from db.signoff import sign_off, signoff_state
+    from db.models import AuditEvent, Claim
+    from db.review.signoff import sign_off, signoff_state
+    from db.vocab import AuditAction
     from tests.review_builders import add_claim, team, vote
 
     import_file(db_url, SAMPLE)
@@ -236,7 +237,7 @@ def test_revision_that_retracts_a_study_flags_the_signed_off_claim(db_url: str, 
 
 
 def test_rows_written_straight_to_the_driver_read_back_as_the_parser_made_them(db_url: str) -> None:
-    # The import bypasses SQLAlchemy's type processing (db.articles._insert_encoded): every column,
+    # The import bypasses SQLAlchemy's type processing (db.corpus.articles._insert_encoded): every column,
     # dates and JSON included, must come back through the ORM exactly as article_fields made it.
     import_file(db_url, SAMPLE)
     expected = {record.pmid: record.article_fields() for record in iter_pubmed_xml(SAMPLE)}

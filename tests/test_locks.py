@@ -17,9 +17,10 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from db.engine import DatabaseError, open_session
-from db.locks import LockBusyError, LockLostError, job_lock, sqlite_lock_path
+from db.engine import open_session
+from db.errors import DatabaseError
 from db.models import HarvestRun
+from db.ops.locks import LockBusyError, LockLostError, job_lock, sqlite_lock_path
 from tests.conftest import POSTGRES_ADMIN_URL, PROJECT_ROOT
 from tests.eutils_server import FakeEutils, Fault, cleared, make_records, running_server
 
@@ -28,7 +29,7 @@ HOST = re.escape(socket.gethostname())
 
 _HOLDER = """
 import sys
-from db.locks import job_lock
+from db.ops.locks import job_lock
 with job_lock(sys.argv[1], "harvest"):
     print("locked", flush=True)
     sys.stdin.read()  # hold the lock until the parent closes our standard input

@@ -21,11 +21,13 @@ from sqlmodel import SQLModel
 from streamlit.testing.v1 import AppTest
 
 from db import migrations
-from db.engine import DatabaseError, engine_for, init_db, open_session
-from db.fulltext import install_fulltext, match_count
+from db.clock import utcnow
+from db.corpus.fulltext import install_fulltext, match_count
+from db.engine import engine_for, init_db, open_session
+from db.errors import DatabaseError
 from db.migrations import baseline
-from db.models import Article, utcnow
-from db.review_models import Role, User
+from db.models import Article, User
+from db.vocab import Role
 from ingest.cli import main
 from tests.conftest import POSTGRES_ADMIN_URL, PROJECT_ROOT
 

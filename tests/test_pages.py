@@ -7,12 +7,14 @@ import pytest
 import streamlit as st
 from sqlalchemy import select
 
-from db.assessments import record_assessment
-from db.claims import get_claim
 from db.engine import open_session
-from db.review_models import Assessment, DesignCorrection, PermissionDenied, StudyVerdict
-from db.roles import get_user
-from db.sources import set_blind_mode
+from db.errors import PermissionDenied
+from db.models import Assessment, DesignCorrection
+from db.review.assessments import record_assessment
+from db.review.claims import get_claim
+from db.review.roles import get_user
+from db.review.sources import set_blind_mode
+from db.vocab import StudyVerdict
 from tests.dashboard_builders import (
     APP,
     USER_KEY,
@@ -221,7 +223,7 @@ def test_review_changes_the_last_decision_with_optimistic_versioning(sample: str
     form_radio.set_value("mixed")
     # Meanwhile the same assessment changes elsewhere (another tab): the form's version is stale.
     with open_session(sample) as session:
-        from db.assessments import update_assessment
+        from db.review.assessments import update_assessment
 
         stored = session.scalars(select(Assessment).where(Assessment.pmid == pmid)).one()
         update_assessment(session, get_user(session, "rita"), stored.id, stored.version, note="other tab")

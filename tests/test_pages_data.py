@@ -1,13 +1,15 @@
-"""The dashboard's read helpers (db/dashboard.py, db/dashboard_studies.py) and the pages' escaping."""
+"""The dashboard's read helpers (db/read/claims.py, db/read/studies.py) and the pages' escaping."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
 
-from db.assessments import correct_design, update_assessment
-from db.claims import get_claim, list_claims
-from db.dashboard import (
+from db.corpus.study_facts import study_facts
+from db.engine import open_session
+from db.errors import PermissionDenied
+from db.models import Assessment
+from db.read.claims import (
     ChecklistItem,
     claim_cards,
     claim_studies,
@@ -20,14 +22,13 @@ from db.dashboard import (
     studies_by_year_and_design,
     suggest_claim_key,
 )
-from db.dashboard_studies import claim_terms, next_in_queue, study_index, term_spans
-from db.design import StudyDesign
-from db.engine import open_session
-from db.pairs import claim_evidence, pair_statuses, resolve_conflict
-from db.review_models import Assessment, PermissionDenied, StudyVerdict
-from db.roles import get_user
-from db.study_facts import study_facts
-from db.verdicts import DesignScope, derive_claim_verdict
+from db.read.studies import claim_terms, next_in_queue, study_index, term_spans
+from db.review.assessments import correct_design, update_assessment
+from db.review.claims import get_claim, list_claims
+from db.review.pairs import claim_evidence, pair_statuses, resolve_conflict
+from db.review.roles import get_user
+from db.review.verdicts import DesignScope, derive_claim_verdict
+from db.vocab import StudyDesign, StudyVerdict
 from pages._ui import marked_html, md_escape
 from tests.dashboard_builders import vote_as, world
 
@@ -95,7 +96,7 @@ def test_claim_cards_give_verdict_meter_progress_and_conflicts(judged: str) -> N
 
 
 def test_meter_rows_mark_designs_that_do_not_decide() -> None:
-    from db.verdicts import StudyEvidence
+    from db.review.verdicts import StudyEvidence
 
     evidence = [
         StudyEvidence(1, StudyVerdict.SUPPORTED, StudyDesign.RCT),

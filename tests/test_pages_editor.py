@@ -6,11 +6,12 @@ import pytest
 import streamlit as st
 from sqlalchemy import select
 
-from db.claims import find_claim
 from db.engine import open_session
-from db.pairs import PairState, pair_statuses
-from db.review_models import ClaimProposal, ConflictResolution, ProposalStatus, SignOff, StudyVerdict
-from db.roles import find_user
+from db.models import ClaimProposal, ConflictResolution, SignOff
+from db.review.claims import find_claim
+from db.review.pairs import pair_statuses
+from db.review.roles import find_user
+from db.vocab import PairState, ProposalStatus, StudyVerdict
 from tests.dashboard_builders import navigation_only_in_apptest, open_page, vote_as, world
 
 CLAIM = "suicidal-ideation"

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from db.engine import open_session
 from db.models import Article, HarvestRun
-from db.review_models import StudyVerdict
+from db.vocab import StudyVerdict
 from tests.conftest import TEST_DATA
 from tests.dashboard_builders import navigation_only_in_apptest, open_page, vote_as, world
 from tests.eutils_server import FakeEutils, cleared, make_records, running_server

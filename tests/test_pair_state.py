@@ -1,4 +1,4 @@
-"""Pair state kept as data (db.pair_state) and the fast verdict summary equal a plain recomputation."""
+"""Pair state kept as data (db.review.pair_index) and the fast verdict summary equal a plain recomputation."""
 
 from __future__ import annotations
 
@@ -12,8 +12,14 @@ from alembic import command
 from sqlalchemy import String, inspect, select, type_coerce
 from sqlmodel import Session
 
-from db import dashboard, migrations
-from db.assessments import (
+from db import migrations
+from db.clock import utcnow
+from db.engine import engine_for, init_db, open_session
+from db.models import Article, Claim, PairRecord, SignOff, User
+from db.ops.backup import dump_database, restore_database
+from db.read import claims as dashboard
+from db.read.claims import ClaimCard, _signoff_info, _user_names, claim_cards, meter_rows
+from db.review.assessments import (
     AssessmentRow,
     correct_design,
     effective_design,
@@ -21,17 +27,12 @@ from db.assessments import (
     import_assessments,
     update_assessment,
 )
-from db.backup import dump_database, restore_database
-from db.claims import insert_claim, list_claims, merge_claims
-from db.dashboard import ClaimCard, _signoff_info, _user_names, claim_cards, meter_rows
-from db.design import StudyDesign
-from db.engine import engine_for, init_db, open_session
-from db.models import Article, utcnow
-from db.pair_state import computed_pairs, rebuild_pair_state
-from db.pairs import PairState, is_blinded, pair_statuses, resolve_conflict, visible_assessments
-from db.review_models import Claim, PairRecord, Role, SignOff, StudyVerdict, User
-from db.signoff import claim_sensitivity, claim_verdict, sign_off
-from db.verdicts import DesignScope, StudyEvidence, derive_claim_verdict, sensitivity
+from db.review.claims import insert_claim, list_claims, merge_claims
+from db.review.pair_index import computed_pairs, rebuild_pair_state
+from db.review.pairs import is_blinded, pair_statuses, resolve_conflict, visible_assessments
+from db.review.signoff import claim_sensitivity, claim_verdict, sign_off
+from db.review.verdicts import DesignScope, StudyEvidence, derive_claim_verdict, sensitivity
+from db.vocab import PairState, Role, StudyDesign, StudyVerdict
 from tests.review_builders import DOCUMENT_TEXT, add_article, add_document, add_user, vote
 
 VERDICTS = list(StudyVerdict)
@@ -48,7 +49,7 @@ PUBLICATION_TYPES = (
 )
 
 
-# --- the plain recomputation: db.pairs' per-pair rule, one study at a time -------------------------
+# --- the plain recomputation: db.review.pairs' per-pair rule, one study at a time -------------------------
 
 
 def reference_evidence(

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session
 
-from db.assessments import update_assessment
-from db.design import StudyDesign
-from db.pairs import (
-    PairState,
+from db.errors import InvalidInputError, PermissionDenied
+from db.review.assessments import update_assessment
+from db.review.pairs import (
     claim_evidence,
     open_conflicts,
     pair_statuses,
@@ -16,7 +15,7 @@ from db.pairs import (
     resolve_conflict,
     visible_assessments,
 )
-from db.review_models import InvalidInputError, PermissionDenied, StudyVerdict
+from db.vocab import PairState, StudyDesign, StudyVerdict
 from tests.review_builders import add_article, add_claim, add_document, team, vote
 
 

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from db.engine import open_session
-from db.ranking_model import clear_corpus_cache
-from db.review_models import Role
-from db.sources import ensure_seed_content
+from db.ranking.model import clear_corpus_cache
+from db.review.sources import ensure_seed_content
+from db.vocab import Role
 from ingest.cli import build_parser, main
 from tests.review_builders import add_article, add_user
 
@@ -60,8 +60,8 @@ def test_rank_of_an_unknown_claim_is_a_one_line_error(
 
 
 def test_reviewer_queue_leaves_out_what_they_tagged(seeded: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from db.claims import get_claim
-    from db.roles import get_user
+    from db.review.claims import get_claim
+    from db.review.roles import get_user
     from tests.review_builders import vote
 
     with open_session(seeded) as session:

@@ -10,12 +10,11 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
-from db.assessments import correct_design
-from db.audit import claim_history
-from db.design import StudyDesign
-from db.ranking import RankingOptions, claim_labels, rank_studies, rank_with_labels, review_queue
-from db.ranking_model import clear_corpus_cache, percentile, tokens
-from db.ranking_terms import (
+from db.errors import InvalidInputError, PermissionDenied
+from db.models import AuditEvent
+from db.ranking.model import clear_corpus_cache, percentile, tokens
+from db.ranking.queue import RankingOptions, claim_labels, rank_studies, rank_with_labels, review_queue
+from db.ranking.terms import (
     claim_terms,
     default_terms,
     query_terms,
@@ -23,7 +22,9 @@ from db.ranking_terms import (
     set_claim_terms,
     statement_words,
 )
-from db.review_models import AuditAction, AuditEvent, InvalidInputError, PermissionDenied, StudyVerdict
+from db.review.assessments import correct_design
+from db.review.audit import claim_history
+from db.vocab import AuditAction, StudyDesign, StudyVerdict
 from tests.review_builders import add_article, add_claim, document_of, team, vote
 
 NO_TERMS = RankingOptions(learn=False, semantic=False)
@@ -290,8 +291,8 @@ def test_tokens_drop_stopwords_and_plural_s() -> None:
 
 
 def test_warming_builds_the_features_in_the_background(db_url: str) -> None:
-    from db import ranking_corpus
     from db.engine import open_session
+    from db.ranking import corpus as ranking_corpus
 
     with open_session(db_url) as session:
         sleep(session, 1)
@@ -313,7 +314,7 @@ def test_warming_builds_the_features_in_the_background(db_url: str) -> None:
 
 def _count_training(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """How often naive Bayes' counts are built from every tag, and how often brought up to date."""
-    from db import ranking
+    from db.ranking import queue as ranking
 
     calls = {"class_totals": 0, "update_totals": 0}
     for name in calls:
@@ -330,7 +331,7 @@ def _count_training(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
 def test_queue_reuses_the_model_until_a_decision_changes(
     session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from db.assessments import update_assessment
+    from db.review.assessments import update_assessment
 
     users = team(session)
     claim = add_claim(session)
@@ -402,7 +403,7 @@ def test_claim_labels_count_a_study_relevant_if_any_vote_judges_it(session: Sess
 
 
 def test_lexical_scores_follow_a_revised_article(session: Session) -> None:
-    from db.articles import upsert_articles
+    from db.corpus.articles import upsert_articles
     from db.models import Article
 
     claim = add_claim(session, statement="Ketamine relieves depression within hours.")
@@ -424,7 +425,7 @@ def test_lexical_scores_follow_a_revised_article(session: Session) -> None:
 
 
 def test_corpus_reads_only_new_articles_and_ranks_as_a_fresh_build(session: Session) -> None:
-    from db.ranking_corpus import current_corpus
+    from db.ranking.corpus import current_corpus
 
     users = team(session)
     claim = add_claim(session)
@@ -451,7 +452,7 @@ def test_corpus_reads_only_new_articles_and_ranks_as_a_fresh_build(session: Sess
 
 
 def test_features_wait_for_tags_to_learn_from(session: Session) -> None:
-    from db.ranking_corpus import current_corpus
+    from db.ranking.corpus import current_corpus
 
     users = team(session)
     claim = add_claim(session)
@@ -471,7 +472,7 @@ def test_features_wait_for_tags_to_learn_from(session: Session) -> None:
 def test_preparing_the_queues_trains_every_claim_ahead(
     session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from db.ranking import prepare_queues
+    from db.ranking.queue import prepare_queues
 
     users = team(session)
     first = add_claim(session)
@@ -498,10 +499,9 @@ def test_preparing_the_queues_trains_every_claim_ahead(
 def test_word_counts_are_stored_once_per_content_version(
     session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from db import ranking_corpus
-    from db.articles import upsert_articles
-    from db.models import Article
-    from db.ranking_models import ArticleTerms
+    from db.corpus.articles import upsert_articles
+    from db.models import Article, ArticleTerms
+    from db.ranking import corpus as ranking_corpus
 
     users = team(session)
     claim = add_claim(session)
@@ -542,7 +542,7 @@ def test_storing_word_counts_never_waits_for_the_callers_own_write(sqlite_url: s
     import time
 
     from db.engine import SQLITE_BUSY_TIMEOUT_MS, engine_for, open_session
-    from db.ranking_models import ArticleTerms
+    from db.models import ArticleTerms
 
     with open_session(sqlite_url) as session:
         users = team(session)

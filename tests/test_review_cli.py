@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
-from db.articles import upsert_articles
+from db.corpus.articles import upsert_articles
 from db.engine import engine_for
 from db.models import Article
-from db.signoff import flag_changed_evidence
+from db.review.signoff import flag_changed_evidence
 from ingest.review_cli import main, read_assessment_csv
 from tests.conftest import shared_file
 from tests.review_builders import load_recorded_articles

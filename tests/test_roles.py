@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session
 
-from db.assessments import record_assessment
-from db.claims import retire_claim
-from db.review_models import ConflictError, PermissionDenied, Role, SignOffDecision, StudyVerdict
-from db.roles import ROLE_ACTIONS, Action, add_user, can, deactivate_user, require, set_role
-from db.signoff import sign_off
-from db.sources import ensure_seed_content, set_blind_mode
+from db.errors import ConflictError, PermissionDenied
+from db.review.assessments import record_assessment
+from db.review.claims import retire_claim
+from db.review.roles import ROLE_ACTIONS, Action, add_user, can, deactivate_user, require, set_role
+from db.review.signoff import sign_off
+from db.review.sources import ensure_seed_content, set_blind_mode
+from db.vocab import Role, SignOffDecision, StudyVerdict
 from tests.review_builders import add_article, add_claim, team, vote
 
 

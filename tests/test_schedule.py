@@ -15,8 +15,8 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import select
 
 from db.engine import open_session
-from db.locks import job_lock
 from db.models import Article, HarvestRun
+from db.ops.locks import job_lock
 from ingest import ops_cli
 from ingest.cli import main
 from ingest.ops_cli import next_daily_run, run_daily

@@ -5,19 +5,19 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session
 
-from db.articles import upsert_articles
-from db.audit import claim_history
+from db.corpus.articles import upsert_articles
+from db.errors import InvalidInputError, PermissionDenied
 from db.models import Article
-from db.review_models import (
-    AuditAction,
-    ClaimVerdict,
-    InvalidInputError,
-    PermissionDenied,
-    SignOffDecision,
-    Strength,
-    StudyVerdict,
+from db.review.audit import claim_history
+from db.review.signoff import (
+    QueueKind,
+    claim_verdict,
+    editor_queue,
+    flag_changed_evidence,
+    sign_off,
+    signoff_state,
 )
-from db.signoff import QueueKind, claim_verdict, editor_queue, flag_changed_evidence, sign_off, signoff_state
+from db.vocab import AuditAction, ClaimVerdict, SignOffDecision, Strength, StudyVerdict
 from tests.review_builders import add_article, add_claim, document_of, team, vote
 
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from itertools import count
 
-from db.design import StudyDesign as D
-from db.review_models import ClaimVerdict, Strength
-from db.review_models import StudyVerdict as V
-from db.verdicts import (
+from db.review.verdicts import (
     DesignScope,
     StudyEvidence,
     derive_claim_verdict,
     evidence_fingerprint,
     sensitivity,
 )
+from db.vocab import ClaimVerdict, Strength
+from db.vocab import StudyDesign as D
+from db.vocab import StudyVerdict as V
 
 _pmids = count(1)
 

@@ -19,9 +19,7 @@ from sqlmodel import SQLModel
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 BASELINE_REVISION = "0001_baseline"
-# Every module that defines tables: migrations compare against all of them, whoever imported what.
-MODEL_MODULES = ("db.models", "db.review_models", "db.ranking_models", "db.auth")
-# Objects that db.fulltext creates with its own DDL (SQLite FTS5 table and its shadow tables,
+# Objects that db.corpus.fulltext creates with its own DDL (SQLite FTS5 table and its shadow tables,
 # PostgreSQL's generated tsvector column and GIN index): not in SQLModel.metadata, not ours to drop.
 FULLTEXT_PREFIXES = ("article_fts",)
 FULLTEXT_NAMES = frozenset({"search_vector", "ix_article_search_vector"})
@@ -50,8 +48,8 @@ class MigrationOutcome:
 
 
 def load_models() -> None:
-    for module in MODEL_MODULES:
-        importlib.import_module(module)
+    """Register every table: migrations compare against all of them, whoever imported what."""
+    importlib.import_module("db.models")
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from db.fulltext import install_fulltext
+from db.corpus.fulltext import install_fulltext
 from db.migrations import baseline
 
 revision: str = "0001_baseline"

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from db.pair_state import rebuild_pair_state
+from db.review.pair_index import rebuild_pair_state
 
 revision: str = "0002_pair_state"
 down_revision: str | None = "0001_baseline"

@@ -4,7 +4,7 @@ Revision ID: 0003_article_terms
 Revises: 0002_pair_state
 Create Date: 2026-11-26 17:35:31.719952
 
-article_terms is derived data, filled by the ranking itself (db.ranking_corpus) the first time a model
+article_terms is derived data, filled by the ranking itself (db.ranking.corpus) the first time a model
 needs features, so this revision only creates the empty table. ix_assessment_claim_reviewer_pmid_verdict
 lets the review queue read a claim's labels and a reviewer's tags from the index alone.
 """

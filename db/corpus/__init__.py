@@ -1,0 +1,1 @@
+"""The harvested literature: articles and their revisions, the run log, full text, designs, study facts."""

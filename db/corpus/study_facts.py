@@ -1,0 +1,109 @@
+"""Study facts in bulk: each study's current design and PubMed standing, what the verdict rule needs.
+
+Cached per process for every study at once (rebuilt when articles or design corrections change),
+so the dashboard and sign-off read a large review's studies without parsing their MeSH each time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from db.corpus.design import mesh_descriptors, suggest_design
+from db.models import Article, DesignCorrection
+from db.review.assessments import latest_design_corrections
+from db.vocab import StudyDesign
+
+# Above this many PMIDs, reading every article is cheaper than a long IN (...) list.
+_ALL_ARTICLES_FROM = 2_000
+_IN_CHUNK = 900  # stays under SQLite's bound-parameter limit on old builds
+
+
+@dataclass(frozen=True, slots=True)
+class StudyFacts:
+    """What the verdict rule needs of a study: its current design and its PubMed standing."""
+
+    design: StudyDesign
+    retraction_status: str | None
+    pub_year: int | None
+
+
+def study_facts(session: Session, pmids: Collection[int] | None = None) -> dict[int, StudyFacts]:
+    """Design (latest reviewer correction, else PubMed's suggestion) and standing per PMID.
+
+    `None` means every article. Same rule as db.review.assessments.effective_design, without a query
+    per study. Large requests are served from a per-process copy of every study's facts that is
+    rebuilt only when articles or design corrections change (see `facts_signature`).
+    """
+    if pmids is None or len(pmids) > _ALL_ARTICLES_FROM:
+        every = _all_study_facts(session)
+        return every if pmids is None else {p: every[p] for p in pmids if p in every}
+    return _read_study_facts(session, sorted(pmids))
+
+
+def _read_study_facts(session: Session, pmids: list[int] | None) -> dict[int, StudyFacts]:
+    table = Article.__table__
+    columns = (
+        table.c.pmid,
+        table.c.publication_types,
+        table.c.mesh_headings,
+        table.c.retraction_status,
+        table.c.pub_year,
+    )
+    rows: list[Any] = []
+    if pmids is None:
+        rows = list(session.execute(select(*columns)))
+    else:
+        for start in range(0, len(pmids), _IN_CHUNK):
+            rows.extend(
+                session.execute(select(*columns).where(table.c.pmid.in_(pmids[start : start + _IN_CHUNK])))
+            )
+    corrected = latest_design_corrections(session, pmids)
+    facts = {}
+    for pmid, types, mesh, status, year in rows:
+        design = corrected.get(pmid) or suggest_design(types or [], mesh_descriptors(mesh or []))
+        facts[pmid] = StudyFacts(design, status, year)
+    return facts
+
+
+# Every study's facts per database, with the signature they were read at. Parsing 20,000 rows of
+# MeSH JSON takes about half a second; the signature query takes a few milliseconds.
+_FACTS: dict[str, tuple[tuple[Any, ...], dict[int, StudyFacts]]] = {}
+_FACTS_LOCK = threading.Lock()
+
+
+def facts_signature(session: Session) -> tuple[Any, ...]:
+    """Moves whenever an article or a design correction is added, changed or deleted."""
+    # Any insert, update or delete of an article moves its count or max(updated_at) (updates set
+    # updated_at); corrections are only ever added.
+    articles = Article.__table__
+    corrections = DesignCorrection.__table__
+    row = session.execute(
+        select(
+            select(func.count()).select_from(articles).scalar_subquery(),
+            select(func.max(articles.c.updated_at)).scalar_subquery(),
+            select(func.count()).select_from(corrections).scalar_subquery(),
+            select(func.max(corrections.c.id)).scalar_subquery(),
+        )
+    ).one()
+    return tuple(row)
+
+
+def _all_study_facts(session: Session) -> dict[int, StudyFacts]:
+    key = str(session.get_bind().url)
+    signature = facts_signature(session)
+    cached = _FACTS.get(key)
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    with _FACTS_LOCK:
+        cached = _FACTS.get(key)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        facts = _read_study_facts(session, None)
+        _FACTS[key] = (signature, facts)
+        return facts

@@ -1,0 +1,1 @@
+"""Exports: claim reports, assessments, the audit trail, ClaimReview, citations, articles."""

@@ -1,0 +1,95 @@
+"""Exporting articles as JSON Lines or CSV: one row per article, for other tools and acceptance checks."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from sqlmodel import Session
+
+from db.corpus.articles import iter_articles
+from db.models import Article
+from db.vocab import RetractionStatus
+
+ARTICLE_COLUMNS = (
+    "pmid",
+    "title",
+    "abstract",
+    "journal",
+    "year",
+    "pub_date",
+    "doi",
+    "pmcid",
+    "authors",
+    "languages",
+    "publication_types",
+    "mesh_terms",
+    "major_mesh_terms",
+    "keywords",
+    "retracted",
+    "retraction_status",
+    "notices",
+    "date_revised",
+    "deleted_in_pubmed",
+)
+EXPORT_FORMATS = ("jsonl", "csv")
+
+
+def article_row(article: Article) -> dict[str, Any]:
+    """The export shape of one article: lists stay lists (CSV joins them with '; ')."""
+    return {
+        "pmid": article.pmid,
+        "title": article.title,
+        "abstract": article.abstract,
+        "journal": article.journal,
+        "year": article.pub_year,
+        "pub_date": article.pub_date,
+        "doi": article.doi,
+        "pmcid": article.pmcid,
+        "authors": [_author_name(a) for a in article.authors],
+        "languages": list(article.languages),
+        "publication_types": list(article.publication_types),
+        "mesh_terms": [m["descriptor"] for m in article.mesh_headings],
+        "major_mesh_terms": [m["descriptor"] for m in article.mesh_headings if m.get("major")],
+        "keywords": list(article.keywords),
+        "retracted": article.retraction_status == RetractionStatus.RETRACTED.value,
+        "retraction_status": article.retraction_status,
+        "notices": [
+            f"{n['ref_type']}:{n['pmid']}" if n.get("pmid") else n["ref_type"] for n in article.notices
+        ],
+        "date_revised": article.date_revised.isoformat() if article.date_revised else None,
+        "deleted_in_pubmed": article.deleted_in_pubmed,
+    }
+
+
+def _author_name(author: dict[str, Any]) -> str:
+    if author.get("collective_name"):
+        return str(author["collective_name"])
+    return " ".join(
+        str(p) for p in (author.get("last_name"), author.get("initials") or author.get("fore_name")) if p
+    )
+
+
+def article_rows(session: Session) -> Iterator[dict[str, Any]]:
+    for article in iter_articles(session):
+        yield article_row(article)
+
+
+def write_articles(session: Session, out: TextIO, fmt: str) -> int:
+    """Write every article to `out` in `fmt` (jsonl or csv); returns how many were written."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"Unknown export format {fmt!r}; use one of: {', '.join(EXPORT_FORMATS)}.")
+    count = 0
+    if fmt == "jsonl":
+        for row in article_rows(session):
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+        return count
+    writer = csv.DictWriter(out, fieldnames=ARTICLE_COLUMNS)
+    writer.writeheader()
+    for row in article_rows(session):
+        writer.writerow({k: "; ".join(v) if isinstance(v, list) else v for k, v in row.items()})
+        count += 1
+    return count

@@ -1,0 +1,87 @@
+"""Tables of the harvested literature and the harvest log."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Text
+from sqlmodel import Field, SQLModel
+
+from db.clock import utcnow
+from db.vocab import RunStatus
+
+
+class Article(SQLModel, table=True):
+    """One PubMed record, keyed by PMID, updated in place when PubMed revises it."""
+
+    pmid: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    # Every AbstractText joined as "LABEL: text" paragraphs; the sections are kept too.
+    abstract: str = Field(default="", sa_column=Column(Text, nullable=False))
+    abstract_sections: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    journal: str = ""
+    journal_iso: str | None = None
+    pub_date: str | None = None  # as PubMed prints it: "2024 Mar 5", "2019 Winter"
+    pub_year: int | None = Field(default=None, index=True)
+    authors: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    doi: str | None = Field(default=None, index=True)
+    pmcid: str | None = None
+    languages: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    publication_types: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    mesh_headings: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    keywords: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    retraction_status: str | None = Field(default=None, index=True)
+    # [{"type": "RetractionIn", "pmid": 123, "source": "..."}] from CommentsCorrections
+    notices: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    date_revised: date | None = None
+    content_hash: str = Field(max_length=64)
+    # Set when a PubMed update file deletes the record but reviewers have used it.
+    deleted_in_pubmed: bool = False
+    first_seen_at: datetime = Field(default_factory=utcnow)
+    # Indexed: max(updated_at) tells per-process caches (db.corpus.study_facts) that an article changed.
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class ArticleRevision(SQLModel, table=True):
+    """What changed in an article when PubMed revised it (or deleted it), and when."""
+
+    __tablename__ = "article_revision"
+
+    id: int | None = Field(default=None, primary_key=True)
+    pmid: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    changed_at: datetime = Field(default_factory=utcnow)
+    change: str = "revised"  # revised | deleted | flagged_deleted
+    changed_fields: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    # Values of the changed fields before and after the change.
+    before: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    after: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    old_hash: str | None = None
+    new_hash: str | None = None
+    run_id: int | None = Field(default=None, foreign_key="harvest_run.id", index=True)
+
+
+class HarvestRun(SQLModel, table=True):
+    """One harvest or file import: what was asked, what came back, how it ended."""
+
+    __tablename__ = "harvest_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = "harvest"  # harvest | import
+    query: str = Field(default="", sa_column=Column(Text, nullable=False))
+    query_translation: str | None = Field(default=None, sa_column=Column(Text))
+    since: date | None = None  # incremental lower bound (EDAT/MDAT), None for a full harvest
+    count: int | None = None  # records PubMed reported (or the file held)
+    windows: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    records_new: int = 0
+    records_updated: int = 0
+    records_unchanged: int = 0
+    records_failed: int = 0
+    records_deleted: int = 0
+    requests_made: int = 0
+    status: str = Field(default=RunStatus.RUNNING.value, index=True)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    pid: int | None = None
+    host: str | None = None

@@ -1,0 +1,264 @@
+"""Tables of the review workflow: users, documents, claims, assessments, pair state, sign-off, audit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy import Enum as SAEnum
+from sqlmodel import Field, SQLModel
+
+from db.clock import utcnow
+from db.errors import AuditImmutableError
+from db.vocab import (
+    AuditAction,
+    ClaimStatus,
+    ClaimVerdict,
+    DocumentStatus,
+    PairState,
+    ProposalStatus,
+    Role,
+    SignOffDecision,
+    Strength,
+    StudyDesign,
+    StudyVerdict,
+)
+
+
+def _enum_column(enum: type[StrEnum], *, nullable: bool = False, index: bool = False) -> Column[Any]:
+    # VARCHAR holding the enum's value: portable across SQLite and PostgreSQL, and adding a member
+    # later needs no ALTER TYPE migration.
+    return Column(
+        SAEnum(enum, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e]),
+        nullable=nullable,
+        index=index,
+    )
+
+
+def _pmid_column(*, nullable: bool = False) -> Column[Any]:
+    # A real foreign key: db.corpus.articles.referencing_tables() finds it, so a harvest never deletes
+    # an article that reviewer data relies on.
+    return Column(BigInteger, ForeignKey("article.pmid"), nullable=nullable, index=True)
+
+
+# --- tables ----------------------------------------------------------------------------------------
+
+
+class User(SQLModel, table=True):
+    """Someone who reads or works on reviews; every write names its acting user."""
+
+    __tablename__ = "app_user"  # "user" is reserved in PostgreSQL
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    role: Role = Field(sa_column=_enum_column(Role))
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SourceDocument(SQLModel, table=True):
+    """An article under review (a blog post, a press release) whose claims get checked."""
+
+    __tablename__ = "source_document"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=100, unique=True)
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    author: str | None = None
+    outlet: str | None = None
+    url: str | None = Field(default=None, sa_column=Column(Text))
+    status: DocumentStatus = Field(sa_column=_enum_column(DocumentStatus))
+    # Blind mode: reviewers see others' verdicts on a pair only after recording their own.
+    blind_mode: bool = True
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Claim(SQLModel, table=True):
+    """A checkable statement of a source document, located by its exact sentence."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=100, unique=True)
+    document_id: int = Field(foreign_key="source_document.id", index=True)
+    statement: str = Field(sa_column=Column(Text, nullable=False))
+    sentence: str = Field(sa_column=Column(Text, nullable=False))
+    # document.text[span_start:span_end] == sentence, checked on every write.
+    span_start: int
+    span_end: int
+    population: str | None = Field(default=None, sa_column=Column(Text))
+    intervention: str | None = Field(default=None, sa_column=Column(Text))
+    comparator: str | None = Field(default=None, sa_column=Column(Text))
+    outcome: str | None = Field(default=None, sa_column=Column(Text))
+    time_frame: str | None = None  # "hours to days", "weeks to months"
+    status: ClaimStatus = Field(sa_column=_enum_column(ClaimStatus, index=True))
+    merged_into_id: int | None = Field(default=None, foreign_key="claim.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ClaimProposal(SQLModel, table=True):
+    """A claim-like sentence the splitter found, waiting for an editor to accept or reject it."""
+
+    __tablename__ = "claim_proposal"
+    __table_args__ = (UniqueConstraint("document_id", "span_start"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    document_id: int = Field(foreign_key="source_document.id", index=True)
+    sentence: str = Field(sa_column=Column(Text, nullable=False))
+    span_start: int
+    span_end: int
+    cues: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    status: ProposalStatus = Field(sa_column=_enum_column(ProposalStatus))
+    claim_id: int | None = Field(default=None, foreign_key="claim.id")
+    decided_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    decided_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Assessment(SQLModel, table=True):
+    """One reviewer's judgment of one (claim, study) pair; changed only with optimistic versioning."""
+
+    __table_args__ = (UniqueConstraint("claim_id", "pmid", "reviewer_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    claim_id: int = Field(foreign_key="claim.id", index=True)
+    pmid: int = Field(sa_column=_pmid_column())
+    reviewer_id: int = Field(foreign_key="app_user.id", index=True)
+    verdict: StudyVerdict = Field(sa_column=_enum_column(StudyVerdict))
+    quote: str = Field(default="", sa_column=Column(Text, nullable=False))
+    note: str = Field(default="", sa_column=Column(Text, nullable=False))
+    # The design as this reviewer confirmed it, and what PubMed's publication types suggested.
+    design: StudyDesign = Field(sa_column=_enum_column(StudyDesign))
+    suggested_design: StudyDesign = Field(sa_column=_enum_column(StudyDesign))
+    version: int = Field(default=1, sa_column=Column(Integer, nullable=False, default=1))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ConflictResolution(SQLModel, table=True):
+    """An editor's final verdict on a pair whose reviewers disagree; the votes themselves stay."""
+
+    __tablename__ = "conflict_resolution"
+
+    id: int | None = Field(default=None, primary_key=True)
+    claim_id: int = Field(foreign_key="claim.id", index=True)
+    pmid: int = Field(sa_column=_pmid_column())
+    verdict: StudyVerdict = Field(sa_column=_enum_column(StudyVerdict))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    # Which votes (assessment id and version) the editor saw; a later vote change reopens the pair.
+    votes_signature: str = Field(sa_column=Column(Text, nullable=False))
+    resolved_by_id: int = Field(foreign_key="app_user.id")
+    resolved_at: datetime = Field(default_factory=utcnow)
+
+
+class PairRecord(SQLModel, table=True):
+    """Where one judged (claim, study) pair stands, kept as data: derived from its assessments and
+    resolutions by db.review.pair_index, in the same transaction as every write that changes them, so the
+    verdict summary reads these rows instead of grouping every assessment on each call. Derived:
+    left out of dumps and rebuilt on restore (db.ops.backup.DERIVED_TABLES)."""
+
+    __tablename__ = "pair_state"
+    __table_args__ = (
+        # Covers the summary's reads: a claim's evidence pairs, and counts of its screened-out ones.
+        Index(
+            "ix_pair_state_claim_scope",
+            "claim_id",
+            "screened_out",
+            "pmid",
+            "state",
+            "verdict",
+            "resolved_once",
+        ),
+    )
+
+    claim_id: int = Field(foreign_key="claim.id", primary_key=True)
+    pmid: int = Field(sa_column=Column(BigInteger, ForeignKey("article.pmid"), primary_key=True, index=True))
+    state: PairState = Field(sa_column=_enum_column(PairState))
+    verdict: StudyVerdict | None = Field(default=None, sa_column=_enum_column(StudyVerdict, nullable=True))
+    votes: int = Field(sa_column=Column(Integer, nullable=False))
+    # An editor resolved it once (the resolution may no longer apply: the votes changed since).
+    resolved_once: bool = Field(sa_column=Column(Boolean, nullable=False))
+    # Every vote "not relevant" and never resolved: counted, not listed, by the summary.
+    screened_out: bool = Field(sa_column=Column(Boolean, nullable=False))
+
+
+class DesignCorrection(SQLModel, table=True):
+    """A reviewer's correction of a study's design; the latest one is the study's design."""
+
+    __tablename__ = "design_correction"
+
+    id: int | None = Field(default=None, primary_key=True)
+    pmid: int = Field(sa_column=_pmid_column())
+    design: StudyDesign = Field(sa_column=_enum_column(StudyDesign))
+    previous: StudyDesign = Field(sa_column=_enum_column(StudyDesign))
+    corrected_by_id: int = Field(foreign_key="app_user.id")
+    corrected_at: datetime = Field(default_factory=utcnow)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class SignOff(SQLModel, table=True):
+    """An editor's decision on a claim, with the evidence it rested on at that moment."""
+
+    __tablename__ = "claim_signoff"
+
+    id: int | None = Field(default=None, primary_key=True)
+    claim_id: int = Field(foreign_key="claim.id", index=True)
+    decision: SignOffDecision = Field(sa_column=_enum_column(SignOffDecision))
+    rationale: str = Field(sa_column=Column(Text, nullable=False))
+    signed_by_id: int = Field(foreign_key="app_user.id")
+    signed_at: datetime = Field(default_factory=utcnow)
+    verdict: ClaimVerdict = Field(sa_column=_enum_column(ClaimVerdict))
+    strength: Strength = Field(sa_column=_enum_column(Strength))
+    # db.review.verdicts.evidence_fingerprint of the evidence then, and the evidence itself for the diff.
+    evidence_fingerprint: str = Field(max_length=64)
+    evidence: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    # When flag_changed_evidence first noticed the evidence moved on (the audit event is written once).
+    change_noted_at: datetime | None = None
+
+
+class AuditEvent(SQLModel, table=True):
+    """One change: who, when, what, before, after, why. Rows are never updated or deleted."""
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor_id: int | None = Field(default=None, foreign_key="app_user.id")
+    actor_name: str = Field(max_length=100)  # kept as text: the log must read well on its own
+    action: AuditAction = Field(sa_column=_enum_column(AuditAction))
+    entity: str = Field(max_length=40)  # table name of what changed
+    entity_id: str = Field(max_length=100)
+    claim_id: int | None = Field(default=None, index=True)
+    # No foreign key on purpose: the log refers to articles without keeping them from deletion.
+    pmid: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    # Free-form origin, e.g. "import assessments.csv line 7" or "harvest".
+    source: str | None = Field(default=None, sa_column=Column(String(200)))
+
+
+def _refuse_audit_change(_mapper: Any, _connection: Any, target: AuditEvent) -> None:
+    raise AuditImmutableError(
+        f"Audit event {target.id} cannot be changed or deleted: the audit trail is append-only. "
+        "Record a new event that corrects it instead."
+    )
+
+
+event.listen(AuditEvent, "before_update", _refuse_audit_change)
+event.listen(AuditEvent, "before_delete", _refuse_audit_change)

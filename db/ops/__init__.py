@@ -1,0 +1,1 @@
+"""Operations: dump and restore, one job of a kind at a time."""

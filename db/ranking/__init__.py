@@ -1,0 +1,1 @@
+"""Ranked review queues: the corpus's features, claim search terms, the learning model, embeddings."""

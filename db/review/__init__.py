@@ -1,0 +1,1 @@
+"""The review workflow: claims, assessments, the pair rule, verdicts, sign-off, roles, audit, agreement."""

@@ -1,0 +1,570 @@
+"""Assessments: one reviewer's verdict on one (claim, study) pair, with quote, design and versioning."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import String, select, type_coerce, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from db.clock import utcnow
+from db.corpus.design import mesh_descriptors, parse_design, suggest_design
+from db.errors import ConflictError, ImportRejected, InvalidInputError, NotFoundError, PermissionDenied
+from db.models import Article, Assessment, AuditEvent, Claim, DesignCorrection, User
+from db.review.audit import record_event
+from db.review.pair_index import lock_pairs, refresh_pairs
+from db.review.roles import Action, add_user, can, require
+from db.vocab import AuditAction, ClaimStatus, Role, StudyDesign, StudyVerdict
+
+T = TypeVar("T")
+IN_CLAUSE_CHUNK = 900  # stays under SQLite's bound-parameter limit on old builds
+_TYPOGRAPHY = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})
+
+
+# --- small rules -----------------------------------------------------------------------------------
+
+
+def parse_verdict(text: str | StudyVerdict) -> StudyVerdict:
+    """A study verdict from text: 'supported', 'Mixed', 'not relevant', 'not-relevant', ..."""
+    if isinstance(text, StudyVerdict):
+        return text
+    cleaned = re.sub(r"[\s-]+", "_", text.strip().lower())
+    try:
+        return StudyVerdict(cleaned)
+    except ValueError:
+        known = ", ".join(v.value for v in StudyVerdict)
+        raise InvalidInputError(f"Unknown verdict {text!r}; use one of {known}.") from None
+
+
+def normalise_text(text: str) -> str:
+    """Whitespace collapsed and typographic quotes and dashes made plain, for comparing quotes.
+
+    Spreadsheets and word processors "smarten" quotes and wrap lines; neither should make a
+    faithful quote fail.
+    """
+    return " ".join(text.translate(_TYPOGRAPHY).split())
+
+
+def quote_in_article(article: Article, quote: str) -> bool:
+    """True when the quote is a substring of the stored title or abstract (whitespace normalised)."""
+    needle = normalise_text(quote)
+    return bool(needle) and any(needle in normalise_text(text) for text in (article.title, article.abstract))
+
+
+def check_quote(article: Article, verdict: StudyVerdict, quote: str) -> None:
+    if not quote.strip():
+        if verdict is StudyVerdict.NOT_RELEVANT:
+            return  # screening a study out needs no justification from its text
+        raise InvalidInputError(
+            f"A {verdict.value!r} verdict on PMID {article.pmid} needs a quote from its title or abstract "
+            "that justifies it."
+        )
+    if not quote_in_article(article, quote):
+        raise InvalidInputError(
+            f"The quote {_short(quote)!r} is not in the title or abstract of PMID {article.pmid}; "
+            "copy the words exactly from the stored abstract."
+        )
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def get_article_or_fail(session: Session, pmid: int) -> Article:
+    article = session.get(Article, pmid)
+    if article is None:
+        raise NotFoundError(f"No article with PMID {pmid} in the database; harvest or import it first.")
+    return article
+
+
+def _active_claim(claim: Claim) -> Claim:
+    if ClaimStatus(claim.status) is not ClaimStatus.ACTIVE:
+        raise InvalidInputError(
+            f"Claim {claim.key!r} is {ClaimStatus(claim.status).value}; assess the active claim instead."
+        )
+    return claim
+
+
+# --- study designs ---------------------------------------------------------------------------------
+
+
+def suggested_design(article: Article) -> StudyDesign:
+    """The design PubMed's metadata suggests for the article (before any reviewer's correction)."""
+    return suggest_design(article.publication_types or [], mesh_descriptors(article.mesh_headings or []))
+
+
+def effective_design(session: Session, article: Article) -> StudyDesign:
+    """The study's design: the latest reviewer correction, else the PubMed suggestion."""
+    latest = session.scalars(
+        select(DesignCorrection)
+        .where(DesignCorrection.pmid == article.pmid)
+        .order_by(DesignCorrection.id.desc())
+        .limit(1)
+    ).first()
+    return StudyDesign(latest.design) if latest is not None else suggested_design(article)
+
+
+def latest_design_corrections(session: Session, pmids: Sequence[int] | None = None) -> dict[int, StudyDesign]:
+    """The latest reviewer correction per corrected study (all studies when `pmids` is None), in bulk."""
+    table = DesignCorrection.__table__
+    query = select(table.c.pmid, type_coerce(table.c.design, String)).order_by(table.c.id)
+    if pmids is None:
+        return {pmid: StudyDesign(design) for pmid, design in session.execute(query)}
+    latest: dict[int, StudyDesign] = {}
+    wanted = list(pmids)
+    for start in range(0, len(wanted), IN_CLAUSE_CHUNK):
+        chunk = query.where(table.c.pmid.in_(wanted[start : start + IN_CLAUSE_CHUNK]))
+        latest.update((pmid, StudyDesign(design)) for pmid, design in session.execute(chunk))
+    return latest
+
+
+def correct_design(
+    session: Session, actor: User, pmid: int, design: StudyDesign, reason: str = ""
+) -> DesignCorrection | None:
+    """Record a reviewer's design for a study; None when it is the study's design already."""
+    require(actor, Action.ASSESS)
+    article = get_article_or_fail(session, pmid)
+    return _correct_design(session, actor, article, design, reason)
+
+
+def _correct_design(
+    session: Session,
+    actor: User,
+    article: Article,
+    design: StudyDesign,
+    reason: str,
+    source: str | None = None,
+) -> DesignCorrection | None:
+    current = effective_design(session, article)
+    if current is design:
+        return None
+    assert actor.id is not None
+    correction = DesignCorrection(
+        pmid=article.pmid, design=design, previous=current, corrected_by_id=actor.id, reason=reason
+    )
+    session.add(correction)
+    session.flush()
+    record_event(
+        session,
+        actor,
+        AuditAction.DESIGN_CORRECTED,
+        correction,
+        before={"design": current},
+        after={"design": design},
+        reason=reason or None,
+        pmid=article.pmid,
+        source=source,
+    )
+    return correction
+
+
+def design_corrections(session: Session, pmid: int) -> list[DesignCorrection]:
+    query = select(DesignCorrection).where(DesignCorrection.pmid == pmid).order_by(DesignCorrection.id)
+    return list(session.scalars(query))
+
+
+# --- recording and changing ------------------------------------------------------------------------
+
+
+def assessment_fields(assessment: Assessment) -> dict[str, Any]:
+    return {
+        "verdict": StudyVerdict(assessment.verdict).value,
+        "quote": assessment.quote,
+        "note": assessment.note,
+        "design": StudyDesign(assessment.design).value,
+        "version": assessment.version,
+    }
+
+
+def record_assessment(
+    session: Session,
+    actor: User,
+    claim: Claim,
+    pmid: int,
+    verdict: StudyVerdict | str,
+    *,
+    quote: str = "",
+    note: str = "",
+    design: StudyDesign | None = None,
+    reviewer: User | None = None,
+    source: str | None = None,
+) -> Assessment:
+    """Record a new judgment of (claim, study) by `reviewer` (default: the actor).
+
+    Recording for someone else needs an editor (a team's spreadsheet import). A design that
+    differs from the study's current one is kept as a correction by the reviewer.
+    """
+    reviewer = reviewer or actor
+    _require_can_assess(actor, reviewer)
+    _active_claim(claim)
+    article = get_article_or_fail(session, pmid)
+    verdict = parse_verdict(verdict)
+    check_quote(article, verdict, quote)
+    existing = find_assessment(session, claim.id, pmid, reviewer.id)
+    if existing is not None:
+        raise ConflictError(
+            f"{reviewer.name} has already judged PMID {pmid} for claim {claim.key!r} "
+            f"(assessment {existing.id}, version {existing.version}); change that assessment instead."
+        )
+    if design is not None:
+        _correct_design(session, reviewer, article, design, "confirmed while assessing", source)
+    assert claim.id is not None and reviewer.id is not None
+    assessment = Assessment(
+        claim_id=claim.id,
+        pmid=pmid,
+        reviewer_id=reviewer.id,
+        verdict=verdict,
+        quote=quote.strip(),
+        note=note.strip(),
+        design=design or effective_design(session, article),
+        suggested_design=suggested_design(article),
+    )
+    # Read now: a failed flush rolls the session back and expires every loaded object, and
+    # touching one then raises PendingRollbackError instead of the conflict message below.
+    who, claim_key = reviewer.name, claim.key
+    session.add(assessment)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        # Lost a race with the same reviewer's other window: the unique (claim, study, reviewer)
+        # constraint caught it. The caller rolls back; nothing is half-written.
+        raise ConflictError(
+            f"{who} has just recorded a judgment of PMID {pmid} for claim {claim_key!r} "
+            "elsewhere; roll back, reload and change that one instead."
+        ) from exc
+    record_event(
+        session,
+        actor,
+        AuditAction.ASSESSMENT_RECORDED,
+        assessment,
+        after={"reviewer": reviewer.name, **assessment_fields(assessment)},
+        source=source,
+    )
+    refresh_pairs(session, [(claim.id, pmid)])
+    return assessment
+
+
+def _require_can_assess(actor: User, reviewer: User) -> None:
+    require(actor, Action.ASSESS)
+    if reviewer.id != actor.id:
+        require(actor, Action.ASSESS_FOR_OTHERS)
+        if not can(reviewer, Action.ASSESS):
+            raise PermissionDenied(
+                f"{reviewer.name!r} is a {reviewer.role} and cannot hold assessments; "
+                "make them a reviewer first."
+            )
+
+
+def find_assessment(
+    session: Session, claim_id: int | None, pmid: int, reviewer_id: int | None
+) -> Assessment | None:
+    query = select(Assessment).where(
+        Assessment.claim_id == claim_id, Assessment.pmid == pmid, Assessment.reviewer_id == reviewer_id
+    )
+    return session.scalars(query).first()
+
+
+def get_assessment(session: Session, assessment_id: int) -> Assessment:
+    assessment = session.get(Assessment, assessment_id)
+    if assessment is None:
+        raise NotFoundError(f"No assessment {assessment_id}; it may belong to another database.")
+    return assessment
+
+
+def update_assessment(
+    session: Session,
+    actor: User,
+    assessment_id: int,
+    expected_version: int,
+    *,
+    verdict: StudyVerdict | str | None = None,
+    quote: str | None = None,
+    note: str | None = None,
+    design: StudyDesign | None = None,
+    reason: str | None = None,
+    source: str | None = None,
+) -> Assessment:
+    """Change one's own assessment, read at `expected_version`; a stale version raises ConflictError.
+
+    The check and the write are one `UPDATE ... WHERE version = :expected`, so two people
+    saving at once cannot both win: the second gets the conflict, not a silent overwrite.
+    """
+    require(actor, Action.ASSESS)
+    assessment = get_assessment(session, assessment_id)
+    if assessment.reviewer_id != actor.id:
+        owner = session.get(User, assessment.reviewer_id)
+        raise PermissionDenied(
+            f"Assessment {assessment_id} is {owner.name if owner else 'another reviewer'}'s; reviewers change "
+            "only their own. Record your own assessment, or (as an editor) resolve the pair's conflict."
+        )
+    return _apply_update(
+        session, actor, assessment, expected_version, verdict, quote, note, design, reason, source
+    )
+
+
+def _apply_update(
+    session: Session,
+    actor: User,
+    assessment: Assessment,
+    expected_version: int,
+    verdict: StudyVerdict | str | None,
+    quote: str | None,
+    note: str | None,
+    design: StudyDesign | None,
+    reason: str | None,
+    source: str | None,
+) -> Assessment:
+    claim = session.get(Claim, assessment.claim_id)
+    assert claim is not None
+    _active_claim(claim)
+    article = get_article_or_fail(session, assessment.pmid)
+    before = assessment_fields(assessment)
+    new_verdict = parse_verdict(verdict) if verdict is not None else StudyVerdict(assessment.verdict)
+    new_quote = quote.strip() if quote is not None else assessment.quote
+    check_quote(article, new_verdict, new_quote)
+    values: dict[str, Any] = {
+        "verdict": new_verdict,
+        "quote": new_quote,
+        "note": note.strip() if note is not None else assessment.note,
+        "design": design or StudyDesign(assessment.design),
+    }
+    if (
+        all(values[name] == getattr(assessment, name) for name in values)
+        and assessment.version == expected_version
+    ):
+        return assessment  # nothing to change: no new version, no audit noise
+    result = session.execute(
+        update(Assessment)
+        .where(Assessment.id == assessment.id, Assessment.version == expected_version)
+        .values(**values, version=expected_version + 1, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        session.refresh(assessment)
+        raise ConflictError(_stale_message(session, assessment, expected_version))
+    session.refresh(assessment)
+    if design is not None:
+        reviewer = session.get(User, assessment.reviewer_id)
+        assert reviewer is not None
+        _correct_design(session, reviewer, article, design, "confirmed while assessing", source)
+    after = assessment_fields(assessment)
+    changed = [name for name in after if after[name] != before[name] and name != "version"]
+    record_event(
+        session,
+        actor,
+        AuditAction.ASSESSMENT_CHANGED,
+        assessment,
+        before={name: before[name] for name in changed} | {"version": before["version"]},
+        after={name: after[name] for name in changed} | {"version": after["version"]},
+        reason=reason,
+        source=source,
+    )
+    refresh_pairs(session, [(assessment.claim_id, assessment.pmid)])
+    return assessment
+
+
+def _stale_message(session: Session, assessment: Assessment, expected_version: int) -> str:
+    last = session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.entity == "assessment", AuditEvent.entity_id == str(assessment.id))
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    ).first()
+    who = f" by {last.actor_name} at {last.at:%Y-%m-%d %H:%M:%S} UTC" if last is not None else ""
+    return (
+        f"Assessment {assessment.id} (PMID {assessment.pmid}) was changed{who} since you read it "
+        f"(you had version {expected_version}, it is now version {assessment.version}); "
+        "reload it and apply your change again."
+    )
+
+
+# --- importing a team's spreadsheet ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AssessmentRow:
+    """One spreadsheet row as text, with the line it starts on (for error messages)."""
+
+    line: int
+    reviewer: str
+    claim_key: str
+    pmid: str
+    verdict: str
+    quote: str = ""
+    note: str = ""
+    design: str = ""
+
+
+@dataclass
+class ImportOutcome:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    reviewers_created: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _CheckedRow:
+    row: AssessmentRow
+    reviewer: User | None  # None: a reviewer the import creates
+    claim: Claim
+    pmid: int
+    verdict: StudyVerdict
+    design: StudyDesign | None
+
+
+def import_assessments(
+    session: Session,
+    actor: User,
+    rows: list[AssessmentRow],
+    *,
+    source: str = "import",
+    create_reviewers: bool = False,
+) -> ImportOutcome:
+    """Import assessments all-or-nothing: every row is checked first, and any bad row raises
+    ImportRejected listing each bad line with its reason, before anything is written.
+
+    A row for a (reviewer, claim, study) already judged updates that assessment (audited with
+    before and after); an identical row changes nothing. Unknown reviewers are bad rows unless
+    `create_reviewers` is set and the actor is an admin; then they are added as reviewers.
+    """
+    require(actor, Action.ASSESS)
+    problems: list[tuple[int, str]] = []
+    checked: list[_CheckedRow] = []
+    seen: dict[tuple[str, str, str], int] = {}
+    for row in rows:
+        reasons: list[str] = []
+        reviewer = _check_reviewer(session, actor, row.reviewer, create_reviewers, reasons)
+        claim = _check_claim(session, row.claim_key, reasons)
+        article = _check_article(session, row.pmid, reasons)
+        verdict = _check(reasons, "bad verdict", parse_verdict, row.verdict)
+        design = _check(reasons, "bad design", parse_design_cell, row.design) if row.design.strip() else None
+        if article is not None and verdict is not None:
+            _check(reasons, "quote not in the abstract", check_quote, article, verdict, row.quote)
+        key = (row.reviewer.strip(), row.claim_key.strip(), row.pmid.strip())
+        if key in seen:
+            reasons.append(f"same reviewer, claim and PMID as line {seen[key]}")
+        seen.setdefault(key, row.line)
+        if reasons:
+            problems.extend((row.line, reason) for reason in reasons)
+        elif claim is not None and article is not None and verdict is not None:
+            checked.append(_CheckedRow(row, reviewer, claim, article.pmid, verdict, design))
+    if problems:
+        raise ImportRejected(source, problems)
+
+    outcome = ImportOutcome()
+    lock_pairs(session, [(item.claim.id, item.pmid) for item in checked if item.claim.id is not None])
+    for item in checked:
+        reviewer = item.reviewer or find_user_by_name(session, item.row.reviewer.strip())
+        if reviewer is None:
+            reviewer = add_user(session, actor, item.row.reviewer.strip(), Role.REVIEWER)
+            outcome.reviewers_created.append(reviewer.name)
+        where = f"{source} line {item.row.line}"
+        existing = find_assessment(session, item.claim.id, item.pmid, reviewer.id)
+        if existing is None:
+            record_assessment(
+                session,
+                actor,
+                item.claim,
+                item.pmid,
+                item.verdict,
+                quote=item.row.quote,
+                note=item.row.note,
+                design=item.design,
+                reviewer=reviewer,
+                source=where,
+            )
+            outcome.created += 1
+            continue
+        version = existing.version
+        _apply_update(
+            session,
+            actor,
+            existing,
+            version,
+            item.verdict,
+            item.row.quote,
+            item.row.note,
+            item.design,
+            None,
+            where,
+        )
+        if existing.version == version:
+            outcome.unchanged += 1
+        else:
+            outcome.updated += 1
+    return outcome
+
+
+def parse_design_cell(text: str) -> StudyDesign:
+    try:
+        return parse_design(text)
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
+
+
+def find_user_by_name(session: Session, name: str) -> User | None:
+    return session.scalars(select(User).where(User.name == name)).first()
+
+
+def _check(reasons: list[str], label: str, attempt: Callable[..., T], *args: Any) -> T | None:
+    try:
+        return attempt(*args)
+    except InvalidInputError as exc:
+        reasons.append(f"{label}: {exc}")
+        return None
+
+
+def _check_reviewer(
+    session: Session, actor: User, name: str, create: bool, reasons: list[str]
+) -> User | None:
+    name = name.strip()
+    if not name:
+        reasons.append("no reviewer named; fill the reviewer column")
+        return None
+    if name != actor.name and not can(actor, Action.ASSESS_FOR_OTHERS):
+        reasons.append(
+            f"row is for reviewer {name!r} but {actor.name!r} is a {actor.role}: reviewers import only "
+            "their own rows; ask an editor to import the team's file"
+        )
+    reviewer = find_user_by_name(session, name)
+    if reviewer is None:
+        if not create:
+            reasons.append(
+                f"unknown reviewer {name!r}; add them (users add {name} --role reviewer) or import "
+                "with --create-reviewers"
+            )
+        elif not can(actor, Action.MANAGE_USERS):
+            reasons.append(f"unknown reviewer {name!r}; only an admin may create reviewers while importing")
+        return None
+    if not can(reviewer, Action.ASSESS):
+        reasons.append(f"user {name!r} is a {reviewer.role} (or deactivated) and cannot hold assessments")
+    return reviewer
+
+
+def _check_claim(session: Session, key: str, reasons: list[str]) -> Claim | None:
+    claim = session.scalars(select(Claim).where(Claim.key == key.strip())).first()
+    if claim is None:
+        reasons.append(f"unknown claim {key.strip()!r}; use a key from `claims list`")
+        return None
+    if ClaimStatus(claim.status) is not ClaimStatus.ACTIVE:
+        target = session.get(Claim, claim.merged_into_id) if claim.merged_into_id else None
+        into = f" into {target.key!r}; use that key" if target else ""
+        reasons.append(f"claim {claim.key!r} is {ClaimStatus(claim.status).value}{into}")
+        return None
+    return claim
+
+
+def _check_article(session: Session, pmid: str, reasons: list[str]) -> Article | None:
+    text = pmid.strip()
+    if not text.isdigit():
+        reasons.append(f"PMID {text!r} is not a number")
+        return None
+    article = session.get(Article, int(text))
+    if article is None:
+        reasons.append(f"unknown PMID {text}: not in the database; harvest or import it first")
+    return article

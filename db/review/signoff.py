@@ -1,0 +1,271 @@
+"""Editor sign-off of claims, "evidence changed since sign-off", and the editor's work queue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from db.clock import utcnow
+from db.errors import InvalidInputError
+from db.models import Assessment, Claim, ClaimProposal, SignOff, User
+from db.review.audit import record_event
+from db.review.claims import list_claims
+from db.review.pairs import claim_evidence, listed_evidence, open_conflicts, pair_statuses
+from db.review.roles import Action, require
+from db.review.verdicts import (
+    ClaimVerdictResult,
+    DesignScope,
+    Sensitivity,
+    derive_claim_verdict,
+    evidence_fingerprint,
+    evidence_snapshot,
+)
+from db.vocab import AuditAction, ClaimStatus, PairState, ProposalStatus, SignOffDecision
+
+
+def claim_verdict(
+    session: Session, claim: Claim, scope: DesignScope = DesignScope.GRADED
+) -> ClaimVerdictResult:
+    """The claim's derived verdict from its current evidence (see db.review.verdicts.derive_claim_verdict)."""
+    evidence, screened_out = listed_evidence(session, claim)
+    return derive_claim_verdict(evidence, scope, screened_out=screened_out)
+
+
+def claim_sensitivity(session: Session, claim: Claim) -> Sensitivity:
+    evidence, screened_out = listed_evidence(session, claim)
+    return Sensitivity(
+        *(
+            derive_claim_verdict(evidence, scope, screened_out=screened_out)
+            for scope in (DesignScope.GRADED, DesignScope.HIGH_CERTAINTY, DesignScope.ALL_DESIGNS)
+        )
+    )
+
+
+def sign_off(
+    session: Session, actor: User, claim: Claim, decision: SignOffDecision | str, rationale: str
+) -> SignOff:
+    """An editor's decision on a claim, with a snapshot of the evidence it rests on.
+
+    "OK to publish" is refused while reviewers' disagreements on the claim are unresolved:
+    the verdict would rest on pairs that have none.
+    """
+    require(actor, Action.SIGN_OFF)
+    decision = _parse_decision(decision)
+    if not rationale.strip():
+        raise InvalidInputError(
+            f"A sign-off of claim {claim.key!r} needs a rationale; say why in a sentence."
+        )
+    if ClaimStatus(claim.status) is not ClaimStatus.ACTIVE:
+        raise InvalidInputError(
+            f"Claim {claim.key!r} is {ClaimStatus(claim.status).value}; only active claims are signed off."
+        )
+    evidence = claim_evidence(session, claim)
+    if decision is SignOffDecision.OK_TO_PUBLISH:
+        pending = [e.pmid for e in evidence if e.verdict is None]
+        if pending:
+            raise InvalidInputError(
+                f"Claim {claim.key!r} has unresolved conflicts on PMID {', '.join(map(str, pending))}; "
+                "resolve them before signing it off as ok to publish."
+            )
+    result = derive_claim_verdict(evidence)
+    assert claim.id is not None and actor.id is not None
+    signoff = SignOff(
+        claim_id=claim.id,
+        decision=decision,
+        rationale=rationale.strip(),
+        signed_by_id=actor.id,
+        verdict=result.verdict,
+        strength=result.strength,
+        evidence_fingerprint=evidence_fingerprint(evidence),
+        evidence=evidence_snapshot(evidence),
+    )
+    session.add(signoff)
+    session.flush()
+    record_event(
+        session,
+        actor,
+        AuditAction.CLAIM_SIGNED_OFF,
+        signoff,
+        after={"decision": decision, "verdict": result.verdict, "strength": result.strength},
+        reason=rationale.strip(),
+        claim_id=claim.id,
+    )
+    return signoff
+
+
+def _parse_decision(value: SignOffDecision | str) -> SignOffDecision:
+    if isinstance(value, SignOffDecision):
+        return value
+    try:
+        return SignOffDecision(value.strip().lower().replace("-", "_").replace(" ", "_"))
+    except ValueError:
+        known = ", ".join(d.value.replace("_", "-") for d in SignOffDecision)
+        raise InvalidInputError(f"Unknown sign-off decision {value!r}; use one of {known}.") from None
+
+
+def latest_signoff(session: Session, claim_id: int) -> SignOff | None:
+    query = select(SignOff).where(SignOff.claim_id == claim_id).order_by(SignOff.id.desc()).limit(1)
+    return session.scalars(query).first()
+
+
+@dataclass(frozen=True)
+class SignOffState:
+    signoff: SignOff | None
+    signed_by: str | None
+    evidence_changed: bool
+    changes: list[str] = field(default_factory=list)  # in words: "PMID 123 newly tagged: supported"
+
+
+def signoff_state(session: Session, claim: Claim) -> SignOffState:
+    """The claim's latest sign-off and whether its evidence moved on since.
+
+    Computed from the current evidence every time, so it is right whether or not the harvester
+    called flag_changed_evidence.
+    """
+    assert claim.id is not None
+    signoff = latest_signoff(session, claim.id)
+    if signoff is None:
+        return SignOffState(None, None, False)
+    signer = session.get(User, signoff.signed_by_id)
+    evidence = claim_evidence(session, claim)
+    if evidence_fingerprint(evidence) == signoff.evidence_fingerprint:
+        return SignOffState(signoff, signer.name if signer else None, False)
+    changes = describe_changes(signoff.evidence, evidence_snapshot(evidence))
+    return SignOffState(signoff, signer.name if signer else None, True, changes)
+
+
+def describe_changes(before: list[dict[str, object]], after: list[dict[str, object]]) -> list[str]:
+    """What differs between two evidence snapshots, one line per study."""
+    old = {int(str(row["pmid"])): row for row in before}
+    new = {int(str(row["pmid"])): row for row in after}
+    lines = []
+    for pmid in sorted(old.keys() | new.keys()):
+        was, now = old.get(pmid), new.get(pmid)
+        if was is None and now is not None:
+            lines.append(f"PMID {pmid} newly tagged: {now['verdict']}")
+        elif now is None:
+            lines.append(f"PMID {pmid} no longer counted")
+        elif was != now:
+            fields = [
+                f"{name} {was[name] or 'none'} -> {now[name] or 'none'}"
+                for name in ("verdict", "design", "retraction_status")
+                if was[name] != now[name]
+            ]
+            lines.append(f"PMID {pmid}: {', '.join(fields)}")
+    return lines
+
+
+def flag_changed_evidence(session: Session, pmids: Iterable[int]) -> list[str]:
+    """After a harvest: keys of signed-off claims relying on these PMIDs whose evidence changed.
+
+    Writes one audit event per sign-off the first time its change is noticed. The editor queue
+    does not depend on this call (it recomputes), so a missed call loses only the audit line.
+    """
+    wanted = {int(p) for p in pmids}
+    if not wanted:
+        return []
+    claim_ids = set(session.scalars(select(Assessment.claim_id).where(Assessment.pmid.in_(wanted))))
+    flagged = []
+    for claim_id in sorted(claim_ids):
+        claim = session.get(Claim, claim_id)
+        assert claim is not None
+        state = signoff_state(session, claim)
+        if not state.evidence_changed or state.signoff is None:
+            continue
+        flagged.append(claim.key)
+        if state.signoff.change_noted_at is None:
+            state.signoff.change_noted_at = utcnow()
+            session.add(state.signoff)
+            record_event(
+                session,
+                None,
+                AuditAction.EVIDENCE_CHANGED,
+                state.signoff,
+                after={"changes": state.changes},
+                claim_id=claim.id,
+                source="harvest",
+            )
+    return flagged
+
+
+# --- the editor's queue ----------------------------------------------------------------------------
+
+
+class QueueKind(StrEnum):
+    CONFLICT = "conflict"  # reviewers disagree on a study
+    EVIDENCE_CHANGED = "evidence_changed"  # signed off, but the evidence moved on since
+    AWAITING_SIGNOFF = "awaiting_signoff"  # judged studies, no sign-off yet
+    PROPOSALS = "proposals"  # claim proposals of a document wait for accept / reject
+
+
+_PRIORITY = {
+    QueueKind.CONFLICT: 0,
+    QueueKind.EVIDENCE_CHANGED: 1,
+    QueueKind.AWAITING_SIGNOFF: 2,
+    QueueKind.PROPOSALS: 3,
+}
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    kind: QueueKind
+    claim_key: str | None
+    pmid: int | None
+    summary: str
+    since: datetime | None = None
+
+
+def editor_queue(session: Session, actor: User) -> list[QueueItem]:
+    """What needs an editor, most urgent first: conflicts, changed evidence, claims to sign off, proposals."""
+    require(actor, Action.SIGN_OFF)
+    items = [
+        QueueItem(
+            QueueKind.CONFLICT,
+            c.claim_key,
+            c.pmid,
+            f"{'Reopened: ' if c.reopened else ''}reviewers disagree on PMID {c.pmid} for {c.claim_key!r}: "
+            + ", ".join(f"{name} {verdict.value}" for name, verdict in sorted(c.votes.items())),
+        )
+        for c in open_conflicts(session, actor)
+    ]
+    for claim in list_claims(session):
+        assert claim.id is not None
+        state = signoff_state(session, claim)
+        if state.evidence_changed and state.signoff is not None:
+            items.append(
+                QueueItem(
+                    QueueKind.EVIDENCE_CHANGED,
+                    claim.key,
+                    None,
+                    f"Evidence changed since sign-off of {claim.key!r}: " + "; ".join(state.changes),
+                    state.signoff.signed_at,
+                )
+            )
+        elif state.signoff is None:
+            judged = [s for s in pair_statuses(session, claim.id) if s.state is not PairState.CONFLICT]
+            if judged:
+                items.append(
+                    QueueItem(
+                        QueueKind.AWAITING_SIGNOFF,
+                        claim.key,
+                        None,
+                        f"{claim.key!r} has {len(judged)} judged stud{'y' if len(judged) == 1 else 'ies'} "
+                        "and no sign-off",
+                    )
+                )
+    pending = session.scalars(select(ClaimProposal).where(ClaimProposal.status == ProposalStatus.PENDING))
+    per_document: dict[int, int] = {}
+    for proposal in pending:
+        per_document[proposal.document_id] = per_document.get(proposal.document_id, 0) + 1
+    for document_id, n in sorted(per_document.items()):
+        items.append(
+            QueueItem(
+                QueueKind.PROPOSALS, None, None, f"{n} claim proposals of document {document_id} to review"
+            )
+        )
+    return sorted(items, key=lambda item: _PRIORITY[item.kind])
