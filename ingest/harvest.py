@@ -18,6 +18,7 @@ from db.models import HarvestRun
 from db.ops.locks import job_lock
 from db.settings import Settings
 from db.vocab import RunStatus
+from ingest.batch_sizes import DEFAULT_BATCH_SIZE
 from ingest.date_windows import DateWindow, ncbi_day, plan_windows
 from ingest.eutils import ConfigurationError, EutilsClient, EutilsError, HistoryExpiredError, SearchResult
 from ingest.records import DeletedCitation, PubmedRecord
@@ -58,7 +59,6 @@ _CONDITIONS = (
 )
 DEFAULT_QUERY = f"({' OR '.join(_DRUGS)}) AND ({' OR '.join(_CONDITIONS)})"
 
-DEFAULT_BATCH_SIZE = 500
 MAX_BATCH_SIZE = 10_000  # the most efetch returns in one answer
 MAX_RESEARCHES = 3  # fresh searches per window when the history server drops one
 # PubMed's esearch cannot page past the first 9,999 results of a search (history included).

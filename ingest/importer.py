@@ -28,6 +28,7 @@ from db.errors import DatabaseError
 from db.models import HarvestRun
 from db.ops.locks import job_lock
 from db.vocab import RunStatus
+from ingest.batch_sizes import DEFAULT_IMPORT_BATCH
 from ingest.medline_text import iter_medline_text, looks_like_medline
 from ingest.pubmed_xml import (
     PubmedFormatError,
@@ -42,7 +43,6 @@ from ingest.store import StoredItem, store_batch, to_stored_items
 
 log = logging.getLogger(__name__)
 
-DEFAULT_IMPORT_BATCH = 500  # records per commit; 1,000 held peak memory above 200 MB with workers
 PARALLEL_FROM_BYTES = 4 << 20  # below this, starting worker processes costs more than it saves
 BLOCK_BYTES = 1 << 20  # what one worker task parses: about 150 records of a baseline file
 # Workers run at the lowest priority: the storing process sets the pace, and competing with it

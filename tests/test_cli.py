@@ -8,11 +8,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 
-from ingest.cli import main
+from ingest.cli import cli, main
+from ingest.cli.output import output
 from tests.conftest import TEST_DATA
 
 SAMPLE = TEST_DATA / "pubmed_ketamine_sample.xml"
@@ -145,3 +148,54 @@ def test_bad_database_url_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "not a url")
     code, _, err = run_cli("info")
     assert code == 1 and "is not a database URL" in err
+
+
+def test_help_and_usage_errors_do_not_load_the_database_layer() -> None:
+    code = (
+        "import sys\n"
+        "from ingest.cli import main\n"
+        "assert main(['--help']) == 0 and main(['harvest', '--max', '0']) == 2\n"
+        "heavy = {'db.engine', 'sqlalchemy', 'sqlmodel', 'numpy', 'alembic', 'streamlit', 'requests'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    def walk(command: click.Command, path: str) -> Iterator[tuple[str, click.Command]]:
+        yield path, command
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                yield from walk(sub, f"{path} {name}")
+
+    for path, command in walk(cli, "ketamine-evidence"):
+        assert command.help, path
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help, f"{path} {param.opts}"
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_partial_one(tmp_path: Path) -> None:
+    target = tmp_path / "claims.jsonl"
+    target.write_text("before\n")
+
+    with pytest.raises(RuntimeError), output(target) as out:
+        out.write("half of it")
+        raise RuntimeError("the export failed")
+
+    assert target.read_text() == "before\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["claims.jsonl"]
+
+
+def test_options_on_a_shared_shell_fall_back_on_the_environment(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["users", "add", "ada", "--role", "admin"]) == 0
+    monkeypatch.setenv("KETAMINE_EVIDENCE_USER", "ada")
+    assert main(["users", "add", "eve", "--role", "editor"]) == 0
+    assert main(["queue", "--as", "eve"]) == 0
+    assert "Nothing waits for an editor." in capsys.readouterr().out
+    code, _, err = run_cli("users", "add", "rita", "--role", "boss")
+    assert code == 2 and err.startswith("error: Invalid value for '--role'") and err.count("\n") == 1

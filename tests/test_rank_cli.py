@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
+import click
 import pytest
 
 from db.engine import open_session
 from db.ranking.model import clear_corpus_cache
 from db.review.sources import ensure_seed_content
 from db.vocab import Role
-from ingest.cli import build_parser, main
+from ingest.cli import cli, main
 from tests.review_builders import add_article, add_user
 
 
@@ -87,9 +88,7 @@ def test_claim_terms_are_shown_and_set_by_an_editor(seeded: str, capsys: pytest.
 
 
 def test_every_rank_option_has_help() -> None:
-    parser = build_parser()
-    subparsers = next(a for a in parser._actions if a.dest == "command")
     for name in ("rank", "claim-terms", "embed"):
-        command = subparsers.choices[name]  # type: ignore[attr-defined]
-        assert command.description
-        assert all(action.help for action in command._actions if action.dest != "help")
+        command = cli.commands[name]
+        assert command.help
+        assert all(param.help for param in command.params if isinstance(param, click.Option))

@@ -13,7 +13,8 @@ from db.corpus.articles import upsert_articles
 from db.engine import engine_for
 from db.models import Article
 from db.review.signoff import flag_changed_evidence
-from ingest.review_cli import main, read_assessment_csv
+from ingest.assessment_csv import read_assessment_csv
+from ingest.cli import main
 from tests.conftest import shared_file
 from tests.review_builders import load_recorded_articles
 

@@ -17,9 +17,9 @@ from sqlalchemy import select
 from db.engine import open_session
 from db.models import Article, HarvestRun
 from db.ops.locks import job_lock
-from ingest import ops_cli
+from ingest import schedule
 from ingest.cli import main
-from ingest.ops_cli import next_daily_run, run_daily
+from ingest.schedule import next_daily_run, run_daily
 from tests.conftest import PROJECT_ROOT
 from tests.eutils_server import FakeEutils, cleared, make_records, running_server
 
@@ -62,7 +62,7 @@ def test_runs_happen_daily_at_the_time_and_a_failed_run_does_not_stop_the_loop(
         assert run_daily(job, time(3, 0), clock=fake.clock, sleep=fake.sleep, max_runs=3) == 0
 
     assert started == [datetime(2026, 3, d, 3, 0, tzinfo=UTC) for d in (11, 12, 13)]
-    assert max(fake.naps) <= ops_cli.MAX_NAP_SECONDS  # short naps: the clock is read again often
+    assert max(fake.naps) <= schedule.MAX_NAP_SECONDS  # short naps: the clock is read again often
     messages = [record.getMessage() for record in caplog.records]
     assert (
         "Harvest 1 failed: Cannot reach the database X (connection refused); check that it is running.; the next one goes ahead as planned."
@@ -115,8 +115,8 @@ def test_scheduled_harvests_survive_a_busy_lock_and_a_bad_setting_then_harvest(
         elif naps["count"] == 4:
             raise KeyboardInterrupt  # the operator stops the loop before run 4
 
-    monkeypatch.setattr(ops_cli, "_local_now", fake.clock)
-    monkeypatch.setattr(ops_cli.time_module, "sleep", sleep)
+    monkeypatch.setattr(schedule, "local_now", fake.clock)
+    monkeypatch.setattr(schedule, "pause", sleep)
 
     status = main(["harvest", "--schedule", "daily", "--at", "03:00", "--query", "ketamine AND depression"])
 

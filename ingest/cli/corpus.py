@@ -1,0 +1,251 @@
+"""The literature: init-db, harvest (once or daily), import, export articles, runs, info, dashboard."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import date, time
+from pathlib import Path
+
+import click
+
+from ingest import schedule
+from ingest.batch_sizes import DEFAULT_BATCH_SIZE, DEFAULT_IMPORT_BATCH
+from ingest.cli.errors import explain
+from ingest.cli.options import CLOCK_TIME, DAY, POSITIVE, format_option, output_option
+from ingest.cli.output import output, say, warn
+from ingest.cli.session import database_session, database_url, display_url
+
+APP = Path(__file__).resolve().parents[2] / "app.py"
+
+
+@click.command(
+    "init-db",
+    short_help="Create the tables and load the seed article (safe to repeat).",
+    help="Create the tables and load the seed article (safe to repeat; every command does it too).",
+)
+def init_db_command() -> int:
+    from db.review.sources import ensure_seed_content
+
+    with database_session() as session:
+        document = ensure_seed_content(session)  # the article under review, on first start
+        session.commit()
+    say(f"Database ready: {display_url(database_url())} (article under review: {document.title!r})")
+    return 0
+
+
+@click.command(
+    "harvest",
+    short_help="Fetch new and revised PubMed records into the database.",
+    help="Search PubMed through NCBI E-utilities and store every matching record. A repeated harvest of "
+    "the same query asks only for records added or revised since the last successful run (less a day of "
+    "overlap).",
+)
+@click.option("--query", help="PubMed query (default: the documented ketamine/depression query)")
+@click.option("--since", type=DAY, help="only records added or revised on or after this date (YYYY-MM-DD)")
+@click.option(
+    "--full", is_flag=True, help="ask for every matching record, not only what changed since the last run"
+)
+@click.option("--max", "max_records", type=POSITIVE, help="stop after this many records")
+@click.option(
+    "--batch-size",
+    type=POSITIVE,
+    default=DEFAULT_BATCH_SIZE,
+    help=f"records per efetch request and per commit (default {DEFAULT_BATCH_SIZE})",
+)
+@click.option(
+    "--schedule",
+    "every",
+    type=click.Choice(["daily"]),
+    help="keep running in the foreground and harvest incrementally every day (see --at); "
+    "a failed run is logged and the next day's run goes ahead",
+)
+@click.option(
+    "--at",
+    type=CLOCK_TIME,
+    default=schedule.DEFAULT_AT,
+    metavar="HH:MM",
+    help=f"with --schedule: the local time of day to harvest (default {schedule.DEFAULT_AT:%H:%M}; "
+    "NCBI asks for large jobs at night or at weekends, US Eastern time)",
+)
+def harvest_command(
+    query: str | None,
+    since: date | None,
+    full: bool,
+    max_records: int | None,
+    batch_size: int,
+    every: str | None,
+    at: time,
+) -> int:
+    def once() -> None:
+        _harvest_once(query, since, full, max_records, batch_size)
+
+    if every is None:
+        once()
+        return 0
+    if since is not None:
+        raise click.ClickException(
+            "--since with --schedule would fetch the same days every time; leave it out (each run asks "
+            "for what changed since the last successful one)."
+        )
+    schedule.log_to_stderr()
+    return schedule.run_daily(lambda: _explained(once), at)
+
+
+def _harvest_once(
+    query: str | None, since: date | None, full: bool, max_records: int | None, batch_size: int
+) -> None:
+    from db.settings import load_settings
+    from ingest.harvest import DEFAULT_QUERY, harvest
+    from ingest.progress import ProgressBar
+
+    bar = ProgressBar("harvest")
+    try:
+        run = harvest(
+            load_settings(),
+            query=DEFAULT_QUERY if query is None else query,
+            since=since,
+            full=full,
+            max_records=max_records,
+            batch_size=batch_size,
+            progress=bar,
+        )
+    finally:
+        bar.close()
+    since_text = f" since {run.since.isoformat()}" if run.since else ""
+    say(
+        f"Harvest {run.id} {run.status}{since_text}: {run.count or 0:,} matching, {run.records_new:,} new, "
+        f"{run.records_updated:,} updated, {run.records_unchanged:,} unchanged, {run.records_deleted:,} deleted, "
+        f"{run.records_failed:,} missing from NCBI's answers; {run.requests_made:,} requests to E-utilities."
+    )
+
+
+def _explained(job: Callable[[], None]) -> None:
+    # The scheduler logs the first line of a failure: give it the line the command line would print.
+    try:
+        job()
+    except Exception as exc:
+        report = explain(exc)
+        if report is None:
+            raise
+        raise RuntimeError(report.text.removeprefix("error: ")) from exc
+
+
+@click.command(
+    "import",
+    short_help="Import PubMed XML (.xml, .xml.gz) or MEDLINE text (.nbib, .txt) files.",
+    help="Import PubMed files (PubMed XML, .xml.gz, .nbib or MEDLINE .txt); the format is recognised from "
+    "the content. Each batch is one transaction.",
+)
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="FILE...")
+@click.option(
+    "--batch-size",
+    type=POSITIVE,
+    default=DEFAULT_IMPORT_BATCH,
+    help=f"records per commit (default {DEFAULT_IMPORT_BATCH})",
+)
+def import_command(files: tuple[Path, ...], batch_size: int) -> int:
+    from ingest.importer import import_file
+    from ingest.progress import ProgressBar
+
+    url = database_url()
+    for path in files:
+        bar = ProgressBar(f"import {path.name}")
+        try:
+            run = import_file(url, path, batch_size=batch_size, progress=bar)
+        finally:
+            bar.close()
+        say(
+            f"{path}: {run.count or 0:,} records, {run.records_new:,} new, {run.records_updated:,} updated, "
+            f"{run.records_unchanged:,} unchanged, {run.records_deleted:,} deleted (run {run.id})."
+        )
+    return 0
+
+
+@click.command(
+    "articles",
+    short_help="One row per article (jsonl or csv).",
+    help="One row per article: pmid, title, abstract, journal, year, doi, pmcid, publication_types, "
+    "mesh_terms, retracted, ...",
+)
+@format_option("jsonl or csv (default jsonl)")
+@output_option()
+def export_articles(fmt: str | None, output_path: Path | None) -> int:
+    from db.exports.articles import EXPORT_FORMATS, write_articles
+
+    fmt = fmt or "jsonl"
+    if fmt not in EXPORT_FORMATS:
+        raise click.ClickException(
+            f"Articles export as {' or '.join(EXPORT_FORMATS)}, not {fmt!r}; pass --format jsonl or --format csv."
+        )
+    with database_session() as session, output(output_path) as out:
+        count = write_articles(session, out, fmt)
+    if output_path:
+        warn(f"Wrote {count:,} articles to {output_path}")
+    return 0
+
+
+@click.command("runs", help="List recent harvests and imports with their outcome.")
+@click.option("--limit", type=POSITIVE, default=20, help="how many runs to show (default 20)")
+def runs_command(limit: int) -> int:
+    from db.corpus.runs import recent_runs
+
+    with database_session() as session:
+        runs = recent_runs(session, limit)
+    if not runs:
+        say("No harvests or imports yet; run `ketamine-evidence harvest` or `ketamine-evidence import FILE`.")
+        return 0
+    for run in runs:
+        started = run["started_at"].strftime("%Y-%m-%d %H:%M")
+        error = f"  error: {run['error']}" if run["error"] else ""
+        say(
+            f"#{run['id']:<4} {run['kind']:<7} {run['status']:<11} {started}  "
+            f"new {run['records_new']:,} upd {run['records_updated']:,} same {run['records_unchanged']:,} "
+            f"req {run['requests_made']:,}  {run['query'][:60]}{error}"
+        )
+    return 0
+
+
+@click.command("info", help="Show which database is used and what it holds.")
+def info_command() -> int:
+    from db.corpus.articles import corpus_summary
+    from db.settings import load_settings
+
+    settings = load_settings()
+    with database_session() as session:
+        summary = corpus_summary(session)
+    years = f"{summary.oldest_year}-{summary.newest_year}" if summary.newest_year else "none"
+    say(f"Database: {display_url(settings.database_url)}")
+    say(
+        f"Articles: {summary.articles:,} ({summary.with_abstract:,} with abstract, {summary.retracted:,} retracted or under concern; years {years})"
+    )
+    say(
+        f"E-utilities: {settings.eutils_base_url} as {settings.ncbi_email or '(NCBI_EMAIL not set)'}{' with API key' if settings.ncbi_api_key else ''}"
+    )
+    return 0
+
+
+@click.command("dashboard", help="Start the Streamlit dashboard.")
+@click.option("--port", type=POSITIVE, default=8501, help="port to serve on (default 8501)")
+def dashboard_command(port: int) -> int:
+    from db.engine import init_db
+
+    if not APP.exists():
+        raise click.ClickException(
+            f"The dashboard's app.py is not beside the package ({APP}); run `streamlit run app.py` from a clone of the project."
+        )
+    init_db(database_url())
+    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port)]
+    return subprocess.call([*command, "--server.headless", "true"])
+
+
+COMMANDS = [
+    init_db_command,
+    harvest_command,
+    import_command,
+    runs_command,
+    info_command,
+    dashboard_command,
+]
+EXPORTS = [export_articles]

@@ -1,0 +1,257 @@
+"""The review workflow: users, claims, import-assessments, conflicts, resolve, signoff, queue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from db.vocab import Role, SignOffDecision
+from ingest.cli.options import actor_option
+from ingest.cli.output import say
+from ingest.cli.session import acting_user, database_session
+
+ROLES = click.Choice([role.value for role in Role])
+
+
+@click.command(
+    "import-assessments",
+    short_help="Import reviewers' assessments from a CSV, all or nothing.",
+    help="Import reviewers' assessments from FILE.csv (UTF-8, header row). Columns: reviewer, claim_key, "
+    "pmid, verdict, quote, note, design (optional). Every bad row is reported with its line number; "
+    "nothing is written if any row is bad.",
+)
+@click.argument("file", metavar="FILE.csv", type=click.Path(path_type=Path))
+@actor_option("the user importing: an editor for a team's file, or the reviewer of every row")
+@click.option(
+    "--create-reviewers",
+    is_flag=True,
+    help="add unknown reviewers as users with the reviewer role (needs an admin)",
+)
+@click.option("--dry-run", is_flag=True, help="check and count, write nothing")
+def import_assessments_command(file: Path, actor: str | None, create_reviewers: bool, dry_run: bool) -> int:
+    from db.review.assessments import import_assessments
+    from ingest.assessment_csv import read_assessment_csv
+
+    rows = read_assessment_csv(file)
+    with database_session(seed=True) as session:
+        outcome = import_assessments(
+            session,
+            acting_user(session, actor),
+            rows,
+            source=file.name,
+            create_reviewers=create_reviewers,
+        )
+        if dry_run:
+            session.rollback()
+        else:
+            session.commit()
+    verb = "Would import" if dry_run else "Imported"
+    created = f"; new reviewers: {', '.join(outcome.reviewers_created)}" if outcome.reviewers_created else ""
+    say(
+        f"{verb} {len(rows)} row(s) from {file.name}: {outcome.created} new, {outcome.updated} changed, "
+        f"{outcome.unchanged} unchanged{created}."
+    )
+    return 0
+
+
+# --- users -----------------------------------------------------------------------------------------
+
+
+@click.group("users", help="Manage users and their roles.")
+def users() -> None:
+    pass
+
+
+@users.command(
+    "add",
+    short_help="Add a user (the first one must be an admin and needs no --as).",
+    help="Add the user NAME, spelt as reviewers' CSV rows spell it. The first user must be an admin and "
+    "needs no --as.",
+)
+@click.argument("name")
+@click.option("--role", required=True, type=ROLES, help="what the user may do")
+@actor_option("the admin adding the user; the first user needs none")
+def users_add(name: str, role: str, actor: str | None) -> int:
+    from db.review.roles import add_user
+
+    with database_session(seed=True) as session:
+        user = add_user(session, acting_user(session, actor) if actor else None, name, Role(role))
+        session.commit()
+        say(f"Added {user.name} as {Role(user.role).value}.")
+    return 0
+
+
+@users.command("list", help="List users and roles.")
+def users_list() -> int:
+    from db.review.roles import list_users
+
+    with database_session(seed=True) as session:
+        for user in list_users(session):
+            state = "" if user.active else " (deactivated)"
+            say(f"{user.name}\t{Role(user.role).value}{state}")
+    return 0
+
+
+@users.command("set-role", help="Change the role of the user NAME.")
+@click.argument("name")
+@click.option("--role", required=True, type=ROLES, help="the new role")
+@click.option("--reason", help="why, for the audit trail")
+@actor_option("the admin changing the role")
+def users_set_role(name: str, role: str, reason: str | None, actor: str | None) -> int:
+    from db.review.roles import set_role
+
+    with database_session(seed=True) as session:
+        user = set_role(session, acting_user(session, actor), name, Role(role), reason)
+        session.commit()
+        say(f"{user.name} is now {Role(user.role).value}.")
+    return 0
+
+
+@users.command("deactivate", help="Stop the user NAME from acting; their work stays attributed.")
+@click.argument("name")
+@click.option("--reason", help="why, for the audit trail")
+@actor_option("the admin deactivating the user")
+def users_deactivate(name: str, reason: str | None, actor: str | None) -> int:
+    from db.review.roles import deactivate_user
+
+    with database_session(seed=True) as session:
+        user = deactivate_user(session, acting_user(session, actor), name, reason)
+        session.commit()
+        say(f"Deactivated {user.name}.")
+    return 0
+
+
+# --- claims ----------------------------------------------------------------------------------------
+
+
+@click.group("claims", help="List or retire claims.")
+def claims() -> None:
+    pass
+
+
+@claims.command("list", help="List claim keys and statements.")
+@click.option("--all", "include_retired", is_flag=True, help="include retired and merged claims")
+def claims_list(include_retired: bool) -> int:
+    from db.review.claims import list_claims
+
+    with database_session(seed=True) as session:
+        for claim in list_claims(session, include_retired=include_retired):
+            say(f"{claim.key}\t{claim.status}\t{claim.statement}")
+    return 0
+
+
+@claims.command("retire", help="Retire the claim KEY; its history stays.")
+@click.argument("key")
+@click.option("--reason", required=True, help="why the claim is retired")
+@actor_option("the editor retiring it")
+def claims_retire(key: str, reason: str, actor: str | None) -> int:
+    from db.review.claims import retire_claim
+
+    with database_session(seed=True) as session:
+        retire_claim(session, acting_user(session, actor), key, reason)
+        session.commit()
+        say(f"Retired claim {key}.")
+    return 0
+
+
+# --- the editor's work -----------------------------------------------------------------------------
+
+
+@click.command("conflicts", help="List pairs whose reviewers disagree (editors).")
+@click.option("--claim", "claim_key", metavar="KEY", help="only this claim")
+@actor_option("the editor asking")
+def conflicts_command(claim_key: str | None, actor: str | None) -> int:
+    from db.review.claims import get_claim
+    from db.review.pairs import open_conflicts
+
+    with database_session(seed=True) as session:
+        editor = acting_user(session, actor)
+        conflicts = open_conflicts(session, editor, get_claim(session, claim_key) if claim_key else None)
+        if not conflicts:
+            say("No open conflicts.")
+        for c in conflicts:
+            votes = ", ".join(f"{name}={verdict.value}" for name, verdict in sorted(c.votes.items()))
+            say(f"{c.claim_key}\t{c.pmid}\t{votes}\t{c.title}")
+    return 0
+
+
+@click.command(
+    "resolve",
+    short_help="Settle a conflict with a final verdict and a reason (editors).",
+    help="Settle the conflict on the study PMID for the claim CLAIM_KEY with a final verdict and a reason "
+    "(editors).",
+)
+@click.argument("claim_key")
+@click.argument("pmid", type=int)
+@click.option("--verdict", required=True, help="supported | mixed | unsupported | not_relevant")
+@click.option("--reason", required=True, help="why this verdict; kept beside the original votes")
+@actor_option("the editor resolving")
+def resolve_command(claim_key: str, pmid: int, verdict: str, reason: str, actor: str | None) -> int:
+    from db.review.claims import get_claim
+    from db.review.pairs import resolve_conflict
+
+    with database_session(seed=True) as session:
+        editor = acting_user(session, actor)
+        resolve_conflict(session, editor, get_claim(session, claim_key), pmid, verdict, reason)
+        session.commit()
+        say(f"PMID {pmid} is {verdict} for {claim_key}.")
+    return 0
+
+
+@click.command(
+    "signoff",
+    short_help="Sign a claim off with a decision and rationale (editors).",
+    help="Sign the claim CLAIM_KEY off with a decision and a rationale (editors).",
+)
+@click.argument("claim_key")
+@click.option(
+    "--decision",
+    required=True,
+    type=click.Choice([d.value.replace("_", "-") for d in SignOffDecision]),
+    help="ok-to-publish, revise-wording or remove-claim",
+)
+@click.option("--rationale", required=True, help="why, in a sentence or two")
+@actor_option("the editor signing off")
+def signoff_command(claim_key: str, decision: str, rationale: str, actor: str | None) -> int:
+    from db.review.claims import get_claim
+    from db.review.signoff import sign_off
+
+    with database_session(seed=True) as session:
+        editor = acting_user(session, actor)
+        signoff = sign_off(session, editor, get_claim(session, claim_key), decision, rationale)
+        session.commit()
+        say(
+            f"Signed off {claim_key}: {SignOffDecision(signoff.decision).value.replace('_', ' ')} "
+            f"(verdict {signoff.verdict}, {signoff.strength})."
+        )
+    return 0
+
+
+@click.command(
+    "queue",
+    short_help="What waits for an editor: conflicts, changed evidence, sign-offs.",
+    help="What waits for an editor: conflicts, changed evidence, sign-offs.",
+)
+@actor_option("the editor asking")
+def queue_command(actor: str | None) -> int:
+    from db.review.signoff import editor_queue
+
+    with database_session(seed=True) as session:
+        items = editor_queue(session, acting_user(session, actor))
+        if not items:
+            say("Nothing waits for an editor.")
+        for item in items:
+            say(f"{item.kind.value}\t{item.summary}")
+    return 0
+
+
+COMMANDS = [
+    import_assessments_command,
+    users,
+    claims,
+    conflicts_command,
+    resolve_command,
+    signoff_command,
+    queue_command,
+]
