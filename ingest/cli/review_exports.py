@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
 from ingest.cli.options import format_option, output_option
 from ingest.cli.output import output, warn
 from ingest.cli.session import database_session
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from db.exports.claims import ExportFormat
 
 DEFAULT_PUBLISHER = "Ketamine Evidence review team"
 
@@ -21,10 +28,9 @@ DEFAULT_PUBLISHER = "Ketamine Evidence review team"
 @format_option("jsonl, csv or markdown (default jsonl)")
 @output_option()
 def export_claims(fmt: str | None, output_path: Path | None) -> int:
-    from db.exports.claims import ExportFormat, claim_reports, parse_format, write_claims
+    from db.exports.claims import claim_reports, write_claims
 
-    formats = (ExportFormat.JSONL, ExportFormat.CSV, ExportFormat.MARKDOWN)
-    chosen = parse_format(fmt or "jsonl", formats, "claims")
+    chosen = _format(fmt, ("jsonl", "csv", "markdown"), "claims")
     with database_session(seed=True) as session:
         reports = claim_reports(session)
     with output(output_path) as out:
@@ -36,11 +42,9 @@ def export_claims(fmt: str | None, output_path: Path | None) -> int:
 @format_option("csv or jsonl (default csv)")
 @output_option()
 def export_assessments(fmt: str | None, output_path: Path | None) -> int:
-    from db.exports.claims import ExportFormat, parse_format, write_assessments
+    from db.exports.claims import write_assessments
 
-    chosen = parse_format(fmt or "csv", (ExportFormat.CSV, ExportFormat.JSONL), "assessments")
-    with database_session(seed=True) as session, output(output_path) as out:
-        write_assessments(session, chosen, out)
+    _write_from_session(write_assessments, _format(fmt, ("csv", "jsonl"), "assessments"), output_path)
     return 0
 
 
@@ -48,12 +52,24 @@ def export_assessments(fmt: str | None, output_path: Path | None) -> int:
 @format_option("jsonl or csv (default jsonl)")
 @output_option()
 def export_audit(fmt: str | None, output_path: Path | None) -> int:
-    from db.exports.claims import ExportFormat, parse_format, write_audit
+    from db.exports.claims import write_audit
 
-    chosen = parse_format(fmt or "jsonl", (ExportFormat.JSONL, ExportFormat.CSV), "the audit trail")
-    with database_session(seed=True) as session, output(output_path) as out:
-        write_audit(session, chosen, out)
+    _write_from_session(write_audit, _format(fmt, ("jsonl", "csv"), "the audit trail"), output_path)
     return 0
+
+
+def _format(fmt: str | None, allowed: tuple[str, ...], what: str) -> ExportFormat:
+    """`--format`, or the first of `allowed`; a format the kind does not take is an error (exit 1)."""
+    from db.exports.claims import ExportFormat, parse_format
+
+    return parse_format(fmt or allowed[0], tuple(ExportFormat(name) for name in allowed), what)
+
+
+def _write_from_session(
+    write: Callable[[Session, ExportFormat, TextIO], object], fmt: ExportFormat, output_path: Path | None
+) -> None:
+    with database_session(seed=True) as session, output(output_path) as out:
+        write(session, fmt, out)
 
 
 @click.command(
