@@ -116,8 +116,7 @@ def iter_file_records(
     with _open_counted(path, position) as stream:
         if _is_gzip(path):
             stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace")
-        yield from iter_medline_text(text, str(path))
+        yield from iter_medline_text(stream, str(path))  # bytes: decoded strictly, line by line
 
 
 def _is_gzip(path: Path) -> bool:
