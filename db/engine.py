@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session, create_engine
@@ -21,6 +21,8 @@ from db.corpus.fulltext import install_fulltext
 from db.errors import DatabaseError
 from db.review.audit_guard import install_audit_guard
 
+# The engines and drivers we ship and test; anything else would fail later with a raw import error.
+SUPPORTED_DRIVERS = frozenset({("sqlite", "pysqlite"), ("postgresql", "psycopg")})
 SQLITE_CACHE_KIB = 8 * 1024
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -35,7 +37,19 @@ def engine_for(url: str) -> Engine:
             f"DATABASE_URL {url!r} is not a database URL; use sqlite:///PATH or "
             "postgresql+psycopg://USER@HOST/DB."
         ) from exc
-    if parsed.get_backend_name() == "sqlite":
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if (backend, driver) not in SUPPORTED_DRIVERS:
+        where = parsed.render_as_string(hide_password=True)
+        if backend == "postgresql":
+            raise DatabaseError(
+                f"DATABASE_URL {where!r} asks for the {driver} driver, which is not installed; "
+                "write the URL as postgresql+psycopg://USER@HOST/DB."
+            )
+        raise DatabaseError(
+            f"DATABASE_URL {where!r} is a {backend} database, which Ketamine Evidence does not support; "
+            "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB."
+        )
+    if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
             path = Path(parsed.database).expanduser()
             try:
@@ -95,6 +109,23 @@ def init_db(url: str) -> Engine:
     except OperationalError as exc:
         raise DatabaseError(describe_operational_error(url, exc)) from exc
     return engine
+
+
+def write_lock(session: Session, key: int) -> None:
+    """Hold, until the session's transaction ends, the right to write what `key` names.
+
+    For a read-then-write that two processes may run at once (the first start's seed content):
+    PostgreSQL takes the advisory lock `key`; SQLite takes the database's write lock now, before the
+    read, since upgrading a read to a write later fails at once ("database is locked") if another
+    process wrote meanwhile.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    elif connection.dialect.name == "sqlite":
+        driver = connection.connection.driver_connection
+        if driver is not None and not driver.in_transaction:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 @contextmanager

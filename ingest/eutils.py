@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import requests
+import urllib3
 
 from db.settings import TOOL_NAME, Settings
 from ingest.pubmed_xml import PubmedFormatError, parse_efetch_response
@@ -32,6 +33,13 @@ RATE_WITH_KEY = 10.0
 POST_ABOVE_CHARS = 1800
 _HEAD_BYTES = 4096
 _MAX_DETAIL = 160
+# A whole answer must arrive within this many seconds: the socket timeout bounds only the wait for
+# each piece, so a server trickling a byte every few seconds would otherwise hold a harvest for ever.
+DEFAULT_ANSWER_DEADLINE = 300.0
+# The largest answer read (streamed, never held past this): 10,000 records, efetch's most, are about
+# 50 MB of XML; anything far larger is a broken or hostile server, not PubMed.
+DEFAULT_MAX_ANSWER_BYTES = 256 * 1024 * 1024
+_READ_CHUNK = 64 * 1024
 
 NCBI_EMAIL_MISSING = (
     "NCBI_EMAIL is not set. NCBI asks every E-utilities client for a contact address; "
@@ -67,6 +75,10 @@ class InvalidQueryError(EutilsError):
 class HistoryExpiredError(EutilsError):
     """The history server no longer holds the search (WebEnv sessions expire after hours of idling);
     retrying the same WebEnv will not help, searching again will."""
+
+
+class AnswerTooLargeError(EutilsError):
+    """An answer went past the size limit; retrying would only read it again."""
 
 
 class _Retryable(Exception):
@@ -152,8 +164,11 @@ class EutilsClient:
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
         timeout: float = 60.0,
+        answer_deadline: float = DEFAULT_ANSWER_DEADLINE,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
         session: requests.Session | None = None,
         rate_limiter: RateLimiter | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not email:
             raise ConfigurationError(NCBI_EMAIL_MISSING)
@@ -167,6 +182,9 @@ class EutilsClient:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.timeout = timeout
+        self.answer_deadline = answer_deadline
+        self.max_answer_bytes = max_answer_bytes
+        self.clock = clock
         self.session = session or requests.Session()
         self.rate_limiter = rate_limiter or process_rate_limiter()
         self.requests_made = 0
@@ -273,10 +291,13 @@ class EutilsClient:
         with self._count_lock:
             self.requests_made += 1
         try:
+            started = self.clock()
             if use_post:
-                response = self.session.post(url, data=params, timeout=self.timeout)
+                response = self.session.post(url, data=params, timeout=self.timeout, stream=True)
             else:
-                response = self.session.get(url, params=params, timeout=self.timeout)
+                response = self.session.get(url, params=params, timeout=self.timeout, stream=True)
+            with response:
+                body = self._read_body(response, endpoint, started)
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
             raise EutilsError(
                 f"EUTILS_BASE_URL {self.base_url!r} is not a usable URL ({_first_line(exc)}); "
@@ -290,7 +311,14 @@ class EutilsClient:
         except requests.Timeout as exc:
             raise _Retryable("timeout", f"did not answer within {self.timeout:g} s") from exc
         except requests.ConnectionError as exc:
-            raise _Retryable("connection", _connection_detail(exc)) from exc
+            detail = _connection_detail(exc)
+            if detail == "host name not found":
+                # DNS answers the same on a retry a few seconds later: say so now, not after minutes.
+                raise EutilsError(
+                    f"Cannot reach NCBI E-utilities at {self.base_url} (host name not found); "
+                    "check your network (are you offline?) or EUTILS_BASE_URL."
+                ) from exc
+            raise _Retryable("connection", detail) from exc
         except requests.RequestException as exc:  # broken chunked transfer, bad encoding, ...
             raise _Retryable("connection", f"broke off the answer ({_first_line(exc)})") from exc
         status = response.status_code
@@ -302,11 +330,29 @@ class EutilsClient:
             # 4xx other than 429 is about the request (wrong base URL, bad API key): retrying won't help.
             raise EutilsError(
                 f"NCBI E-utilities answered HTTP {status} for {endpoint} at {url}"
-                f"{_body_hint(response.content)}; check EUTILS_BASE_URL and NCBI_API_KEY."
+                f"{_body_hint(body)}; check EUTILS_BASE_URL and NCBI_API_KEY."
             )
         if "text/html" in response.headers.get("Content-Type", "").lower():
-            raise _Retryable("body", _html_summary(response.content))
-        return response.content
+            raise _Retryable("body", _html_summary(body))
+        return body
+
+    def _read_body(self, response: requests.Response, endpoint: str, started: float) -> bytes:
+        """The whole answer, streamed: within the answer deadline and the size limit, or a failure."""
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.max_answer_bytes:
+            raise AnswerTooLargeError(_too_large(endpoint, self.max_answer_bytes))
+        chunks: list[bytes] = []
+        size = 0
+        # read1 returns what one read of the socket gives: iter_content would wait for a whole chunk,
+        # which a trickling server never completes, and the deadline would never be looked at.
+        while chunk := _read_some(response):
+            size += len(chunk)
+            if size > self.max_answer_bytes:
+                raise AnswerTooLargeError(_too_large(endpoint, self.max_answer_bytes))
+            chunks.append(chunk)
+            if self.clock() - started > self.answer_deadline:
+                raise _Retryable("timeout", f"did not finish its answer within {self.answer_deadline:g} s")
+        return b"".join(chunks)
 
     def _give_up_message(self, endpoint: str, failures: list[_Retryable]) -> str:
         last = failures[-1]
@@ -335,6 +381,8 @@ def _read_search_result(data: bytes) -> SearchResult:
     if root.tag != "eSearchResult" or root.findtext("Count") is None:
         raise _Retryable("body", f"answered with <{root.tag}> XML instead of an esearch result")
     count = _int_text(root.findtext("Count"))
+    if count < 0:
+        raise _Retryable("body", f"answered with a negative Count ({count}) in an esearch result")
     errors = root.find("ErrorList")
     phrases = tuple(e.text or "" for e in errors.iterfind("PhraseNotFound")) if errors is not None else ()
     fields = tuple(e.text or "" for e in errors.iterfind("FieldNotFound")) if errors is not None else ()
@@ -467,6 +515,26 @@ def _int_text(text: str | None) -> int:
         raise _Retryable(
             "body", f"answered with a non-numeric value {text!r} where a number belongs"
         ) from exc
+
+
+def _read_some(response: requests.Response) -> bytes:
+    try:
+        return response.raw.read1(_READ_CHUNK, decode_content=True)
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.Timeout(str(exc)) from exc
+    except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError) as exc:
+        raise requests.exceptions.ChunkedEncodingError(str(exc)) from exc
+
+
+def _too_large(endpoint: str, limit: int) -> str:
+    return (
+        f"NCBI E-utilities sent a {endpoint} answer larger than the {_size(limit)} limit; "
+        "that is not a PubMed answer: check EUTILS_BASE_URL, or use a smaller --batch-size."
+    )
+
+
+def _size(limit: int) -> str:
+    return f"{limit // 1048576} MB" if limit % 1048576 == 0 else f"{limit:,} bytes"
 
 
 def _times(n: int) -> str:

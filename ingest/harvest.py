@@ -59,6 +59,9 @@ _CONDITIONS = (
 )
 DEFAULT_QUERY = f"({' OR '.join(_DRUGS)}) AND ({' OR '.join(_CONDITIONS)})"
 
+# A harvest that runs longer than this stops (keeping its committed batches) rather than hold the
+# harvest lock past the next night's run: the whole literature takes well under an hour at 3 requests/s.
+DEFAULT_TIME_LIMIT = 6 * 3600.0
 MAX_BATCH_SIZE = 10_000  # the most efetch returns in one answer
 MAX_RESEARCHES = 3  # fresh searches per window when the history server drops one
 # PubMed's esearch cannot page past the first 9,999 results of a search (history included).
@@ -87,6 +90,7 @@ def harvest(
     client: EutilsClient | None = None,
     max_per_window: int = ESEARCH_LIMIT,
     clock: Callable[[], datetime] = utcnow,
+    time_limit: float | None = DEFAULT_TIME_LIMIT,
 ) -> HarvestRun:
     """Search PubMed and store every matching record, one committed transaction per batch.
 
@@ -94,8 +98,10 @@ def harvest(
     revised since that run started, less a day of overlap; `full` asks for everything again. The run log records how it went;
     an E-utilities failure marks the run failed and is re-raised. `clock` (aware UTC) stamps the run
     and bounds the date windows; tests pass a fixed one so the windows never follow the calendar.
+    `time_limit` (seconds, on the client's monotonic clock) ends a harvest that runs too long as failed,
+    its committed batches kept; every single answer has its own deadline in the client.
     """
-    _check_options(query, max_records, batch_size, max_per_window)
+    _check_options(query, max_records, batch_size, max_per_window, time_limit)
     own_client = client is None
     if client is None:
         client = EutilsClient.from_settings(settings)  # ConfigurationError without NCBI_EMAIL
@@ -118,7 +124,7 @@ def harvest(
                 batch_size=batch_size,
                 progress=progress,
                 max_per_window=max_per_window,
-                check_lock=lock.check,
+                check_lock=_with_time_limit(lock.check, client, time_limit),
                 today=run.started_at.date(),
             )
             return run
@@ -129,7 +135,32 @@ def harvest(
             client.close()
 
 
-def _check_options(query: str, max_records: int | None, batch_size: int, max_per_window: int) -> None:
+def _with_time_limit(
+    check_lock: Callable[[], None], client: EutilsClient, time_limit: float | None
+) -> Callable[[], None]:
+    """The lock check before each batch, and the harvest's overall time limit with it."""
+    if time_limit is None:
+        return check_lock
+    deadline = client.clock() + time_limit
+
+    def check() -> None:
+        check_lock()
+        if client.clock() > deadline:
+            raise EutilsError(
+                f"The harvest ran past its time limit of {_duration(time_limit)}; the batches stored so "
+                "far are kept: rerun it to go on."
+            )
+
+    return check
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds:g} s"
+
+
+def _check_options(
+    query: str, max_records: int | None, batch_size: int, max_per_window: int, time_limit: float | None
+) -> None:
     if not query.strip():
         raise ValueError("The query is empty; give a PubMed query or leave it out to use the default.")
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
@@ -138,6 +169,8 @@ def _check_options(query: str, max_records: int | None, batch_size: int, max_per
         )
     if max_records is not None and max_records < 1:
         raise ValueError(f"The maximum number of records must be 1 or more, not {max_records}.")
+    if time_limit is not None and not time_limit > 0:
+        raise ValueError(f"The time limit must be more than 0 seconds, not {time_limit:g}.")
     if not 1 <= max_per_window <= ESEARCH_LIMIT:
         raise ValueError(f"max_per_window must be 1 to {ESEARCH_LIMIT:,}, not {max_per_window}.")
 

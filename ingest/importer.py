@@ -116,8 +116,7 @@ def iter_file_records(
     with _open_counted(path, position) as stream:
         if _is_gzip(path):
             stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace")
-        yield from iter_medline_text(text, str(path))
+        yield from iter_medline_text(stream, str(path))  # bytes: decoded strictly, line by line
 
 
 def _is_gzip(path: Path) -> bool:
@@ -245,8 +244,13 @@ def import_file(
     batch_size: int = DEFAULT_IMPORT_BATCH,
     progress: Progress | None = None,
     workers: int | None = None,
+    *,
+    allow_older: bool = False,
 ) -> HarvestRun:
     """Import one file, committing each batch as one transaction; returns the run's log entry.
+
+    A record older than the stored revision of its PMID is skipped (counted in `records_older`)
+    unless `allow_older`.
 
     A bad record stops the import: the batches before it stay committed, the failing batch is
     not written, and the run is logged as failed with the reason. `workers=0` parses in this
@@ -264,7 +268,7 @@ def import_file(
         done = 0
         try:
             for items in iter_item_batches(path, batch_size, position, workers):
-                store_batch(session, run, items)
+                store_batch(session, run, items, keep_newer=not allow_older)
                 done += len(items)
                 if progress:
                     # The total is estimated from the share of the file read so far.

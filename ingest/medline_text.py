@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import IO
@@ -11,9 +11,10 @@ from typing import IO
 from Bio import Medline
 
 from ingest.pubmed_xml import PubmedFormatError
-from ingest.records import AbstractSection, Author, MeshHeading, Notice, PubmedRecord
+from ingest.records import AbstractSection, Author, MeshHeading, Notice, PubmedRecord, checked_pmid
 
-_TAG_LINE = re.compile(r"^[A-Z][A-Z0-9]{1,3} {0,3}- ")
+# "TAG - value", padded to four characters; an empty field ("AB  -", as PMC writes them) has no value.
+_TAG_LINE = re.compile(r"^[A-Z][A-Z0-9]{1,3} {0,3}-( |$)")
 _AID = re.compile(r"^(\S+) \[(\w+)\]$")
 _YEAR = re.compile(r"\b(1[89]\d\d|2\d\d\d)\b")
 _NOTICE_PMID = re.compile(r"PMID:\s*(\d+)")
@@ -22,29 +23,54 @@ _NOTICE_TAGS = {"RIN": "RetractionIn", "EIN": "ErratumIn", "ECI": "ExpressionOfC
 
 
 def looks_like_medline(head: bytes) -> bool:
-    """True when the text starts (after blank lines) with a "PMID- " line."""
+    """True when the text starts (after blank lines) with a MEDLINE tag line: "PMID- " from PubMed,
+    "PMC - " from PubMed Central, whose records put the PMC line first."""
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    return text.startswith(b"PMID-")
+    first = text.split(b"\n", 1)[0].decode("ascii", "replace").rstrip("\r")
+    return bool(_TAG_LINE.match(first))
 
 
-def iter_medline_text(source: str | Path | IO[str], name: str | None = None) -> Iterator[PubmedRecord]:
-    """Yield one record per MEDLINE entry; a damaged entry raises PubmedFormatError naming its line."""
+def iter_medline_text(
+    source: str | Path | IO[bytes] | IO[str], name: str | None = None
+) -> Iterator[PubmedRecord]:
+    """Yield one record per MEDLINE entry; a damaged entry raises PubmedFormatError naming its line.
+
+    Bytes are read as UTF-8, strictly: a Latin-1 file is named with its line, never stored mangled.
+    """
     if isinstance(source, str | Path):
-        with open(source, encoding="utf-8-sig", errors="replace") as handle:
-            yield from _iter_records(handle, name or str(source))
-    else:
-        yield from _iter_records(source, name or getattr(source, "name", "<stream>"))
+        with open(source, "rb") as handle:
+            yield from _iter_records(_utf8_lines(handle, str(source)), name or str(source))
+        return
+    label = name or getattr(source, "name", "<stream>")
+    first = source.read(0)
+    lines = _utf8_lines(source, label) if isinstance(first, bytes) else source  # type: ignore[arg-type]
+    yield from _iter_records(lines, label)  # type: ignore[arg-type]
 
 
-def _iter_records(handle: IO[str], label: str) -> Iterator[PubmedRecord]:
-    starts: list[int] = []  # line number of each record's "PMID-" line, in order
+def _utf8_lines(handle: IO[bytes], label: str) -> Iterator[str]:
+    for number, raw in enumerate(handle, start=1):
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise PubmedFormatError(
+                f"{label}: line {number} is not UTF-8 text (byte 0x{raw[exc.start]:02x}); PubMed exports "
+                "UTF-8: export the file again, or convert it with `iconv -f latin1 -t utf-8`."
+            ) from None
+        yield line
+
+
+def _iter_records(handle: Iterable[str], label: str) -> Iterator[PubmedRecord]:
+    starts: list[int] = []  # line number of each record's first line, in order
     seen_content = False
 
     def numbered_lines() -> Iterator[str]:
         nonlocal seen_content
+        in_record = False
         for number, line in enumerate(handle, start=1):
-            if line.strip():
-                if not seen_content and not line.startswith("PMID-"):
+            if not line.strip():
+                in_record = False
+            else:
+                if not seen_content and not _TAG_LINE.match(line):
                     raise PubmedFormatError(
                         f"{label}: line {number}: expected a 'PMID- ' line; this is not MEDLINE/.nbib text "
                         "(export from PubMed with 'Save' -> format 'PubMed')."
@@ -52,11 +78,13 @@ def _iter_records(handle: IO[str], label: str) -> Iterator[PubmedRecord]:
                 if not line.startswith("      ") and not _TAG_LINE.match(line):
                     raise PubmedFormatError(
                         f"{label}: line {number}: {line.strip()[:40]!r} is neither a 'TAG - value' line nor a "
-                        "continuation; the file is damaged or not MEDLINE text."
+                        "continuation; the file is damaged or not MEDLINE text (export from PubMed with "
+                        "'Save' -> format 'PubMed')."
                     )
-                seen_content = True
-                if line.startswith("PMID-"):
+                if not in_record:
                     starts.append(number)
+                    in_record = True
+                seen_content = True
             yield line
 
     for index, entry in enumerate(Medline.parse(numbered_lines())):
@@ -67,16 +95,17 @@ def _iter_records(handle: IO[str], label: str) -> Iterator[PubmedRecord]:
 
 def _to_record(entry: dict[str, object], label: str, line: object) -> PubmedRecord:
     pmid_text = str(entry.get("PMID", "")).strip()
-    if not pmid_text.isdigit():
+    if not pmid_text:
         raise PubmedFormatError(
-            f"{label}: line {line}: PMID {pmid_text!r} is not a number; the entry is damaged."
+            f"{label}: line {line}: the record has no 'PMID- ' line; the entry is damaged."
         )
+    pmid = checked_pmid(pmid_text, f"{label}: line {line}")
     abstract = _joined(entry.get("AB"))
     dp = _joined(entry.get("DP"))
     year = _YEAR.search(dp)
     ids = _article_ids(entry)
     return PubmedRecord(
-        pmid=int(pmid_text),
+        pmid=pmid,
         title=_joined(entry.get("TI")) or _joined(entry.get("TT")),
         abstract_sections=(AbstractSection(text=abstract),) if abstract else (),
         journal=_joined(entry.get("JT")),

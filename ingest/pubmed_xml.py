@@ -19,12 +19,17 @@ from ingest.records import (
     DeletedCitation,
     MeshHeading,
     Notice,
+    PubmedFormatError,
     PubmedRecord,
+    checked_pmid,
 )
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _SNIFF_BYTES = 4096
 _CHUNK_BYTES = 1 << 16
+# The largest record read: PubMed's biggest (thousands of authors, long reference lists) are a few MB.
+# A record still open past this is damage (or a decompression bomb), named before memory runs out.
+MAX_RECORD_BYTES = 32 * 1024 * 1024
 _RECORD_SETS = {"PubmedArticleSet", "MedlineCitationSet"}
 _MONTHS = {
     m: i
@@ -48,10 +53,6 @@ _RECORD_ENDS = {
 }
 _COMMENT = re.compile(rb"<!--.*?-->", re.S)
 _DECLARATION = re.compile(rb"^\s*(<\?xml[^>]*\?>)")
-
-
-class PubmedFormatError(ValueError):
-    """The input is not (whole, well-formed) PubMed XML; the message names where and why."""
 
 
 def iter_pubmed_xml(
@@ -123,7 +124,7 @@ def _blocks(handle: IO[bytes], label: str, block_bytes: int) -> Iterator[RecordB
     prefix = declaration.group(1) if declaration else b""
     buffer, eof = head, False
     root = _ROOT_START.search(buffer)
-    while root is None and not eof:
+    while root is None and not eof and len(buffer) <= MAX_RECORD_BYTES:
         more = _read(handle, label)
         eof = not more
         buffer += more
@@ -158,6 +159,11 @@ def _blocks(handle: IO[bytes], label: str, block_bytes: int) -> Iterator[RecordB
             raise PubmedFormatError(
                 f"{label}: line {last_line}: the XML ends before the document does (truncated); "
                 "fetch or download it again."
+            )
+        if len(buffer) > MAX_RECORD_BYTES:  # no record ends in all of it: one record, too large
+            raise PubmedFormatError(
+                f"{label}: line {line}: a record runs past {MAX_RECORD_BYTES // (1024 * 1024)} MB without "
+                "ending, more than any PubMed record; the file is damaged or not PubMed XML."
             )
         wanted = max(wanted, len(buffer)) * 2  # no record ends in what is read so far: read on
 
@@ -359,10 +365,7 @@ def _child(elem: ET.Element, tag: str, label: str) -> ET.Element:
 
 
 def _pmid(elem: ET.Element | None, label: str) -> int:
-    text = (elem.text or "").strip() if elem is not None else ""
-    if not text.isdigit():
-        raise PubmedFormatError(f"{label}: PMID {text!r} is not a number; the record is damaged.")
-    return int(text)
+    return checked_pmid((elem.text or "").strip() if elem is not None else "", label)
 
 
 def _parse_citation(citation: ET.Element, pubmed_data: ET.Element | None, label: str) -> PubmedRecord:

@@ -14,6 +14,25 @@ RETRACTION_NOTICE_TYPES = frozenset({"Retraction of Publication"})
 CONCERN_TYPES = frozenset({"Expression of Concern"})
 # CommentsCorrections RefTypes that change how a study may be used, and what they mean.
 NOTICE_REF_TYPES = frozenset({"RetractionIn", "ExpressionOfConcernIn", "ErratumIn"})
+# PMIDs are PubMed's 1-8 digit accession numbers; three more digits leave room to grow and keep every
+# PMID far inside the 64-bit integer both databases store.
+MAX_PMID = 99_999_999_999
+
+
+class PubmedFormatError(ValueError):
+    """The input is not (whole, well-formed) PubMed data; the message names where and why."""
+
+
+def checked_pmid(text: str, where: str) -> int:
+    """`text` as a PMID, or PubmedFormatError naming `where` (PMID 0, a sign or 70 digits are damage)."""
+    if not text.isascii() or not text.isdigit():
+        raise PubmedFormatError(f"{where}: PMID {text[:40]!r} is not a number; the record is damaged.")
+    pmid = int(text)
+    if not 1 <= pmid <= MAX_PMID:
+        raise PubmedFormatError(
+            f"{where}: PMID {text[:40]} is out of range (PMIDs run from 1 to {MAX_PMID:,}); the record is damaged."
+        )
+    return pmid
 
 
 # The parts of a record are NamedTuples: immutable like the frozen record itself, but several

@@ -27,7 +27,12 @@ def to_stored_items(records: Sequence[PubmedRecord | DeletedCitation]) -> list[S
 
 
 def store_batch(
-    session: Session, run: HarvestRun, items: Sequence[StoredItem], requests_made: int | None = None
+    session: Session,
+    run: HarvestRun,
+    items: Sequence[StoredItem],
+    requests_made: int | None = None,
+    *,
+    keep_newer: bool = True,
 ) -> BatchOutcome:
     """Upsert one batch and add its counts to the run, then commit both together.
 
@@ -38,12 +43,12 @@ def store_batch(
     pending: list[EncodedArticle] = []
     for item in items:
         if isinstance(item, DeletedCitation):
-            outcome.add(upsert_encoded_articles(session, pending, run.id))
+            outcome.add(upsert_encoded_articles(session, pending, run.id, keep_newer=keep_newer))
             pending = []
             outcome.add(apply_deletions(session, [item.pmid], run.id))
         else:
             pending.append(item)
-    outcome.add(upsert_encoded_articles(session, pending, run.id))
+    outcome.add(upsert_encoded_articles(session, pending, run.id, keep_newer=keep_newer))
     # Same transaction: a claim signed off on evidence this batch changed is flagged with it.
     flag_changed_evidence(session, outcome.changed_pmids)
     record_batch(run, outcome, requests_made)

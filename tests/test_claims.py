@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from db.engine import open_session
 from db.errors import ConflictError, InvalidInputError, PermissionDenied
 from db.models import Assessment, Claim, SourceDocument
 from db.review.audit import claim_history
@@ -285,3 +288,29 @@ def test_editor_accepts_edits_or_rejects_proposals(session: Session) -> None:
     assert store_proposals(session, people["editor"], document) == []  # nothing proposed twice
     with pytest.raises(ConflictError, match="was accepted already"):
         reject_proposal(session, people["editor"], first.id)
+
+
+def test_processes_starting_together_load_the_seed_once(db_url: str) -> None:
+    # Eight commands started at once on a new database: each loads the seed article if it is missing.
+    start = threading.Barrier(8)
+    failures: list[BaseException] = []
+
+    def first_start() -> None:
+        try:
+            with open_session(db_url) as session:
+                start.wait(timeout=30)
+                ensure_seed_content(session)
+                session.commit()
+        except BaseException as exc:  # noqa: BLE001  (collected for the assertion below)
+            failures.append(exc)
+
+    threads = [threading.Thread(target=first_start) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    with open_session(db_url) as session:
+        assert len(session.scalars(select(SourceDocument)).all()) == 1
+        assert len(session.scalars(select(Claim)).all()) == 9

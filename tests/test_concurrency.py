@@ -19,6 +19,7 @@ from db.engine import engine_for, open_session
 from db.errors import ConflictError
 from db.models import Article, Assessment, AuditEvent
 from db.review.assessments import find_assessment, record_assessment, update_assessment
+from db.review.audit_chain import verify_audit_chain
 from db.review.claims import get_claim
 from db.review.roles import get_user
 from db.vocab import Role, StudyVerdict
@@ -171,6 +172,9 @@ def test_sixteen_reviewer_processes_lose_nothing_and_double_nothing(
         by_token[(event.after or {}).get("note")].append(event)
     assert all(len(by_token[ack["token"]]) == 1 for ack in acks)
     assert not set(by_token) - {ack["token"] for ack in acks}  # nothing rejected left a trace
+    with open_session(db_url) as session:  # sixteen writers sealing at once never forked the audit chain
+        chain = verify_audit_chain(session)
+    assert chain.intact and chain.links == chain.events, chain.problems
 
     # Where each pair stands, kept by every write in its own transaction, equals a recomputation
     # from the votes: concurrent votes on one pair never overwrote each other's pair state.

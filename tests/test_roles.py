@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 from sqlmodel import Session
 
-from db.errors import ConflictError, PermissionDenied
+from db.errors import ConflictError, InvalidInputError, PermissionDenied
+from db.models import User
 from db.review.assessments import record_assessment
 from db.review.claims import retire_claim
 from db.review.roles import ROLE_ACTIONS, Action, add_user, can, deactivate_user, require, set_role
@@ -107,3 +109,20 @@ def test_the_last_admin_cannot_be_demoted_or_deactivated(session: Session) -> No
         set_role(session, people["admin"], "ada", Role.EDITOR)
     with pytest.raises(PermissionDenied, match="last active admin"):
         deactivate_user(session, people["admin"], "ada")
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("eve\nadmin", "holds a line break"),
+        ("tab\there", "holds a line break or another control character"),
+        ("x" * 5000, "at most 100 characters, not 5,000"),
+        ("   ", "A user needs a name"),
+    ],
+)
+def test_user_names_that_would_not_read_in_one_line_or_restore_are_refused(
+    session: Session, name: str, problem: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=problem):
+        add_user(session, None, name, Role.ADMIN)
+    assert session.scalars(select(User)).all() == []  # the same answer on both engines: nothing stored

@@ -30,6 +30,7 @@ class BatchOutcome:
     unchanged: int = 0
     deleted: int = 0
     flagged: int = 0
+    older: int = 0  # older revisions than the stored ones (by DateRevised): skipped
     # PMIDs revised, deleted or flagged: signed-off claims relying on them may need another look.
     changed_pmids: list[int] = field(default_factory=list)
 
@@ -39,6 +40,7 @@ class BatchOutcome:
         self.unchanged += other.unchanged
         self.deleted += other.deleted
         self.flagged += other.flagged
+        self.older += other.older
         self.changed_pmids.extend(other.changed_pmids)
 
 
@@ -50,6 +52,7 @@ _BATCH_COLUMNS = ("first_seen_at", "updated_at", "deleted_in_pubmed")  # the sam
 ENCODED_COLUMNS = tuple(c.name for c in Article.__table__.columns if c.name not in _BATCH_COLUMNS)
 _JSON_COLUMNS = frozenset(c.name for c in Article.__table__.columns if isinstance(c.type, JSON))
 _PMID, _HASH = ENCODED_COLUMNS.index("pmid"), ENCODED_COLUMNS.index("content_hash")
+_REVISED = ENCODED_COLUMNS.index("date_revised")
 _ENCODED_SET = frozenset(ENCODED_COLUMNS)
 _ENCODING = tuple((name, name in _JSON_COLUMNS) for name in ENCODED_COLUMNS)
 
@@ -92,9 +95,14 @@ def upsert_articles(
 
 
 def upsert_encoded_articles(
-    session: Session, rows: Sequence[EncodedArticle], run_id: int | None = None
+    session: Session, rows: Sequence[EncodedArticle], run_id: int | None = None, *, keep_newer: bool = True
 ) -> BatchOutcome:
-    """upsert_articles for rows already encoded (see encode_article): the import's hot path."""
+    """upsert_articles for rows already encoded (see encode_article): the import's hot path.
+
+    A record whose DateRevised is older than the stored one's is skipped and counted (`older`): an
+    old baseline file imported after a newer update must not turn the clock back. `keep_newer=False`
+    stores it anyway, when that is what the user asks for.
+    """
     latest: dict[int, EncodedArticle] = {}
     for row in rows:  # the same PMID twice in one batch: the later one wins
         latest[int(row[_PMID])] = row
@@ -102,23 +110,39 @@ def upsert_encoded_articles(
     if not latest:
         return outcome
     table = Article.__table__
-    stored = dict(
-        session.execute(
-            select(table.c.pmid, table.c.content_hash).where(table.c.pmid.in_(list(latest)))
-        ).all()
-    )
+    stored: dict[int, str] = {}
+    stored_revised: dict[int, date | None] = {}
+    for pmid, content_hash, revised_on in session.execute(
+        select(table.c.pmid, table.c.content_hash, table.c.date_revised).where(table.c.pmid.in_(list(latest)))
+    ):
+        stored[pmid], stored_revised[pmid] = content_hash, revised_on
     now = utcnow()
     fresh = [row for pmid, row in latest.items() if pmid not in stored]
     if fresh:
         _insert_encoded(session, fresh, now)
         outcome.new = len(fresh)
     revised = [row for pmid, row in latest.items() if pmid in stored and stored[pmid] != row[_HASH]]
-    outcome.unchanged = len(latest) - len(fresh) - len(revised)
+    if keep_newer:
+        older = [row for row in revised if _is_older(row[_REVISED], stored_revised[int(row[_PMID])])]
+        if older:
+            revised = [
+                row for row in revised if not _is_older(row[_REVISED], stored_revised[int(row[_PMID])])
+            ]
+            outcome.older = len(older)
+    outcome.unchanged = len(latest) - len(fresh) - len(revised) - outcome.older
     for row in revised:
         _apply_revision(session, decode_article(row), run_id, now)
     outcome.updated = len(revised)
     outcome.changed_pmids = [int(row[_PMID]) for row in revised]
     return outcome
+
+
+def _is_older(incoming: Any, stored: date | None) -> bool:
+    if incoming is None or stored is None:
+        return False  # nothing to compare: a record without DateRevised is taken as it comes
+    if isinstance(incoming, str):
+        incoming = date.fromisoformat(incoming)
+    return bool(incoming < stored)
 
 
 def _insert_encoded(session: Session, rows: list[EncodedArticle], now: datetime) -> None:

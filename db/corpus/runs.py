@@ -65,6 +65,7 @@ def record_batch(run: HarvestRun, outcome: BatchOutcome, requests_made: int | No
     run.records_new += outcome.new
     run.records_updated += outcome.updated
     run.records_unchanged += outcome.unchanged
+    run.records_older += outcome.older
     run.records_deleted += outcome.deleted
     if requests_made is not None:
         run.requests_made = requests_made

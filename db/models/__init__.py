@@ -7,6 +7,7 @@ from db.models.corpus import Article, ArticleRevision, HarvestRun
 from db.models.ranking import ASSESSMENT_REVIEW_INDEX, ArticleEmbedding, ArticleTerms, ClaimSearchTerms
 from db.models.review import (
     Assessment,
+    AuditChainLink,
     AuditEvent,
     Claim,
     ClaimProposal,
@@ -25,6 +26,7 @@ __all__ = [
     "ArticleRevision",
     "ArticleTerms",
     "Assessment",
+    "AuditChainLink",
     "AuditEvent",
     "Claim",
     "ClaimProposal",

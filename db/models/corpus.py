@@ -78,6 +78,7 @@ class HarvestRun(SQLModel, table=True):
     records_new: int = 0
     records_updated: int = 0
     records_unchanged: int = 0
+    records_older: int = 0  # older revisions than the stored ones, skipped
     records_failed: int = 0
     records_deleted: int = 0
     requests_made: int = 0

@@ -253,6 +253,20 @@ class AuditEvent(SQLModel, table=True):
     source: str | None = Field(default=None, sa_column=Column(String(200)))
 
 
+class AuditChainLink(SQLModel, table=True):
+    """The seal of one audit event: SHA-256 of the previous link's hash and the event's digest.
+
+    Appended at commit, in commit order (db.review.audit_chain); `audit verify` walks them. No foreign
+    key on purpose: a deleted event must leave its link behind to be found.
+    """
+
+    __tablename__ = "audit_chain"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(unique=True)
+    hash: str = Field(max_length=64)
+
+
 def _refuse_audit_change(_mapper: Any, _connection: Any, target: AuditEvent) -> None:
     raise AuditImmutableError(
         f"Audit event {target.id} cannot be changed or deleted: the audit trail is append-only. "

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlmodel import Session, SQLModel
 
 from db.models import Assessment, AuditEvent, Claim, User
+from db.review.audit_chain import note_unsealed
 from db.vocab import AuditAction
 
 SYSTEM_ACTOR = "system"  # seed loading, harvest-time flags: changes no person made
@@ -55,6 +56,7 @@ def record_event(
         source=source,
     )
     session.add(event)
+    note_unsealed(session, event)  # sealed into the hash chain when the transaction commits
     return event
 
 

@@ -86,11 +86,30 @@ def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.name)))
 
 
-def add_user(session: Session, actor: User | None, name: str, role: Role) -> User:
-    """Add a user. Only an admin may, except the very first user, who must be an admin."""
+# The users table's column width: both engines must accept the same names, so a dump always restores.
+MAX_USER_NAME = 100
+
+
+def checked_user_name(name: str) -> str:
+    """`name` trimmed, or InvalidInputError: a name shows in one line of the audit trail and the CLI."""
     name = name.strip()
     if not name:
         raise InvalidInputError("A user needs a name; give one, e.g. `users add alice --role reviewer`.")
+    if len(name) > MAX_USER_NAME:
+        raise InvalidInputError(
+            f"A user name has at most {MAX_USER_NAME} characters, not {len(name):,}; pick a shorter one."
+        )
+    if not name.isprintable():
+        raise InvalidInputError(
+            f"The user name {name[:40]!r} holds a line break or another control character; "
+            "use letters, digits, spaces, dots, @ or dashes."
+        )
+    return name
+
+
+def add_user(session: Session, actor: User | None, name: str, role: Role) -> User:
+    """Add a user. Only an admin may, except the very first user, who must be an admin."""
+    name = checked_user_name(name)
     if actor is None:
         if session.scalar(select(func.count()).select_from(User)):
             raise PermissionDenied(

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from db.clock import utcnow
+from db.engine import write_lock
 from db.errors import ConflictError, InvalidInputError, NotFoundError
 from db.models import Claim, ClaimProposal, SourceDocument, User
 from db.review.audit import record_event
@@ -20,6 +21,8 @@ from db.review.roles import Action, require
 from db.vocab import AuditAction, DocumentStatus, ProposalStatus
 
 SEED_SLUG = "ketamine-therapy-blog-post"
+# pg_advisory_xact_lock key for loading the seed article, apart from the other locks.
+_SEED_LOCK = 0x6B65_7364
 _SLUG_STRIP = re.compile(r"[^a-z0-9]+")
 
 
@@ -411,6 +414,16 @@ def ensure_seed_content(session: Session) -> SourceDocument:
     editor's edits and retirements survive restarts.
     """
     data = seed_content()
+    slug = data["document"]["slug"]
+    document = find_document(session, slug)
+    if document is not None and all(find_claim(session, claim["key"]) for claim in data["claims"]):
+        return document
+    # Processes starting together on a new database: one loads it, the others wait, then find it.
+    write_lock(session, _SEED_LOCK)
+    return _load_seed(session, data)
+
+
+def _load_seed(session: Session, data: dict[str, Any]) -> SourceDocument:
     meta = dict(data["document"])
     document = find_document(session, meta["slug"])
     if document is None:
@@ -421,4 +434,5 @@ def ensure_seed_content(session: Session) -> SourceDocument:
             insert_claim(
                 session, None, document, reason="seed content", source="db/seed/claims.json", **claim
             )
+    session.flush()
     return document
