@@ -6,9 +6,11 @@ import logging
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import text
 from sqlmodel import Session
 
+from db import migrations
 from db.engine import engine_for, init_db, open_session
 from db.review.audit_chain import verify_audit_chain
 from db.review.audit_guard import audit_guard_lifted, audit_guard_problems
@@ -128,3 +130,16 @@ def test_a_new_database_gets_its_guard_without_a_word(
     assert caplog.text == "" and audit_guard_problems(engine_for(url)) == []
     with Session(engine_for(url)) as session:
         assert verify_audit_chain(session).intact
+
+
+def test_the_migration_seals_the_events_recorded_before_it(db_url: str) -> None:
+    build_trail(db_url)
+    with engine_for(db_url).connect() as connection:
+        command.downgrade(migrations.alembic_config(connection), "0004_records_older")
+        connection.commit()
+
+    init_db(db_url)  # the start after an upgrade: revision 0005 seals what is there, in order
+
+    with open_session(db_url) as session:
+        report = verify_audit_chain(session)
+    assert report.intact and report.links == report.events >= 4, report.problems

@@ -136,7 +136,9 @@ def _explained(job: Callable[[], None]) -> None:
     "import",
     short_help="Import PubMed XML (.xml, .xml.gz) or MEDLINE text (.nbib, .txt) files.",
     help="Import PubMed files (PubMed XML, .xml.gz, .nbib or MEDLINE .txt); the format is recognised from "
-    "the content. Each batch is one transaction.",
+    "the content. Each batch is one transaction and each file its own run: a file that fails is reported "
+    "and the others are still imported (exit 1 if any failed). A record older than the stored revision "
+    "of its PMID (by DateRevised) is skipped and counted, unless --allow-older.",
 )
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="FILE...")
 @click.option(
@@ -145,20 +147,40 @@ def _explained(job: Callable[[], None]) -> None:
     default=DEFAULT_IMPORT_BATCH,
     help=f"records per commit (default {DEFAULT_IMPORT_BATCH})",
 )
-def import_command(files: tuple[Path, ...], batch_size: int) -> int:
+@click.option(
+    "--allow-older",
+    is_flag=True,
+    help="store records even when they are older revisions than the stored ones",
+)
+def import_command(files: tuple[Path, ...], batch_size: int, allow_older: bool) -> int:
     from ingest.importer import import_file
     from ingest.progress import ProgressBar
 
     url = database_url()
+    failed: list[tuple[Path, str]] = []
     for path in files:
         bar = ProgressBar(f"import {path.name}")
         try:
-            run = import_file(url, path, batch_size=batch_size, progress=bar)
+            run = import_file(url, path, batch_size=batch_size, progress=bar, allow_older=allow_older)
+        except Exception as exc:
+            report = explain(exc)
+            if report is None or len(files) == 1:
+                raise  # one file: its error is the command's; a bug keeps its traceback
+            warn(report.text)
+            failed.append((path, report.text.removeprefix("error: ")))
+            continue
         finally:
             bar.close()
+        older = f", {run.records_older:,} older than stored (skipped)" if run.records_older else ""
         say(
             f"{path}: {run.count or 0:,} records, {run.records_new:,} new, {run.records_updated:,} updated, "
-            f"{run.records_unchanged:,} unchanged, {run.records_deleted:,} deleted (run {run.id})."
+            f"{run.records_unchanged:,} unchanged, {run.records_deleted:,} deleted{older} (run {run.id})."
+        )
+    if failed:
+        names = ", ".join(str(path) for path, _ in failed)
+        raise click.ClickException(
+            f"{len(failed)} of {len(files)} files failed ({names}); the others were imported. Fix or "
+            "replace the failed files and import them again."
         )
     return 0
 
@@ -210,6 +232,8 @@ def runs_command(limit: int) -> int:
 @click.command("info", help="Show which database is used and what it holds.")
 def info_command() -> int:
     from db.corpus.articles import corpus_summary
+    from db.engine import engine_for
+    from db.review.audit_guard import audit_guard_problems
     from db.settings import load_settings
 
     settings = load_settings()
@@ -222,6 +246,10 @@ def info_command() -> int:
     )
     say(
         f"E-utilities: {settings.eutils_base_url} as {settings.ncbi_email or '(NCBI_EMAIL not set)'}{' with API key' if settings.ncbi_api_key else ''}"
+    )
+    problems = audit_guard_problems(engine_for(settings.database_url))
+    say(
+        f"Audit guard: {'; '.join(problems) if problems else 'on (audit_event and audit_chain refuse changes)'}"
     )
     return 0
 

@@ -46,6 +46,11 @@ def _explain_work_error(exc: BaseException) -> str | None:
     from ingest.eutils import ConfigurationError, EutilsError
     from ingest.pubmed_xml import PubmedFormatError
 
+    if isinstance(exc, MemoryError):
+        return (
+            "error: ran out of memory; free some (close other programs) or, for an import, use a smaller "
+            "--batch-size, then run the command again."
+        )
     if isinstance(exc, ImportRejected):
         return f"error: {exc}"  # every bad row, one per line: one line would hide all but the first
     # Errors whose message is already an explanation for people (ValueError: a bad value or file).

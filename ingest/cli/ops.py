@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from ingest.cli.output import say
-from ingest.cli.session import database_url, display_url
+from ingest.cli.output import say, warn
+from ingest.cli.session import database_session, database_url, display_url
 
 
 @click.command(
@@ -126,4 +126,37 @@ def db_revision(message: str) -> int:
     return 0
 
 
-COMMANDS = [dump_command, restore_command, db_group]
+@click.group("audit", help="Check the audit trail: its hash chain and the guard that keeps it append-only.")
+def audit_group() -> None:
+    pass
+
+
+@audit_group.command(
+    "verify",
+    short_help="Check that no audit event was changed, deleted or slipped in.",
+    help="Walk the audit trail's hash chain: every event sealed once at commit, unchanged since, in an "
+    "unbroken chain; and check the guard's triggers. Prints the chain's head: keep it somewhere else "
+    "(a log, a ticket) and compare later, since an owner of the tables could rewrite the whole chain. "
+    "Exit 1 when anything is wrong.",
+)
+def audit_verify_command() -> int:
+    from db.engine import engine_for
+    from db.review.audit_chain import verify_audit_chain
+    from db.review.audit_guard import audit_guard_problems
+
+    url = database_url()
+    with database_session() as session:
+        report = verify_audit_chain(session)
+    problems = [*report.problems, *audit_guard_problems(engine_for(url))]
+    for problem in problems:
+        warn(f"problem: {problem}")
+    if problems:
+        raise click.ClickException(
+            f"The audit trail of {display_url(url)} is not intact ({len(problems)} problem(s) above); "
+            "restore the last good dump, or investigate who changed the database (docs/deploy.md)."
+        )
+    say(f"Audit trail intact: {report.events:,} events, each sealed once; head {report.head or '(empty)'}.")
+    return 0
+
+
+COMMANDS = [dump_command, restore_command, db_group, audit_group]

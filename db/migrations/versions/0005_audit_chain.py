@@ -11,6 +11,7 @@ See db.review.audit_chain. Events recorded before this revision are sealed here 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 from alembic import op
@@ -57,8 +58,9 @@ def upgrade() -> None:
     head: str | None = None
     links = []
     for row in connection.execute(sa.select(events).order_by(events.c.id)):
-        before, after = (_json(row.before), _json(row.after))
-        head = link_hash(head, event_digest(row._replace(before=before, after=after)))
+        values = dict(row._mapping)
+        values.update(before=_json(values["before"]), after=_json(values["after"]))
+        head = link_hash(head, event_digest(SimpleNamespace(**values)))
         links.append({"event_id": row.id, "hash": head})
     if links:
         op.bulk_insert(chain, links)
