@@ -33,7 +33,9 @@ class ImportRejected(ReviewError):
     def __init__(self, source: str, problems: list[tuple[int, str]]) -> None:
         self.source = source
         self.problems = problems
-        lines = [f"{source}: {len(problems)} bad row(s), nothing was imported; fix them and import again:"]
+        rows = len({line for line, _ in problems})
+        counted = f"{rows} bad row(s)" + (f" ({len(problems)} problems)" if len(problems) != rows else "")
+        lines = [f"{source}: {counted}, nothing was imported; fix them and import again:"]
         lines += [f"  line {line}: {reason}" for line, reason in problems]
         super().__init__("\n".join(lines))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 from db.errors import InvalidInputError
 from db.review.assessments import AssessmentRow
@@ -13,38 +14,55 @@ OPTIONAL_IMPORT_COLUMNS = ("design",)
 
 
 def read_assessment_csv(path: Path) -> list[AssessmentRow]:
-    """Rows of an assessments CSV, each with the line it starts on."""
+    """Rows of an assessments CSV, each with the line it starts on.
+
+    The file must be UTF-8 and no cell longer than the csv module's limit (131,072 characters): both
+    are named with their line and the fix, never a traceback.
+    """
     try:
         handle = path.open(encoding="utf-8-sig", newline="")  # utf-8-sig: Excel writes a BOM
     except OSError as exc:
         raise InvalidInputError(f"Cannot read {path} ({exc.strerror}); check the file name.") from exc
-    with handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise InvalidInputError(
-                f"{path} is empty; it needs a header row: {','.join(IMPORT_COLUMNS)},design"
+    reader = csv.reader(handle)
+    try:
+        with handle:
+            return _rows(path, reader)
+    except UnicodeDecodeError:
+        raise InvalidInputError(
+            f"{path} is not UTF-8 text (after line {reader.line_num}); save it as 'CSV UTF-8' from your "
+            "spreadsheet, or convert it with `iconv -f latin1 -t utf-8`, and import it again."
+        ) from None
+    except csv.Error as exc:
+        raise InvalidInputError(
+            f"{path}: line {reader.line_num}: {exc}; a quote or note that long is not one, so check the "
+            "file's quoting (an unclosed quote swallows the rows after it)."
+        ) from None
+
+
+def _rows(path: Path, reader: Any) -> list[AssessmentRow]:  # reader: a csv.reader
+    header = next(reader, None)
+    if header is None:
+        raise InvalidInputError(f"{path} is empty; it needs a header row: {','.join(IMPORT_COLUMNS)},design")
+    names = [name.strip().lower() for name in header]
+    missing = [column for column in IMPORT_COLUMNS if column not in names]
+    if missing:
+        raise InvalidInputError(
+            f"{path} lacks the column(s) {', '.join(missing)}; the header must name "
+            f"{', '.join(IMPORT_COLUMNS)} (design optional)."
+        )
+    rows, line = [], reader.line_num
+    for cells in reader:
+        start, line = line + 1, reader.line_num  # a quoted cell may span lines: report the first
+        if not any(cell.strip() for cell in cells):
+            continue
+        values = dict(zip(names, cells, strict=False))
+        rows.append(
+            AssessmentRow(
+                line=start,
+                **{
+                    column: values.get(column, "") or ""
+                    for column in IMPORT_COLUMNS + OPTIONAL_IMPORT_COLUMNS
+                },
             )
-        names = [name.strip().lower() for name in header]
-        missing = [column for column in IMPORT_COLUMNS if column not in names]
-        if missing:
-            raise InvalidInputError(
-                f"{path} lacks the column(s) {', '.join(missing)}; the header must name "
-                f"{', '.join(IMPORT_COLUMNS)} (design optional)."
-            )
-        rows, line = [], reader.line_num
-        for cells in reader:
-            start, line = line + 1, reader.line_num  # a quoted cell may span lines: report the first
-            if not any(cell.strip() for cell in cells):
-                continue
-            values = dict(zip(names, cells, strict=False))
-            rows.append(
-                AssessmentRow(
-                    line=start,
-                    **{
-                        column: values.get(column, "") or ""
-                        for column in IMPORT_COLUMNS + OPTIONAL_IMPORT_COLUMNS
-                    },
-                )
-            )
-        return rows
+        )
+    return rows

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from db.engine import engine_for, open_session
+from db.errors import ImportRejected
 from db.models import HarvestRun
 from db.review.audit_guard import audit_guard_lifted
 from ingest.cli import main
@@ -69,3 +70,42 @@ def test_running_out_of_memory_is_one_line(
     assert main(["import", str(TEST_DATA / "ketamine_sample.nbib")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ran out of memory;") and len(err.strip().splitlines()) == 1
+
+
+HEADER = "reviewer,claim_key,pmid,verdict,quote,note\n"
+
+
+def test_a_latin1_assessments_csv_names_the_file_and_the_fix(
+    sqlite_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "votes.csv"
+    path.write_bytes((HEADER + "rita,rapid-onset,1,supported,Amélioration rapide,\n").encode("latin-1"))
+
+    assert main(["import-assessments", str(path), "--as", "rita"]) == 1
+
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {path} is not UTF-8 text") and "iconv -f latin1 -t utf-8" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_a_cell_past_the_csv_limit_is_named_with_its_line(
+    sqlite_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "votes.csv"
+    path.write_text(
+        HEADER + "rita,rapid-onset,1,supported,ok,\n" + f'rita,rapid-onset,2,mixed,"{"x" * 140_000}",\n'
+    )
+
+    assert main(["import-assessments", str(path), "--as", "rita"]) == 1
+
+    err = capsys.readouterr().err.strip()
+    assert (
+        err.startswith(f"error: {path}: line 3: field larger than field limit") and len(err.splitlines()) == 1
+    )
+
+
+def test_bad_rows_are_counted_as_rows_with_their_problems_beside() -> None:
+    rejected = ImportRejected("team.csv", [(2, "unknown reviewer"), (2, "unknown claim"), (3, "no pmid")])
+    assert str(rejected).splitlines()[0] == (
+        "team.csv: 2 bad row(s) (3 problems), nothing was imported; fix them and import again:"
+    )
