@@ -248,7 +248,7 @@ class EutilsClient:
     def fetch_ids(self, pmids: Sequence[int]) -> list[PubmedRecord | DeletedCitation]:
         """Parsed records for PMIDs named outright (one efetch, sent as POST when the list is long)."""
         params = {"db": "pubmed", "id": ",".join(str(pmid) for pmid in pmids), "retmode": "xml"}
-        return self._call("efetch", params, _read_records)
+        return only_asked(self._call("efetch", params, _read_records), pmids)
 
     # --- transport -----------------------------------------------------------------------------
 
@@ -419,6 +419,20 @@ def _read_records(data: bytes) -> list[PubmedRecord | DeletedCitation]:
     except PubmedFormatError as exc:
         # A body cut off mid-way is the usual cause, and a retry usually gets it whole.
         raise _Retryable("body", f"answered with unusable PubMed XML ({_first_line(exc)})") from exc
+
+
+def only_asked(
+    records: list[PubmedRecord | DeletedCitation], pmids: Sequence[int]
+) -> list[PubmedRecord | DeletedCitation]:
+    """The records whose PMID was asked for: an answer is never a way to slip others in."""
+    asked = set(pmids)
+    kept = [record for record in records if record.pmid in asked]
+    if len(kept) < len(records):
+        strays = sorted({record.pmid for record in records} - asked)
+        logger.warning(
+            "efetch sent %d record(s) not asked for (PMIDs %s...); left out.", len(strays), strays[:5]
+        )
+    return kept
 
 
 def _checked_efetch(data: bytes) -> bytes:

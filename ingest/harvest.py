@@ -20,7 +20,14 @@ from db.settings import Settings
 from db.vocab import RunStatus
 from ingest.batch_sizes import DEFAULT_BATCH_SIZE
 from ingest.date_windows import DateWindow, ncbi_day, plan_windows
-from ingest.eutils import ConfigurationError, EutilsClient, EutilsError, HistoryExpiredError, SearchResult
+from ingest.eutils import (
+    ConfigurationError,
+    EutilsClient,
+    EutilsError,
+    HistoryExpiredError,
+    SearchResult,
+    only_asked,
+)
 from ingest.records import DeletedCitation, PubmedRecord
 from ingest.store import store_batch, to_stored_items
 
@@ -268,7 +275,9 @@ def _harvest_into(
                     "check that EUTILS_BASE_URL points at E-utilities."
                 )
             try:
-                records = client.fetch_batch(window.search.webenv, window.search.query_key, retstart, size)
+                records = _listed(
+                    window, client.fetch_batch(window.search.webenv, window.search.query_key, retstart, size)
+                )
             except HistoryExpiredError:
                 # A long harvest can outlive its WebEnv: search the window again and go on. If PubMed
                 # changed meanwhile, the window is fetched again from its start (upserts are idempotent).
@@ -355,6 +364,14 @@ def _fetch_seam(
         logger.warning("Asked for %d records by PMID, got %d.", len(pmids), len(pmids) - lacking)
         run.records_failed += lacking - already
     return records
+
+
+def _listed(
+    window: DateWindow, records: list[PubmedRecord | DeletedCitation]
+) -> list[PubmedRecord | DeletedCitation]:
+    """A window's batch, less records its search never listed (when the search listed them all)."""
+    ids = window.search.ids
+    return only_asked(records, ids) if ids and len(ids) == window.count else records
 
 
 def _search_again(

@@ -20,7 +20,7 @@ from db.models import Article, HarvestRun
 from db.settings import Settings
 from ingest.eutils import AnswerTooLargeError, EutilsClient, EutilsError, RateLimiter
 from ingest.harvest import harvest
-from tests.eutils_server import FakeEutils, cleared, make_records, running_server
+from tests.eutils_server import FakeEutils, article_set_xml, cleared, make_records, running_server
 
 EMAIL = "tests@example.org"
 SEARCH = (
@@ -143,3 +143,15 @@ def test_a_harvest_past_its_time_limit_fails_in_one_line_and_keeps_its_batches(
     # The lock went with the failed run: the next harvest starts and finishes the job.
     again = harvest(settings, query="ketamine", client=make_client(fake.base_url), full=True, time_limit=None)
     assert again.status == "succeeded" and again.records_new == 30 - stored
+
+
+def test_records_nobody_asked_for_are_left_out(server: HTTPServer) -> None:
+    asked, stray = make_records(2)
+    server.expect_request("/efetch.fcgi").respond_with_data(
+        article_set_xml([asked, stray]), content_type="text/xml"
+    )
+    client = make_client(server.url_for("/"))
+
+    records = client.fetch_ids([asked.pmid])
+
+    assert [record.pmid for record in records] == [asked.pmid]
