@@ -153,10 +153,20 @@ def html_block(markup: str) -> None:
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
 
 
+_URL = re.compile(r"https?://[^\s`<>]+")
+
+
 def md_escape(text: str | None) -> str:
     """Text for widgets that render Markdown (titles, captions, alerts): every Markdown and LaTeX
-    character backslash-escaped, so data is shown as written and never formats or links."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join((text or "").split()))
+    character backslash-escaped, so data is shown as written and never formats or links.
+
+    A URL goes in a code span instead: Markdown would make it a link and show the escapes in it
+    (`https://eutils\\.ncbi...`), while a code span shows it as written and links nothing.
+    """
+    text = " ".join((text or "").split())
+    urls = [f"`{url}`" for url in _URL.findall(text)] + [""]
+    pieces = [_MD_SPECIAL.sub(r"\\\1", piece) for piece in _URL.split(text)]
+    return "".join(piece + url for piece, url in zip(pieces, urls, strict=True))
 
 
 def warm_caches(url: str) -> None:

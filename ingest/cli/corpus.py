@@ -256,7 +256,13 @@ def info_command() -> int:
 
 @click.command("dashboard", help="Start the Streamlit dashboard.")
 @click.option("--port", type=POSITIVE, default=8501, help="port to serve on (default 8501)")
-def dashboard_command(port: int) -> int:
+@click.option(
+    "--address",
+    default="127.0.0.1",
+    show_default=True,
+    help="address to listen on; 0.0.0.0 serves every interface (put it behind a proxy with sign-in)",
+)
+def dashboard_command(port: int, address: str) -> int:
     from db.engine import init_db
 
     if not APP.exists():
@@ -265,7 +271,7 @@ def dashboard_command(port: int) -> int:
         )
     init_db(database_url())
     command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port)]
-    return subprocess.call([*command, "--server.headless", "true"])
+    return subprocess.call([*command, "--server.address", address, "--server.headless", "true"])
 
 
 COMMANDS = [
