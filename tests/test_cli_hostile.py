@@ -109,3 +109,15 @@ def test_bad_rows_are_counted_as_rows_with_their_problems_beside() -> None:
     assert str(rejected).splitlines()[0] == (
         "team.csv: 2 bad row(s) (3 problems), nothing was imported; fix them and import again:"
     )
+
+
+def test_the_hint_after_the_first_user_is_a_command_that_works(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["users", "add", "ada", "--role", "admin"]) == 0
+    hint = capsys.readouterr().out.strip().splitlines()[-1]
+    command = hint[hint.index("`") + 1 : hint.rindex("`")].split()[1:]  # without the program name
+    command[command.index("NAME")] = "eddie"
+
+    assert main(command) == 0
+    assert "Added eddie as reviewer." in capsys.readouterr().out

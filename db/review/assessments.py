@@ -535,7 +535,7 @@ def _check_reviewer(
     if reviewer is None:
         if not create:
             reasons.append(
-                f"unknown reviewer {name!r}; add them (users add {name} --role reviewer) or import "
+                f"unknown reviewer {name!r}; add them (users add {name} --role reviewer --as ADMIN) or import "
                 "with --create-reviewers"
             )
         elif not can(actor, Action.MANAGE_USERS):

@@ -73,7 +73,7 @@ def get_user(session: Session, name: str) -> User:
     user = session.scalars(select(User).where(User.name == name)).first()
     if user is None:
         raise NotFoundError(
-            f"No user named {name!r}; an admin adds one with `users add {name} --role reviewer`."
+            f"No user named {name!r}; an admin adds one with `users add {name} --role reviewer --as ADMIN`."
         )
     return user
 

@@ -79,6 +79,10 @@ def users_add(name: str, role: str, actor: str | None) -> int:
         user = add_user(session, acting_user(session, actor) if actor else None, name, Role(role))
         session.commit()
         say(f"Added {user.name} as {Role(user.role).value}.")
+        if actor is None:  # the first user: the next ones need an admin to add them
+            say(
+                f"Add the team as {user.name}: `ketamine-evidence users add NAME --role reviewer --as {user.name}`."
+            )
     return 0
 
 
