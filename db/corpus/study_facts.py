@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from db.chunks import chunked
 from db.corpus.design import mesh_descriptors, suggest_design
 from db.models import Article, DesignCorrection
 from db.review.assessments import latest_design_corrections
@@ -21,7 +22,6 @@ from db.vocab import StudyDesign
 
 # Above this many PMIDs, reading every article is cheaper than a long IN (...) list.
 _ALL_ARTICLES_FROM = 2_000
-_IN_CHUNK = 900  # stays under SQLite's bound-parameter limit on old builds
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +59,8 @@ def _read_study_facts(session: Session, pmids: list[int] | None) -> dict[int, St
     if pmids is None:
         rows = list(session.execute(select(*columns)))
     else:
-        for start in range(0, len(pmids), _IN_CHUNK):
-            rows.extend(
-                session.execute(select(*columns).where(table.c.pmid.in_(pmids[start : start + _IN_CHUNK])))
-            )
+        for chunk in chunked(pmids):
+            rows.extend(session.execute(select(*columns).where(table.c.pmid.in_(chunk))))
     corrected = latest_design_corrections(session, pmids)
     facts = {}
     for pmid, types, mesh, status, year in rows:

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from db.chunks import chunked
 from db.corpus.design import mesh_descriptors, suggest_design
 from db.engine import SQLITE_BUSY_TIMEOUT_MS
 from db.models import Article, ArticleRevision, ArticleTerms
@@ -159,7 +160,6 @@ _SAVE_WAIT_MS = 200
 
 # Up to this many stale studies are read by PMID; more, and one pass over the table is cheaper.
 _READ_BY_PMID = 5000
-_CHUNK = 500
 
 
 def _fold(word: str) -> str | None:
@@ -349,8 +349,8 @@ def _article_rows(
     if everything:
         yield from session.execute(query.execution_options(yield_per=2000))
         return
-    for start in range(0, len(pmids), _CHUNK):
-        yield from session.execute(query.where(table.c.pmid.in_(list(pmids[start : start + _CHUNK]))))
+    for chunk in chunked(pmids):
+        yield from session.execute(query.where(table.c.pmid.in_(chunk)))
 
 
 def _refresh(session: Session, store: _Store, signature: tuple[object, ...]) -> Corpus:
@@ -440,10 +440,7 @@ def _stored_terms(session: Session, wanted: Mapping[int, _Study]) -> dict[int, b
         batches = [session.execute(query.execution_options(yield_per=5000))]
     else:
         pmids = sorted(wanted)
-        batches = [
-            session.execute(query.where(table.c.pmid.in_(pmids[start : start + _CHUNK])))
-            for start in range(0, len(pmids), _CHUNK)
-        ]
+        batches = [session.execute(query.where(table.c.pmid.in_(chunk))) for chunk in chunked(pmids)]
     found: dict[int, bytes] = {}
     for batch in batches:
         for pmid, content_hash, blob in batch:
@@ -480,8 +477,7 @@ def _save_terms(session: Session, studies: Mapping[int, _Study]) -> None:
                 with connection.begin():
                     if not sqlite:
                         connection.exec_driver_sql(f"SET LOCAL lock_timeout = {_SAVE_WAIT_MS}")
-                    for start in range(0, len(rows), _CHUNK):
-                        chunk = rows[start : start + _CHUNK]
+                    for chunk in chunked(rows):
                         connection.execute(delete(table).where(table.c.pmid.in_([r["pmid"] for r in chunk])))
                         connection.execute(insert(table), chunk)
             finally:

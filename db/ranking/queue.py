@@ -30,6 +30,7 @@ import numpy as np
 from sqlalchemy import case, func, select
 from sqlmodel import Session
 
+from db.chunks import chunked
 from db.corpus.design import DESIGN_NOUNS, DESIGN_TIER
 from db.corpus.fulltext import any_of, claim_match_scores, matching_pmids
 from db.models import Assessment, AuditEvent, Claim, ConflictResolution, DesignCorrection, User
@@ -75,7 +76,6 @@ RELEVANT_VERDICTS = frozenset({StudyVerdict.SUPPORTED, StudyVerdict.MIXED, Study
 MAX_MATCHED_TERMS_SHOWN = 5
 # After this many changed studies since the last request, labels are read again whole, not one by one.
 MAX_INCREMENTAL_CHANGES = 5000
-_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def _labels_of(session: Session, claim: Claim, pmids: list[int] | None) -> dict[
         .where(ConflictResolution.claim_id == claim.id)
         .order_by(ConflictResolution.id)
     )
-    chunks = [None] if pmids is None else [pmids[i : i + _CHUNK] for i in range(0, len(pmids), _CHUNK)]
+    chunks: list[list[int] | None] = [None] if pmids is None else list(chunked(pmids))
     labels: dict[int, bool] = {}
     for chunk in chunks:
         narrowed_votes, narrowed_resolutions = votes, resolutions

@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Session
 
+from db.chunks import chunked
 from db.clock import utcnow
 from db.corpus.articles import corpus_summary
 from db.corpus.design import DESIGN_NOUNS, DESIGN_TIER
@@ -81,8 +82,6 @@ from db.review.verdicts import (
     snapshot_fingerprint,
 )
 from db.vocab import AuditAction, PairState, RunStatus, StudyDesign, StudyVerdict
-
-_IN_CHUNK = 900  # stays under SQLite's bound-parameter limit on old builds
 
 # Designs strongest first, the order meters and queues list them in.
 DESIGN_ORDER: tuple[StudyDesign, ...] = tuple(
@@ -150,8 +149,8 @@ def pair_summaries(
         pair = tuple_(table.c.claim_id, table.c.pmid)
         rows = (
             row
-            for start in range(0, len(wanted), _PAIRS_PER_QUERY)
-            for row in session.execute(query.where(pair.in_(wanted[start : start + _PAIRS_PER_QUERY])))
+            for chunk in chunked(wanted, params_each=2)
+            for row in session.execute(query.where(pair.in_(chunk)))
         )
     votes: dict[tuple[int, int], list[tuple[int, str, int]]] = defaultdict(list)
     for claim_id, pmid, reviewer_id, value, assessment_id in rows:
@@ -175,7 +174,6 @@ def pair_summaries(
 
 
 _NOT_RELEVANT = StudyVerdict.NOT_RELEVANT.value
-_PAIRS_PER_QUERY = 400  # two parameters each: under SQLite's bound-parameter limit on old builds
 
 
 def _pair_keys(
@@ -265,10 +263,8 @@ def _signatures(session: Session, pairs: list[tuple[int, int]]) -> dict[tuple[in
     found: dict[tuple[int, int], list[Assessment]] = defaultdict(list)
     for claim_id in {claim_id for claim_id, _ in pairs}:
         pmids = [pmid for c, pmid in pairs if c == claim_id]
-        for start in range(0, len(pmids), _IN_CHUNK):
-            query = select(Assessment).where(
-                Assessment.claim_id == claim_id, Assessment.pmid.in_(pmids[start : start + _IN_CHUNK])
-            )
+        for chunk in chunked(pmids):
+            query = select(Assessment).where(Assessment.claim_id == claim_id, Assessment.pmid.in_(chunk))
             for assessment in session.scalars(query):
                 found[(claim_id, assessment.pmid)].append(assessment)
     return {key: votes_signature(rows) for key, rows in found.items()}

@@ -11,6 +11,7 @@ from sqlalchemy import String, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from db.chunks import chunked
 from db.clock import utcnow
 from db.corpus.design import mesh_descriptors, parse_design, suggest_design
 from db.errors import ConflictError, ImportRejected, InvalidInputError, NotFoundError, PermissionDenied
@@ -21,7 +22,6 @@ from db.review.roles import Action, add_user, can, require
 from db.vocab import AuditAction, ClaimStatus, Role, StudyDesign, StudyVerdict
 
 T = TypeVar("T")
-IN_CLAUSE_CHUNK = 900  # stays under SQLite's bound-parameter limit on old builds
 _TYPOGRAPHY = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})
 
 
@@ -115,10 +115,9 @@ def latest_design_corrections(session: Session, pmids: Sequence[int] | None = No
     if pmids is None:
         return {pmid: StudyDesign(design) for pmid, design in session.execute(query)}
     latest: dict[int, StudyDesign] = {}
-    wanted = list(pmids)
-    for start in range(0, len(wanted), IN_CLAUSE_CHUNK):
-        chunk = query.where(table.c.pmid.in_(wanted[start : start + IN_CLAUSE_CHUNK]))
-        latest.update((pmid, StudyDesign(design)) for pmid, design in session.execute(chunk))
+    for chunk in chunked(list(pmids)):
+        rows = session.execute(query.where(table.c.pmid.in_(chunk)))
+        latest.update((pmid, StudyDesign(design)) for pmid, design in rows)
     return latest
 
 

@@ -19,11 +19,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
+from db.chunks import chunked
 from db.models import Assessment, ConflictResolution, PairRecord
 from db.vocab import PairState, StudyVerdict
 
 _NOT_RELEVANT = StudyVerdict.NOT_RELEVANT.value
-_CHUNK = 400  # pairs per query: two parameters each, under SQLite's bound-parameter limit on old builds
 _BATCH = 5_000  # rows per insert when rebuilding
 
 
@@ -141,8 +141,7 @@ def _read_pairs(
     resolutions = ConflictResolution.__table__
     votes: dict[tuple[int, int], list[tuple[int, int, str]]] = {}
     latest: dict[tuple[int, int], tuple[str, str]] = {}
-    for start in range(0, len(pairs), _CHUNK):
-        chunk = pairs[start : start + _CHUNK]
+    for chunk in chunked(pairs, params_each=2):
         query = select(
             assessments.c.claim_id,
             assessments.c.pmid,
@@ -265,7 +264,7 @@ def evidence_pairs(
     screened = select(*columns).where(wanted, table.c.screened_out == True)  # noqa: E712
     more = [
         row
-        for chunk in _chunks(sorted(excluded))
+        for chunk in chunked(sorted(excluded))
         for row in session.execute(screened.where(table.c.pmid.in_(chunk)))
     ]
     if more:
@@ -320,7 +319,7 @@ def claim_pair_rows(
     screened = query.where(table.c.screened_out == True)  # noqa: E712
     more = [
         tuple(row)
-        for chunk in _chunks(sorted(excluded))
+        for chunk in chunked(sorted(excluded))
         for row in session.execute(screened.where(table.c.pmid.in_(chunk)))
     ]
     return sorted([*rows, *more]) if more else rows
@@ -345,7 +344,7 @@ def evidence_pairs_of(
     ).where(table.c.claim_id == claim_id)
     listed = []
     skip = set(excluded)
-    for chunk in _chunks(sorted(pmids)):
+    for chunk in chunked(sorted(pmids)):
         for pmid, state, verdict, resolved_once, screened_out in session.execute(
             query.where(table.c.pmid.in_(chunk))
         ):
@@ -370,15 +369,10 @@ def screened_out_tally(
     query = select(table.c.claim_id, func.count()).where(*wanted).group_by(table.c.claim_id)
     for claim_id, n in session.execute(query):
         totals[claim_id] = int(n)
-    for chunk in _chunks(sorted(excluded)):
+    for chunk in chunked(sorted(excluded)):
         for claim_id, n in session.execute(query.where(table.c.pmid.in_(chunk))):
             totals[claim_id] -= int(n)
     return totals
-
-
-def _chunks(values: list[int], size: int = 900) -> Iterator[list[int]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
 
 
 def voted_pairs(session: Session, reviewer_id: int, claim_ids: Collection[int]) -> set[tuple[int, int]]:
