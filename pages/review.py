@@ -16,11 +16,11 @@ from db.read.studies import (
     next_in_queue,
     review_order,
     review_study,
-    term_spans,
 )
 from db.review.assessments import record_assessment
 from db.review.pairs import pair_votes
 from db.review.roles import Action, get_user
+from db.text import term_spans
 from db.vocab import StudyDesign, StudyVerdict
 from pages import _data as data
 from pages._ui import (

@@ -22,12 +22,13 @@ from db.read.claims import (
     studies_by_year_and_design,
     suggest_claim_key,
 )
-from db.read.studies import claim_terms, next_in_queue, study_index, term_spans
+from db.read.studies import claim_terms, next_in_queue, study_index
 from db.review.assessments import correct_design, update_assessment
 from db.review.claims import get_claim, list_claims
 from db.review.pairs import claim_evidence, pair_statuses, resolve_conflict
 from db.review.roles import get_user
 from db.review.verdicts import DesignScope, derive_claim_verdict
+from db.text import term_spans
 from db.vocab import StudyDesign, StudyVerdict
 from pages._ui import marked_html, md_escape
 from tests.dashboard_builders import vote_as, world

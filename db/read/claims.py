@@ -81,6 +81,7 @@ from db.review.verdicts import (
     outline_verdict,
     snapshot_fingerprint,
 )
+from db.text import content_words
 from db.vocab import AuditAction, PairState, RunStatus, StudyDesign, StudyVerdict
 
 # Designs strongest first, the order meters and queues list them in.
@@ -1272,41 +1273,10 @@ def claim_choices(session: Session, document_id: int | None = None) -> list[Clai
     ]
 
 
-_KEY_WORDS = re.compile(r"[a-z0-9]+")
-_KEY_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "can",
-        "for",
-        "from",
-        "has",
-        "have",
-        "in",
-        "is",
-        "it",
-        "of",
-        "on",
-        "or",
-        "that",
-        "the",
-        "this",
-        "to",
-        "with",
-    ]
-)
-
-
 def suggest_claim_key(sentence: str, taken: Collection[str] = ()) -> str:
     """A stable-key suggestion from a sentence: its first content words, hyphenated, made unique."""
-    words_ = [w for w in _KEY_WORDS.findall(sentence.lower()) if w not in _KEY_STOPWORDS][:4]
-    base = "-".join(words_)[:60].strip("-") or "claim"
+    parts = (re.sub(r"[^a-z0-9]+", "-", word) for word in content_words(sentence)[:4])
+    base = "-".join(parts)[:60].strip("-") or "claim"
     key, n = base, 2
     while key in taken:
         key, n = f"{base}-{n}", n + 1
