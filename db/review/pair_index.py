@@ -1,10 +1,14 @@
-"""Pair state kept as data: table pair_state holds where each judged (claim, study) pair stands.
+"""The pair index: table pair_state, one row per judged (claim, study) pair saying where it stands.
+
+Names, since they are close: `db.vocab.PairState` is the enum of where a pair stands (agreed,
+conflict, resolved); `db.models.PairRecord` is a row of table pair_state; this module keeps those
+rows up to date and reads them; db.review.pair_rule holds the rule itself.
 
 The verdict summary of a large review cannot group a million assessments on every call, so each
 write that changes a pair's votes or resolutions (record, change, import, resolve, merge) calls
 `refresh_pairs` in its own transaction, and a restore or a bulk load calls `rebuild_pair_state`.
-The rule is db.review.pairs.pair_statuses': a resolution applies while the votes keep the signature it
-was made on; otherwise one verdict among the votes is agreed, several are a conflict.
+The rule is db.review.pair_rule.pair_standing: a resolution applies while the votes keep the
+signature it was made on; otherwise one verdict among the votes is agreed, several are a conflict.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from sqlmodel import Session
 
 from db.chunks import chunked
 from db.models import Assessment, ConflictResolution, PairRecord
+from db.review.pair_rule import pair_standing, votes_signature
 from db.vocab import PairState, StudyVerdict
 
 _NOT_RELEVANT = StudyVerdict.NOT_RELEVANT.value
@@ -58,17 +63,12 @@ def pair_values(
     resolution: tuple[str, str] | None,
 ) -> PairValues:
     """A pair's state from its votes (assessment id, version, verdict value) and its latest
-    resolution (verdict value, votes signature), as db.review.pairs.pair_statuses decides it."""
-    signature = ",".join(f"{i}:{version}" for i, version, _ in sorted(votes))
+    resolution (verdict value, votes signature), as db.review.pair_rule.pair_standing decides it."""
+    signature = votes_signature((i, version) for i, version, _ in votes)
     verdicts = {verdict for _, _, verdict in votes}
-    if resolution is not None and resolution[1] == signature:
-        state, verdict = PairState.RESOLVED.value, resolution[0]
-    elif len(verdicts) == 1:
-        state, verdict = PairState.AGREED.value, next(iter(verdicts))
-    else:
-        state, verdict = PairState.CONFLICT.value, None
+    state, verdict = pair_standing(verdicts, signature, resolution)
     screened = resolution is None and verdicts == {_NOT_RELEVANT}
-    return PairValues(claim_id, pmid, state, verdict, len(votes), resolution is not None, screened)
+    return PairValues(claim_id, pmid, state.value, verdict, len(votes), resolution is not None, screened)
 
 
 # --- after each write ------------------------------------------------------------------------------
