@@ -207,6 +207,37 @@ _FEATURE_WORDS_KEPT = frozenset(
 )
 _FEATURE_STOPWORDS = STOPWORDS - _FEATURE_WORDS_KEPT
 
+# The stopwords a claim key drops: only these, so that a key keeps the words that tell two claims
+# apart ("more-effective-than-placebo", not "effective-placebo").
+KEY_STOPWORDS = STOPWORDS & frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "for",
+        "from",
+        "has",
+        "have",
+        "in",
+        "is",
+        "it",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "with",
+    ]
+)
+
 _WORD = re.compile(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*")
 
 

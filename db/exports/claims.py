@@ -20,7 +20,7 @@ from db.review.claims import list_claims
 from db.review.pairs import claim_evidence
 from db.review.signoff import signoff_state
 from db.review.verdicts import sensitivity
-from db.vocab import ClaimStatus, ClaimVerdict, SignOffDecision, StudyDesign, StudyVerdict
+from db.vocab import ClaimStatus, ClaimVerdict, SignOffDecision, Strength, StudyDesign, StudyVerdict
 
 
 class ExportFormat(StrEnum):
@@ -168,20 +168,25 @@ def claims_markdown(reports: list[ClaimReport]) -> str:
     for r in reports:
         studies = sum(n for name, n in r.counts_by_verdict.items() if name != StudyVerdict.NOT_RELEVANT.value)
         kappa = f"{r.kappa:.2f}" if r.kappa is not None else "n/a"
-        signoff = (r.signoff or "not signed off").replace("_", " ")
+        signoff = SignOffDecision(r.signoff).label if r.signoff else "not signed off"
         if r.evidence_changed_since_signoff:
             signoff += " (evidence changed since)"
         lines.append(
-            f"| {r.key} | {_words(r.verdict)} | {_words(r.strength)} | {studies} | {kappa} | {signoff} |"
+            f"| {r.key} | {ClaimVerdict(r.verdict).label} | {Strength(r.strength).label} | {studies} | {kappa} | {signoff} |"
         )
     for r in reports:
         lines += ["", f"## {r.key}", "", f"> {r.sentence}", "", f"**Claim:** {r.statement}", ""]
         if r.status != ClaimStatus.ACTIVE.value:
             lines += [f"*Status: {r.status}.*", ""]
-        lines += [f"**Verdict:** {_words(r.verdict)} ({_words(r.strength)} strength)", "", r.reasoning, ""]
+        lines += [
+            f"**Verdict:** {ClaimVerdict(r.verdict).label} ({Strength(r.strength).label} strength)",
+            "",
+            r.reasoning,
+            "",
+        ]
         lines.append(
-            f"Sensitivity: high-certainty designs only: {_words(r.high_certainty_verdict)}; "
-            f"all designs alike: {_words(r.all_designs_verdict)}"
+            f"Sensitivity: high-certainty designs only: {ClaimVerdict(r.high_certainty_verdict).label}; "
+            f"all designs alike: {ClaimVerdict(r.all_designs_verdict).label}"
             + (" (the verdict rests on weaker studies)." if r.rests_on_weak_studies else ".")
         )
         if r.excluded:
@@ -189,10 +194,6 @@ def claims_markdown(reports: list[ClaimReport]) -> str:
         if r.evidence_changes:
             lines += ["", "Evidence changed since sign-off: " + "; ".join(r.evidence_changes)]
     return "\n".join(lines) + "\n"
-
-
-def _words(value: str) -> str:
-    return value.replace("_", " ")
 
 
 # --- assessments and audit -------------------------------------------------------------------------

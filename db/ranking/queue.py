@@ -31,7 +31,7 @@ from sqlalchemy import case, func, select
 from sqlmodel import Session
 
 from db.chunks import chunked
-from db.corpus.design import DESIGN_NOUNS, DESIGN_TIER
+from db.corpus.design import DESIGN_TIER
 from db.corpus.fulltext import any_of, claim_match_scores, matching_pmids
 from db.models import Assessment, AuditEvent, Claim, ConflictResolution, DesignCorrection, User
 from db.ranking import embeddings
@@ -437,7 +437,7 @@ def _why(
         parts.append(f"matched {shown}" + (f" (+{more} more)" if more > 0 else ""))
     else:
         parts.append("no claim term matched")
-    parts.append(f"design: {DESIGN_NOUNS[design][0]}")
+    parts.append(f"design: {design.label}")
     if standing is not None and model is not None:
         parts.append(
             f"model: top {max(1, round((1 - standing) * 100))}% "

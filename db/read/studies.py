@@ -1,5 +1,5 @@
 """Page-oriented reads about studies: the Studies page's index, search and study page, and the
-Review page's queue, study card and highlighted terms. Plain data only (see db.read.claims)."""
+Review page's queue, study card and highlighted terms. Plain data only (see db.read.cards)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from db.corpus.fulltext import search_articles_fulltext
+from db.corpus.study_facts import study_facts
 from db.errors import NotFoundError
 from db.models import Article, ArticleRevision, Assessment, Claim, DesignCorrection, User
 from db.ranking.queue import review_queue
 from db.ranking.terms import query_terms
-from db.read.claims import VoteRow, design_label, pair_summaries, study_facts
+from db.read.drilldown import VoteRow
+from db.read.pairs import pair_summaries
 from db.review.assessments import suggested_design
 from db.review.pairs import pair_votes
 from db.review.roles import Action, require
@@ -55,7 +57,7 @@ def study_index(session: Session) -> list[dict[str, Any]]:
                 "journal": journal,
                 "year": year,
                 "design": design.value,
-                "design_label": design_label(design),
+                "design_label": design.label,
                 "publication_types": tuple(types or ()),
                 "retraction_status": status or "",
                 "doi": doi or "",
@@ -227,10 +229,10 @@ def study_detail(session: Session, viewer: User, pmid: int) -> StudyDetail:
 def _vote_row(vote: Any) -> VoteRow:
     return VoteRow(
         reviewer=vote.reviewer,
-        verdict=vote.verdict.value,
+        verdict=vote.verdict,
         quote=vote.quote,
         note=vote.note,
-        design=vote.design.value,
+        design=vote.design,
         version=vote.version,
         assessment_id=vote.assessment_id,
     )
