@@ -240,7 +240,9 @@ def time_editor_actions(url: str) -> dict[str, float]:
 
     from db.engine import open_session
     from db.exports.citations import bibtex, evidence_citations, ris
-    from db.exports.claims import ExportFormat, claim_reports, claimreview_jsonld, write_claims
+    from db.exports.claimreview import claimreview_jsonld
+    from db.exports.claims import claim_reports, write_claims
+    from db.exports.formats import ExportFormat
 
     timings: dict[str, float] = {}
     st.cache_data.clear()

@@ -15,16 +15,11 @@ from sqlmodel import Session
 
 from db.engine import init_db, open_session
 from db.errors import DatabaseError, ImportRejected, InvalidInputError, ReviewError
-from db.exports.claims import (
-    ExportFormat,
-    claim_reports,
-    claimreview_jsonld,
-    parse_format,
-    write_assessments,
-    write_audit,
-    write_claimreview,
-    write_claims,
-)
+from db.exports.assessments import write_assessments
+from db.exports.audit import write_audit
+from db.exports.claimreview import claimreview_jsonld, write_claimreview
+from db.exports.claims import claim_reports, write_claims
+from db.exports.formats import ExportFormat, parse_format
 from db.models import User
 from db.review.assessments import AssessmentRow, import_assessments
 from db.review.claims import get_claim, list_claims, retire_claim

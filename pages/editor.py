@@ -10,15 +10,11 @@ from sqlmodel import Session
 
 from db.engine import open_session
 from db.errors import ReviewError
+from db.exports.audit import write_audit
 from db.exports.citations import bibtex, evidence_citations, ris
-from db.exports.claims import (
-    ExportFormat,
-    claim_reports,
-    claimreview_jsonld,
-    write_audit,
-    write_claimreview,
-    write_claims,
-)
+from db.exports.claimreview import claimreview_jsonld, write_claimreview
+from db.exports.claims import claim_reports, write_claims
+from db.exports.formats import ExportFormat
 from db.models import Claim
 from db.read.cards import ClaimCard
 from db.read.editor import signoff_checklist

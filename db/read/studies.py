@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from db.corpus.authors import author_name
 from db.corpus.fulltext import search_articles_fulltext
 from db.corpus.study_facts import study_facts
 from db.errors import NotFoundError
@@ -144,13 +145,6 @@ class StudyDetail:
     revisions: tuple[Revision, ...]
     pubmed_url: str
     doi_url: str | None
-
-
-def author_name(author: dict[str, Any]) -> str:
-    if author.get("collective_name"):
-        return str(author["collective_name"])
-    last, fore = author.get("last_name") or "", author.get("fore_name") or author.get("initials") or ""
-    return f"{last}, {fore}".strip(", ") if fore else last
 
 
 def study_detail(session: Session, viewer: User, pmid: int) -> StudyDetail:
