@@ -21,7 +21,7 @@ from db.exports.claimreview import claimreview_jsonld, write_claimreview
 from db.exports.claims import claim_reports, write_claims
 from db.exports.formats import ExportFormat, parse_format
 from db.models import User
-from db.review.assessments import AssessmentRow, import_assessments
+from db.review.assessment_import import AssessmentRow, import_assessments
 from db.review.claims import get_claim, list_claims, retire_claim
 from db.review.pairs import open_conflicts, resolve_conflict
 from db.review.roles import add_user, deactivate_user, get_user, list_users, set_role

@@ -20,14 +20,8 @@ from db.ops.backup import dump_database, restore_database
 from db.read import summary
 from db.read.cards import ClaimCard, claim_cards, meter_rows, signoff_info, user_names
 from db.read.summary import SUMMARY
-from db.review.assessments import (
-    AssessmentRow,
-    correct_design,
-    effective_design,
-    find_assessment,
-    import_assessments,
-    update_assessment,
-)
+from db.review.assessment_import import AssessmentRow, import_assessments
+from db.review.assessments import correct_design, effective_design, find_assessment, update_assessment
 from db.review.claims import insert_claim, list_claims, merge_claims
 from db.review.pair_index import computed_pairs, rebuild_pair_state
 from db.review.pairs import is_blinded, pair_statuses, resolve_conflict, visible_assessments
