@@ -1,9 +1,8 @@
-"""What places a study in a claim's queue besides the model: full-text match, design, similarity, and the reasons in words."""
+"""What places a study in a claim's queue besides the model (db.ranking.queue mixes them): full-text
+match, design and similarity, and the reasons for a place in words."""
 
 from __future__ import annotations
 
-import logging
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -14,34 +13,8 @@ from db.corpus.fulltext import any_of, claim_match_scores, matching_pmids
 from db.models import Claim
 from db.ranking import embeddings
 from db.ranking.corpus import remember
-from db.ranking.model import (
-    Corpus,
-    Model,
-)
-from db.vocab import EvidenceTier, StudyDesign, StudyVerdict
-
-log = logging.getLogger(__name__)
-
-# How much the learned model counts against the lexical score: n / (n + LEARNING_HALF_WEIGHT), where n is
-# twice the tags of the rarer kind (relevant or not): naive Bayes contrasts the two kinds, and learns
-# no more than the rarer one tells it (30 relevant tags and 1 not-relevant one say little about what
-# "not relevant" looks like). With 10 of each the two signals weigh the same; balanced tags count as
-# all tags did before. Trusting the model sooner made the judged-set benchmark worse (8: mean WSS@95
-# 0.400, 20: 0.466, counting all tags and mixing by rank); bench/README.md has the measurements.
-LEARNING_HALF_WEIGHT = 20.0
-MAX_LEARNING_WEIGHT = 0.85  # the lexical score always keeps a say: it is what the editors asked for
-STANDING_SPREAD = 1 / math.sqrt(12)  # standard deviation of standings spread evenly over (0, 1]
-SEMANTIC_WEIGHT = 0.25  # share of the non-learned part given to embeddings when they are available
-DESIGN_BONUS: dict[EvidenceTier, float] = {
-    EvidenceTier.DECISIVE: 0.04,
-    EvidenceTier.SUPPORTING: 0.02,
-    EvidenceTier.NOT_COUNTED: 0.0,
-}
-RELEVANT_VERDICTS = frozenset({StudyVerdict.SUPPORTED, StudyVerdict.MIXED, StudyVerdict.UNSUPPORTED})
-MAX_MATCHED_TERMS_SHOWN = 5
-# After this many changed studies since the last request, labels are read again whole, not one by one.
-MAX_INCREMENTAL_CHANGES = 5000
-
+from db.ranking.model import Corpus, Model
+from db.vocab import EvidenceTier, StudyDesign
 
 DESIGN_BONUS: dict[EvidenceTier, float] = {
     EvidenceTier.DECISIVE: 0.04,

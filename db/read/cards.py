@@ -9,18 +9,12 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import (
-    select,
-)
+from sqlalchemy import select
 from sqlmodel import Session
 
 from db.corpus.design import DESIGN_TIER
 from db.corpus.study_facts import StudyFacts, study_facts
-from db.models import (
-    SignOff,
-    SourceDocument,
-    User,
-)
+from db.models import SignOff, SourceDocument, User
 from db.read.pairs import study_evidence
 from db.read.summary import (
     SUMMARY,
@@ -33,9 +27,7 @@ from db.read.summary import (
     summary_evidence,
 )
 from db.review.claims import list_claims
-from db.review.pair_index import (
-    voted_pairs,
-)
+from db.review.pair_index import voted_pairs
 from db.review.roles import Action, can, require
 from db.review.signoff import describe_changes
 from db.review.verdicts import (
@@ -48,13 +40,7 @@ from db.review.verdicts import (
     outline_verdict,
     snapshot_fingerprint,
 )
-from db.vocab import (
-    ClaimVerdict,
-    SignOffDecision,
-    Strength,
-    StudyDesign,
-    StudyVerdict,
-)
+from db.vocab import ClaimVerdict, SignOffDecision, Strength, StudyDesign, StudyVerdict
 
 # Designs strongest first, the order meters and queues list them in.
 DESIGN_ORDER: tuple[StudyDesign, ...] = tuple(

@@ -6,19 +6,13 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import (
-    select,
-)
+from sqlalchemy import select
 from sqlmodel import Session
 
-from db.models import (
-    SourceDocument,
-)
+from db.models import SourceDocument
 from db.review.claims import list_claims
 from db.text import KEY_STOPWORDS, words
-from db.vocab import (
-    DocumentStatus,
-)
+from db.vocab import DocumentStatus
 
 
 @dataclass(frozen=True)

@@ -6,38 +6,18 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import (
-    select,
-)
+from sqlalchemy import select
 from sqlmodel import Session
 
 from db.corpus.study_facts import StudyFacts, study_facts
 from db.errors import NotFoundError
-from db.models import (
-    Article,
-    Assessment,
-    Claim,
-    ConflictResolution,
-    User,
-)
+from db.models import Article, Assessment, Claim, ConflictResolution, User
 from db.read.cards import DESIGN_ORDER, blinded_documents, user_names
 from db.read.pairs import NOT_RELEVANT, PairSummary, ScreenedOut, screened_out_counts
-from db.review.pair_index import (
-    EvidencePair,
-    PairRow,
-    as_evidence_pair,
-    claim_pair_rows,
-    voted_pairs,
-)
+from db.review.pair_index import EvidencePair, PairRow, as_evidence_pair, claim_pair_rows, voted_pairs
 from db.review.roles import Action, require
-from db.review.verdicts import (
-    EXCLUDING_STATUSES,
-)
-from db.vocab import (
-    PairState,
-    StudyDesign,
-    StudyVerdict,
-)
+from db.review.verdicts import EXCLUDING_STATUSES
+from db.vocab import PairState, StudyDesign, StudyVerdict
 
 
 @dataclass(frozen=True)

@@ -8,26 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    select,
-)
+from sqlalchemy import select
 from sqlmodel import Session
 
 from db.corpus.study_facts import study_facts
-from db.models import (
-    AuditEvent,
-    Claim,
-    User,
-)
+from db.models import AuditEvent, Claim, User
 from db.read.cards import ClaimCard
 from db.read.drilldown import StudyRow, study_rows
 from db.read.pairs import PairScope, PairSummary, pair_summaries
 from db.review.claims import list_claims
 from db.review.roles import Action, require
-from db.vocab import (
-    AuditAction,
-    PairState,
-)
+from db.vocab import AuditAction, PairState
 
 
 @dataclass(frozen=True)

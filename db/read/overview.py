@@ -7,25 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    func,
-    select,
-)
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from db.clock import utcnow
 from db.corpus.articles import corpus_summary
 from db.corpus.design import DESIGN_TIER
 from db.corpus.study_facts import study_facts
-from db.models import (
-    Article,
-    HarvestRun,
-)
+from db.models import Article, HarvestRun
 from db.read.cards import DESIGN_ORDER
-from db.vocab import (
-    RunStatus,
-    StudyDesign,
-)
+from db.vocab import RunStatus, StudyDesign
 
 
 @dataclass(frozen=True)

@@ -13,41 +13,17 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import (
-    String,
-    and_,
-    case,
-    exists,
-    func,
-    literal,
-    or_,
-    select,
-    tuple_,
-    type_coerce,
-    union,
-)
+from sqlalchemy import String, and_, case, exists, func, literal, or_, select, tuple_, type_coerce, union
 from sqlmodel import Session
 
 from db.chunks import chunked
 from db.corpus.study_facts import StudyFacts, study_facts
-from db.models import (
-    Article,
-    Assessment,
-    ConflictResolution,
-)
-from db.review.pair_index import (
-    EvidencePair,
-)
+from db.models import Article, Assessment, ConflictResolution
+from db.review.pair_index import EvidencePair
 from db.review.pair_rule import pair_standing
 from db.review.pairs import votes_signature
-from db.review.verdicts import (
-    EXCLUDING_STATUSES,
-    StudyEvidence,
-)
-from db.vocab import (
-    PairState,
-    StudyVerdict,
-)
+from db.review.verdicts import EXCLUDING_STATUSES, StudyEvidence
+from db.vocab import PairState, StudyVerdict
 
 
 @dataclass(frozen=True, slots=True)

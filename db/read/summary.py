@@ -17,39 +17,16 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import (
-    func,
-    select,
-    text,
-)
+from sqlalchemy import func, select, text
 from sqlmodel import Session
 
 from db.corpus.study_facts import StudyFacts, facts_signature, study_facts
-from db.models import (
-    AuditEvent,
-    Claim,
-    SignOff,
-    User,
-)
+from db.models import AuditEvent, Claim, SignOff, User
 from db.read.pairs import NOT_RELEVANT
 from db.review.claims import list_claims
-from db.review.pair_index import (
-    EvidencePair,
-    evidence_pairs,
-    evidence_pairs_of,
-    screened_out_tally,
-)
-from db.review.verdicts import (
-    EXCLUDING_STATUSES,
-    EvidenceCounts,
-    ExcludedStudy,
-    Tally,
-)
-from db.vocab import (
-    AuditAction,
-    PairState,
-    StudyVerdict,
-)
+from db.review.pair_index import EvidencePair, evidence_pairs, evidence_pairs_of, screened_out_tally
+from db.review.verdicts import EXCLUDING_STATUSES, EvidenceCounts, ExcludedStudy, Tally
+from db.vocab import AuditAction, PairState, StudyVerdict
 
 
 class SummaryCache:
