@@ -52,9 +52,9 @@ def build(url: str, studies: int, assessments: int, folder: Path) -> dict[str, f
     from sqlalchemy import func, insert, select
 
     from db.clock import utcnow
+    from db.corpus.study_facts import study_facts
     from db.engine import init_db, open_session
     from db.models import Article, Assessment, AuditEvent
-    from db.read.claims import study_facts
     from db.review.claims import list_claims
     from db.review.pair_index import rebuild_pair_state
     from db.review.pairs import resolve_conflict
@@ -216,9 +216,10 @@ def warm_up(url: str) -> float:
     """What a server start does in background threads (pages/_ui.warm_caches): every study's
     design and every claim's evidence, and the ranking's corpus, features and each claim's queue
     state, kept per process until the data changes."""
+    from db.corpus.study_facts import study_facts
     from db.engine import open_session
     from db.ranking.queue import prepare_queues
-    from db.read.claims import study_facts, warm_summary
+    from db.read.summary import warm_summary
 
     started = time.perf_counter()
     with open_session(url) as session:
@@ -239,7 +240,9 @@ def time_editor_actions(url: str) -> dict[str, float]:
 
     from db.engine import open_session
     from db.exports.citations import bibtex, evidence_citations, ris
-    from db.exports.claims import ExportFormat, claim_reports, claimreview_jsonld, write_claims
+    from db.exports.claimreview import claimreview_jsonld
+    from db.exports.claims import claim_reports, write_claims
+    from db.exports.formats import ExportFormat
 
     timings: dict[str, float] = {}
     st.cache_data.clear()

@@ -19,7 +19,7 @@ created through --postgres-admin-url and dropped afterwards unless --keep):
 Then the review queues are warmed as the dashboard does at start (db.ranking.queue.prepare_queues), and each
 read is called --repeats times in a fresh session (as a page's cached loader does), after one first call
 that is reported on its own (it may fill process caches):
-- verdict summary: db.read.claims.claim_cards (the Claims page: all claims, verdicts, meters);
+- verdict summary: db.read.cards.claim_cards (the Claims page: all claims, verdicts, meters);
 - verdicts (issue 3 path): db.review.signoff.claim_verdict for each of the 9 claims;
 - review queue page: db.ranking.queue.review_queue(limit=20) for a reviewer, cycling over the claims;
 - full-text search: db.corpus.fulltext.search_articles_fulltext(limit=50) over five searches;
@@ -380,7 +380,7 @@ def measure(
     print(f"  prepare_queues: {prepared_s:.1f} s", file=sys.stderr, flush=True)
 
     def verdict_summary(i: int) -> Any:
-        from db.read.claims import claim_cards
+        from db.read.cards import claim_cards
 
         with open_session(url) as session:
             return claim_cards(session, editor)
@@ -411,7 +411,7 @@ def measure(
             return study_detail(session, editor, study_pmids[i])
 
     def claim_study_list(i: int) -> Any:
-        from db.read.claims import claim_studies
+        from db.read.drilldown import claim_studies
         from db.review.claims import get_claim
 
         with open_session(url) as session:
@@ -461,7 +461,7 @@ def measure(
 
     # name -> (an untimed step before each call, the timed read)
     reads: dict[str, tuple[Callable[[int], None] | None, Callable[[int], Any]]] = {
-        "verdict summary, all claims (db.read.claims.claim_cards)": (None, verdict_summary),
+        "verdict summary, all claims (db.read.cards.claim_cards)": (None, verdict_summary),
         "verdict of one claim, as sign-off computes it (db.review.signoff.claim_verdict)": (
             None,
             verdict_issue3,
@@ -469,7 +469,10 @@ def measure(
         "Review queue page, 20 studies (db.ranking.queue.review_queue)": (None, review_queue_page),
         "full-text search, 50 hits (db.corpus.fulltext)": (None, fulltext_search),
         "study page (db.read.studies.study_detail)": (None, study_page),
-        "Claims page: one claim's studies, first 25 (db.read.claims.claim_studies)": (None, claim_study_list),
+        "Claims page: one claim's studies, first 25 (db.read.drilldown.claim_studies)": (
+            None,
+            claim_study_list,
+        ),
         "verdict summary after a write (each call follows one reviewer's committed decision)": (
             anyone_decides,
             verdict_summary,

@@ -1,16 +1,32 @@
 """Every enumeration of the domain in one place: roles, verdicts, designs, statuses and audit actions.
 
 Values are what the database stores and exports carry; never rename one without a migration.
+Each member's `label` is how people read it ("not relevant", "RCT"): pages, exports and read models
+put it in sentences; capitalise it at the start of one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import IntEnum, StrEnum
+
+
+class Labelled(StrEnum):
+    """A stored value with a label for people: the value in words, unless `_labels` says otherwise."""
+
+    @classmethod
+    def _labels(cls) -> Mapping[str, str]:
+        return {}
+
+    @property
+    def label(self) -> str:
+        return self._labels().get(self.value) or self.value.replace("_", " ")
+
 
 # --- the literature ---------------------------------------------------------------------------------
 
 
-class RetractionStatus(StrEnum):
+class RetractionStatus(Labelled):
     """How PubMed marks a record's standing; `None` on the article means none of these."""
 
     RETRACTED = "retracted"  # publication type "Retracted Publication" or a RetractionIn link
@@ -19,14 +35,14 @@ class RetractionStatus(StrEnum):
     CORRECTED = "corrected"  # an ErratumIn link: still citable, but read the erratum
 
 
-class RunStatus(StrEnum):
+class RunStatus(Labelled):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
 
 
-class StudyDesign(StrEnum):
+class StudyDesign(Labelled):
     META_ANALYSIS = "meta_analysis"
     SYSTEMATIC_REVIEW = "systematic_review"
     RCT = "rct"
@@ -37,6 +53,20 @@ class StudyDesign(StrEnum):
     PRECLINICAL = "preclinical"  # animal or in vitro
     OTHER = "other"  # letters, editorials, or nothing PubMed tells us
 
+    @classmethod
+    def _labels(cls) -> Mapping[str, str]:
+        # The singular nouns the verdict reasoning uses (db.corpus.design.DESIGN_NOUNS has the plurals).
+        return {
+            "meta_analysis": "meta-analysis",
+            "rct": "RCT",
+            "controlled_trial": "non-randomised trial",
+            "observational": "observational study",
+            "case_report": "case report or series",
+            "review": "narrative review",
+            "preclinical": "preclinical study",
+            "other": "other publication",
+        }
+
 
 class EvidenceTier(IntEnum):
     """How much a design weighs in a claim verdict, in the spirit of GRADE."""
@@ -45,36 +75,40 @@ class EvidenceTier(IntEnum):
     SUPPORTING = 1  # counts less: non-randomised trials and observational studies
     DECISIVE = 2  # carries the decision: systematic reviews, meta-analyses, RCTs
 
+    @property
+    def label(self) -> str:
+        return self.name.lower().replace("_", " ")
+
 
 # --- the review workflow ----------------------------------------------------------------------------
 
 
-class Role(StrEnum):
+class Role(Labelled):
     ADMIN = "admin"
     EDITOR = "editor"
     REVIEWER = "reviewer"
     VIEWER = "viewer"
 
 
-class DocumentStatus(StrEnum):
+class DocumentStatus(Labelled):
     DRAFT = "draft"
     IN_REVIEW = "in_review"
     READY_TO_PUBLISH = "ready_to_publish"
 
 
-class ClaimStatus(StrEnum):
+class ClaimStatus(Labelled):
     ACTIVE = "active"
     RETIRED = "retired"
     MERGED = "merged"  # retired into another claim (merged_into_id)
 
 
-class ProposalStatus(StrEnum):
+class ProposalStatus(Labelled):
     PENDING = "pending"
     ACCEPTED = "accepted"
     REJECTED = "rejected"
 
 
-class StudyVerdict(StrEnum):
+class StudyVerdict(Labelled):
     """One reviewer's judgment of one study against one claim."""
 
     SUPPORTED = "supported"
@@ -83,15 +117,19 @@ class StudyVerdict(StrEnum):
     NOT_RELEVANT = "not_relevant"  # screened out: never counted in a claim verdict
 
 
-class PairState(StrEnum):
+class PairState(Labelled):
     """Where the votes on one (claim, study) pair stand."""
 
     AGREED = "agreed"  # one vote, or all votes the same
     CONFLICT = "conflict"  # votes differ and no editor has resolved them (or they changed since)
     RESOLVED = "resolved"  # an editor's final verdict applies
 
+    @classmethod
+    def _labels(cls) -> Mapping[str, str]:
+        return {"conflict": "reviewers disagree"}
 
-class ClaimVerdict(StrEnum):
+
+class ClaimVerdict(Labelled):
     """A claim's verdict, derived from its studies by db.review.verdicts.derive_claim_verdict."""
 
     SUPPORTED = "supported"
@@ -100,7 +138,7 @@ class ClaimVerdict(StrEnum):
     INSUFFICIENT_EVIDENCE = "insufficient_evidence"
 
 
-class Strength(StrEnum):
+class Strength(Labelled):
     """Certainty of a claim verdict, in GRADE's four levels."""
 
     HIGH = "high"
@@ -109,13 +147,13 @@ class Strength(StrEnum):
     VERY_LOW = "very_low"
 
 
-class SignOffDecision(StrEnum):
+class SignOffDecision(Labelled):
     OK_TO_PUBLISH = "ok_to_publish"
     REVISE_WORDING = "revise_wording"
     REMOVE_CLAIM = "remove_claim"
 
 
-class AuditAction(StrEnum):
+class AuditAction(Labelled):
     USER_ADDED = "user_added"
     ROLE_CHANGED = "role_changed"
     USER_DEACTIVATED = "user_deactivated"
@@ -140,7 +178,7 @@ class AuditAction(StrEnum):
 # --- signing in -------------------------------------------------------------------------------------
 
 
-class AuthMode(StrEnum):
+class AuthMode(Labelled):
     LOCAL = "local"
     PASSWORD = "password"
     OIDC = "oidc"

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from db.errors import InvalidInputError
-from db.review.assessments import AssessmentRow
+from db.review.assessment_import import AssessmentRow
 
 IMPORT_COLUMNS = ("reviewer", "claim_key", "pmid", "verdict", "quote", "note")
 OPTIONAL_IMPORT_COLUMNS = ("design",)

@@ -16,7 +16,7 @@ import streamlit as st
 from db.corpus.runs import recent_runs
 from db.engine import open_session
 from db.models import Claim
-from db.read import claims as dashboard
+from db.read import cards, choices, drilldown, editor, overview
 from db.read import studies as dashboard_studies
 from db.review.auth import users_with_password
 from db.review.roles import get_user, list_users
@@ -27,22 +27,22 @@ SHORT, MEDIUM, LONG = 30, 120, 600  # seconds
 
 
 @st.cache_data(ttl=LONG, show_spinner=False)
-def documents(db_url: str) -> list[dashboard.DocumentInfo]:
+def documents(db_url: str) -> list[choices.DocumentInfo]:
     with open_session(db_url) as session:
-        return dashboard.documents(session)
+        return choices.documents(session)
 
 
 @st.cache_data(ttl=LONG, show_spinner=False)
-def claim_choices(db_url: str, document_id: int | None = None) -> list[dashboard.ClaimChoice]:
+def claim_choices(db_url: str, document_id: int | None = None) -> list[choices.ClaimChoice]:
     with open_session(db_url) as session:
-        return dashboard.claim_choices(session, document_id)
+        return choices.claim_choices(session, document_id)
 
 
 @st.cache_data(ttl=MEDIUM, show_spinner="Weighing the evidence…")
-def claim_cards(db_url: str, viewer: str, document_id: int | None, scope: str) -> list[dashboard.ClaimCard]:
+def claim_cards(db_url: str, viewer: str, document_id: int | None, scope: str) -> list[cards.ClaimCard]:
     with open_session(db_url) as session:
         user = get_user(session, viewer)
-        return dashboard.claim_cards(session, user, document_id=document_id, scope=DesignScope(scope))
+        return cards.claim_cards(session, user, document_id=document_id, scope=DesignScope(scope))
 
 
 @st.cache_data(ttl=MEDIUM, show_spinner=False)
@@ -54,39 +54,37 @@ def claim_studies(
     designs: tuple[str, ...],
     limit: int,
     offset: int,
-) -> dashboard.StudyPage:
+) -> drilldown.StudyPage:
     with open_session(db_url) as session:
         user = get_user(session, viewer)
-        return dashboard.claim_studies(
+        return drilldown.claim_studies(
             session, user, claim_id, verdicts=verdicts, designs=designs, limit=limit, offset=offset
         )
 
 
 @st.cache_data(ttl=MEDIUM, show_spinner=False)
-def conflicts(
-    db_url: str, actor: str, claim_id: int | None, limit: int, offset: int
-) -> dashboard.ConflictPage:
+def conflicts(db_url: str, actor: str, claim_id: int | None, limit: int, offset: int) -> editor.ConflictPage:
     with open_session(db_url) as session:
         user = get_user(session, actor)
-        return dashboard.conflict_page(session, user, claim_id=claim_id, limit=limit, offset=offset)
+        return editor.conflict_page(session, user, claim_id=claim_id, limit=limit, offset=offset)
 
 
 @st.cache_data(ttl=SHORT, show_spinner=False)
-def audit(db_url: str, claim_id: int | None, limit: int) -> list[dashboard.AuditRow]:
+def audit(db_url: str, claim_id: int | None, limit: int) -> list[editor.AuditRow]:
     with open_session(db_url) as session:
-        return dashboard.audit_rows(session, claim_id=claim_id, limit=limit)
+        return editor.audit_rows(session, claim_id=claim_id, limit=limit)
 
 
 @st.cache_data(ttl=MEDIUM, show_spinner=False)
-def freshness(db_url: str) -> dashboard.Freshness:
+def freshness(db_url: str) -> overview.Freshness:
     with open_session(db_url) as session:
-        return dashboard.corpus_freshness(session)
+        return overview.corpus_freshness(session)
 
 
 @st.cache_data(ttl=LONG, show_spinner=False)
-def year_design(db_url: str) -> list[dashboard.YearDesignCount]:
+def year_design(db_url: str) -> list[overview.YearDesignCount]:
     with open_session(db_url) as session:
-        return dashboard.studies_by_year_and_design(session)
+        return overview.studies_by_year_and_design(session)
 
 
 @st.cache_data(ttl=LONG, show_spinner="Loading the studies…")

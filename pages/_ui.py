@@ -19,16 +19,18 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from db.corpus.study_facts import study_facts
 from db.engine import open_session
 from db.errors import InvalidInputError, ReviewError
 from db.models import User
 from db.ranking.queue import warm_review_queues
-from db.read.claims import VoteRow, study_facts, warm_summary
+from db.read.drilldown import VoteRow
+from db.read.summary import warm_summary
 from db.review.assessments import update_assessment
 from db.review.auth import active_user, auth_mode
 from db.review.roles import Action, can, get_user
 from db.settings import load_settings
-from db.vocab import AuthMode, Role, StudyVerdict
+from db.vocab import AuthMode, ClaimVerdict, PairState, Role, StudyVerdict
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +46,10 @@ VERDICT_COLORS: dict[str, str] = {
     "insufficient_evidence": "#999999",
     "conflict": "#CC79A7",
 }
+# Badge and chart labels by value: the verdicts' own labels, and "conflict" for a pair's open conflict.
 VERDICT_LABELS: dict[str, str] = {
-    "supported": "Supported",
-    "mixed": "Mixed",
-    "unsupported": "Unsupported",
-    "not_relevant": "Not relevant",
-    "insufficient_evidence": "Insufficient evidence",
-    "conflict": "Reviewers disagree",
+    v.value: v.label.capitalize() for v in (*StudyVerdict, *ClaimVerdict, PairState.CONFLICT)
 }
-STRENGTH_LABELS = {"high": "high", "moderate": "moderate", "low": "low", "very_low": "very low"}
 # Verdicts drawn on meters, in the order of their bars.
 METER_VERDICTS = ("supported", "mixed", "unsupported")
 PROGRESS_KEYS = ("supported", "mixed", "unsupported", "not_relevant", "conflict")
@@ -137,7 +134,7 @@ def badge(verdict: str | None, label: str | None = None) -> str:
     key = verdict or "conflict"
     color = VERDICT_COLORS.get(key, "#999999")
     light = " ke-light" if key in {"mixed", "not_relevant", "insufficient_evidence"} else ""
-    text = escape(label or VERDICT_LABELS.get(key, key.replace("_", " ")))
+    text = escape(label or VERDICT_LABELS.get(key, key))
     return f'<span class="ke-badge{light}" style="background:{color}">{text}</span>'
 
 

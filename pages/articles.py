@@ -5,7 +5,7 @@ import streamlit as st
 
 from db.engine import open_session
 from db.errors import ReviewError
-from db.read.claims import suggest_claim_key
+from db.read.choices import suggest_claim_key
 from db.review.roles import Action, get_user
 from db.review.sources import accept_proposal, add_document, get_document, reject_proposal, store_proposals
 from pages import _data as data

@@ -3,12 +3,13 @@ the sensitivity view, and a drill-down to every judged study with its votes."""
 
 import streamlit as st
 
-from db.read.claims import DESIGN_ORDER, ClaimCard, StudyRow, design_label, words
+from db.read.cards import DESIGN_ORDER, ClaimCard
+from db.read.drilldown import StudyRow
 from db.review.verdicts import DesignScope
+from db.vocab import RetractionStatus, StudyDesign
 from pages import _data as data
 from pages._ui import (
     METER_VERDICTS,
-    STRENGTH_LABELS,
     VERDICT_COLORS,
     VERDICT_LABELS,
     badge,
@@ -77,7 +78,7 @@ def _article_html(cards: list[ClaimCard], selected: str) -> str:
         color = VERDICT_COLORS.get(card.verdict, "#999999")
         spans.append((card.span_start, card.span_end))
         chosen = " ke-selected" if card.key == selected else ""
-        title = escape(f"{card.key}: {words(card.verdict)}")
+        title = escape(f"{card.key}: {card.verdict.label}")
         attrs.append(f'class="ke-claim{chosen}" style="--ke-c:{color}" title="{title}"')
         prefixes.append(f'<sup class="ke-n" style="--ke-c:{color}">{numbers[card.key]}</sup>')
     return marked_html(document.text, spans, mark_attrs=attrs, prefixes=prefixes)
@@ -95,14 +96,14 @@ with claim_column:
     card = by_key[selected_key]
     html_block(
         f"<p><b>{escape(card.statement)}</b></p>"
-        f"<p>{badge(card.verdict)} &nbsp;strength: <b>{escape(STRENGTH_LABELS.get(card.strength, card.strength))}</b>"
+        f"<p>{badge(card.verdict)} &nbsp;strength: <b>{escape(card.strength.label)}</b>"
         + (f" &nbsp;· time frame: {escape(card.time_frame)}" if card.time_frame else "")
         + "</p>"
     )
     st.write(card.reasoning)
     sensitivity = (
-        f"Sensitivity — graded rule: **{words(card.graded_verdict)}** · high-certainty designs only: "
-        f"**{words(card.high_certainty_verdict)}** · all designs alike: **{words(card.all_designs_verdict)}**"
+        f"Sensitivity — graded rule: **{card.graded_verdict.label}** · high-certainty designs only: "
+        f"**{card.high_certainty_verdict.label}** · all designs alike: **{card.all_designs_verdict.label}**"
     )
     if card.rests_on_weak_studies:
         st.warning(sensitivity + ". The verdict rests on weaker studies.", icon=":material/balance:")
@@ -114,7 +115,7 @@ with claim_column:
             "stay hidden until you judge them on the Review page."
         )
     if card.meter:
-        labels = [design_label(d) for d in DESIGN_ORDER]
+        labels = [d.label for d in DESIGN_ORDER]
         st.altair_chart(meter_chart([row.__dict__ for row in card.meter], labels), width="stretch")
         st.caption("Faint bars: designs that do not decide the verdict in this view (see the reasoning).")
     else:
@@ -127,7 +128,7 @@ with claim_column:
         )
     if card.signoff is not None:
         s = card.signoff
-        line = f"Signed off as **{words(s.decision)}** by {s.signed_by or '?'} on {s.signed_at:%Y-%m-%d}"
+        line = f"Signed off as **{s.decision.label}** by {s.signed_by or '?'} on {s.signed_at:%Y-%m-%d}"
         if s.evidence_changed:
             st.warning(
                 line + "; the evidence changed since: " + "; ".join(s.changes), icon=":material/update:"
@@ -136,7 +137,7 @@ with claim_column:
             st.caption(line + ".")
 
 with text_column:
-    byline = " · ".join(x for x in (document.author, document.outlet, words(document.status)) if x)
+    byline = " · ".join(x for x in (document.author, document.outlet, document.status.label) if x)
     st.caption(
         md_escape(f"The article under review ({byline}); each claim is marked in the verdict's colour.")
     )
@@ -149,11 +150,11 @@ def _study_html(row: StudyRow) -> str:
     if row.excluded:
         title = f"<del>{title}</del> <i>({escape(row.excluded)})</i>"
     elif row.retraction_status:
-        title += f" <i>({escape(words(row.retraction_status))})</i>"
+        title += f" <i>({escape(RetractionStatus(row.retraction_status).label)})</i>"
     verdict = badge(row.verdict) if row.verdict else badge("conflict")
     state = {"resolved": " · resolved by an editor", "conflict": " · awaiting an editor"}.get(row.state, "")
     head = (
-        f'<div class="ke-study">{verdict} <b>PMID {row.pmid}</b> · {escape(design_label(row.design))}'
+        f'<div class="ke-study">{verdict} <b>PMID {row.pmid}</b> · {escape(row.design.label)}'
         f" · {escape(row.journal)} {row.year or ''}{state}<br>{title}</div>"
     )
     votes = "".join(
@@ -180,7 +181,10 @@ verdict_filter = filters[0].multiselect(
     key="claims_verdicts",
 )
 design_filter = filters[1].multiselect(
-    "Design", [d.value for d in DESIGN_ORDER], format_func=design_label, key="claims_designs"
+    "Design",
+    [d.value for d in DESIGN_ORDER],
+    format_func=lambda d: StudyDesign(d).label,
+    key="claims_designs",
 )
 page = filters[2].number_input("Page", min_value=1, step=1, key="claims_page")
 found = data.claim_studies(

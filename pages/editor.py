@@ -10,17 +10,14 @@ from sqlmodel import Session
 
 from db.engine import open_session
 from db.errors import ReviewError
+from db.exports.audit import write_audit
 from db.exports.citations import bibtex, evidence_citations, ris
-from db.exports.claims import (
-    ExportFormat,
-    claim_reports,
-    claimreview_jsonld,
-    write_audit,
-    write_claimreview,
-    write_claims,
-)
+from db.exports.claimreview import claimreview_jsonld, write_claimreview
+from db.exports.claims import claim_reports, write_claims
+from db.exports.formats import ExportFormat
 from db.models import Claim
-from db.read.claims import ClaimCard, signoff_checklist, words
+from db.read.cards import ClaimCard
+from db.read.editor import signoff_checklist
 from db.review.claims import get_claim
 from db.review.pairs import resolve_conflict
 from db.review.roles import Action, get_user
@@ -29,7 +26,6 @@ from db.review.sources import set_blind_mode, set_document_status
 from db.vocab import DocumentStatus, SignOffDecision, StudyVerdict
 from pages import _data as data
 from pages._ui import (
-    STRENGTH_LABELS,
     VERDICT_LABELS,
     badge,
     db_url,
@@ -104,7 +100,7 @@ with checklist_tab:
         mark = ":material/check_circle:" if item.done else ":material/radio_button_unchecked:"
         st.markdown(f"{mark} {item.label}" + (f" — {md_escape(item.detail)}" if item.detail else ""))
     st.caption(
-        f"Article status: {words(document.status)}. Blind mode is {'on' if document.blind_mode else 'off'}."
+        f"Article status: {document.status.label}. Blind mode is {'on' if document.blind_mode else 'off'}."
     )
     ready = all(item.done for item in items) and bool(cards)
     manage = user.can(Action.MANAGE_CLAIMS)
@@ -136,10 +132,10 @@ with checklist_tab:
                 {
                     "claim": c.key,
                     "verdict": VERDICT_LABELS.get(c.verdict, c.verdict),
-                    "strength": STRENGTH_LABELS.get(c.strength, c.strength),
+                    "strength": c.strength.label,
                     "judged": c.judged,
                     "conflicts": c.conflicts,
-                    "sign-off": words(c.signoff.decision) if c.signoff else "",
+                    "sign-off": c.signoff.decision.label if c.signoff else "",
                     "signed by": (c.signoff.signed_by or "") if c.signoff else "",
                     "evidence changed since": bool(c.signoff and c.signoff.evidence_changed),
                 }
@@ -198,7 +194,7 @@ with conflicts_tab:
                             lambda s, a, claim_id=row.claim_id, pmid=study.pmid, final=final, reason=reason: (
                                 resolve_conflict(s, a, _claim(s, claim_id), pmid, final, reason)
                             ),
-                            success=f"Resolved PMID {study.pmid} for {row.claim_key} as {words(final)}.",
+                            success=f"Resolved PMID {study.pmid} for {row.claim_key} as {StudyVerdict(final).label}.",
                             after=data.after_resolution,
                         )
 
@@ -217,19 +213,19 @@ with signoff_tab:
         chosen: ClaimCard = cards_by_key[chosen_key]
         html_block(
             f"<p><b>{escape(chosen.statement)}</b></p><p>{badge(chosen.verdict)} strength: "
-            f"<b>{escape(STRENGTH_LABELS.get(chosen.strength, chosen.strength))}</b></p>"
+            f"<b>{escape(chosen.strength.label)}</b></p>"
         )
         st.write(chosen.reasoning)
         if chosen.rests_on_weak_studies:
             st.warning(
-                f"High-certainty designs alone say {words(chosen.high_certainty_verdict)}: the verdict rests on weaker studies."
+                f"High-certainty designs alone say {chosen.high_certainty_verdict.label}: the verdict rests on weaker studies."
             )
         if chosen.signoff is not None:
             s = chosen.signoff
             st.caption(
                 md_escape(
-                    f"Last sign-off: {words(s.decision)} by {s.signed_by} on {s.signed_at:%Y-%m-%d %H:%M} UTC "
-                    f"(verdict then: {words(s.verdict)}, {words(s.strength)}). Rationale: {s.rationale}"
+                    f"Last sign-off: {s.decision.label} by {s.signed_by} on {s.signed_at:%Y-%m-%d %H:%M} UTC "
+                    f"(verdict then: {s.verdict.label}, {s.strength.label}). Rationale: {s.rationale}"
                 )
             )
             if s.evidence_changed:

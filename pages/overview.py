@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from db.read.claims import DESIGN_ORDER, design_label
+from db.read.cards import DESIGN_ORDER
 from db.review.roles import Action
 from db.review.verdicts import DesignScope
 from pages import _data as data
@@ -48,7 +48,7 @@ with left:
     st.subheader("Studies by year and design")
     by_year = data.year_design(url)
     if by_year:
-        labels = [design_label(d) for d in DESIGN_ORDER]
+        labels = [d.label for d in DESIGN_ORDER]
         st.altair_chart(year_design_chart([r.__dict__ for r in by_year], labels), width="stretch")
     else:
         st.caption("Nothing to chart until studies with a publication year arrive.")

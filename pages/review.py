@@ -8,7 +8,7 @@ import streamlit as st
 from db.engine import open_session
 from db.errors import ReviewError
 from db.models import Claim
-from db.read.claims import DESIGN_ORDER, design_label, words
+from db.read.cards import DESIGN_ORDER
 from db.read.studies import (
     QueueOrder,
     ReviewStudy,
@@ -16,12 +16,12 @@ from db.read.studies import (
     next_in_queue,
     review_order,
     review_study,
-    term_spans,
 )
 from db.review.assessments import record_assessment
 from db.review.pairs import pair_votes
 from db.review.roles import Action, get_user
-from db.vocab import StudyDesign, StudyVerdict
+from db.text import term_spans
+from db.vocab import RetractionStatus, StudyDesign, StudyVerdict
 from pages import _data as data
 from pages._ui import (
     VERDICT_LABELS,
@@ -177,10 +177,10 @@ def _decide(verdict: StudyVerdict, claim_id: int, pmid: int, shown_design: str) 
             session.rollback()
             st.session_state.review_flash = ("error", f"Not saved: {exc}")
             return
-    revealed = ", ".join(f"{v.reviewer}: {words(v.verdict.value)}" for v in others)
+    revealed = ", ".join(f"{v.reviewer}: {v.verdict.label}" for v in others)
     st.session_state.review_flash = (
         "success",
-        f"Saved PMID {pmid} as {words(verdict.value)}."
+        f"Saved PMID {pmid} as {verdict.label}."
         + (f" Other reviewers said — {revealed}." if revealed else ""),
     )
     st.session_state.review_last = {"claim_id": claim_id, "pmid": pmid}
@@ -210,7 +210,7 @@ with st.container(border=True):
         f'<h3 class="ke-text">{marked_html(study.title, term_spans(study.title, terms), inline=True)}</h3>'
     )
     facts = [escape(study.journal), str(study.year or "")]
-    facts.append(f"<b>{escape(design_label(study.design))}</b>")
+    facts.append(f"<b>{escape(StudyDesign(study.design).label)}</b>")
     facts.append(f"PMID {study.pmid}")
     html_block(
         "<p>"
@@ -221,7 +221,7 @@ with st.container(border=True):
     )
     if study.retraction_status:
         st.warning(
-            f"PubMed marks this record: {words(study.retraction_status)}. "
+            f"PubMed marks this record: {RetractionStatus(study.retraction_status).label}. "
             "Retracted studies and those under an expression of concern never count toward a verdict."
         )
     if study.abstract:
@@ -258,7 +258,7 @@ inputs[1].selectbox(
     "Design",
     designs,
     index=designs.index(study.design),
-    format_func=design_label,
+    format_func=lambda d: StudyDesign(d).label,
     key=f"design-{suffix}",
     help="Prefilled from PubMed's publication types; correct it if the abstract says otherwise.",
 )
@@ -292,7 +292,7 @@ if last and last["claim_id"] == claim.id:
     with open_session(url) as session:
         previous = review_study(session, get_user(session, user.name), claim.id, last["pmid"])
     if previous.own is not None:
-        with st.expander(f"Change your last decision (PMID {previous.pmid}: {words(previous.own.verdict)})"):
+        with st.expander(f"Change your last decision (PMID {previous.pmid}: {previous.own.verdict.label})"):
             vote_editor(
                 url,
                 user.name,

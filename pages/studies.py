@@ -6,10 +6,11 @@ from urllib.parse import quote as url_quote
 import pandas as pd
 import streamlit as st
 
-from db.read.claims import DESIGN_ORDER, design_label, words
+from db.read.cards import DESIGN_ORDER
 from db.read.studies import StudyDetail
 from db.review.roles import Action
 from db.review.sources import split_sentences
+from db.vocab import RetractionStatus, StudyDesign
 from pages import _data as data
 from pages._ui import (
     VERDICT_LABELS,
@@ -56,7 +57,10 @@ if not years.empty and int(years.min()) < int(years.max()):
     full_range = (int(years.min()), int(years.max()))
     year_range = row1[0].slider("Publication year", *full_range, full_range, key="studies_years")
 design_filter = row1[1].multiselect(
-    "Design", [d.value for d in DESIGN_ORDER], format_func=design_label, key="studies_designs"
+    "Design",
+    [d.value for d in DESIGN_ORDER],
+    format_func=lambda d: StudyDesign(d).label,
+    key="studies_designs",
 )
 type_filter = row1[2].multiselect("Publication type", data.publication_types(url), key="studies_types")
 row2 = st.columns([3, 3, 3])
@@ -114,7 +118,7 @@ if total == 0:
 
 shown = frame.head(SHOWN).assign(
     types=lambda f: f["publication_types"].map(", ".join),
-    standing=lambda f: f["retraction_status"].map(lambda s: words(s) if s else ""),
+    standing=lambda f: f["retraction_status"].map(lambda s: RetractionStatus(s).label if s else ""),
 )
 columns = ["pmid", "title", "journal", "year", "design_label", "types", "standing"]
 if "score" in shown:
@@ -168,7 +172,7 @@ if detail.doi:
         "DOI", "https://doi.org/" + url_quote(detail.doi, safe="/:;()"), icon=":material/open_in_new:"
     )
 if detail.retraction_status:
-    message = f"PubMed marks this record: {words(detail.retraction_status)}."
+    message = f"PubMed marks this record: {RetractionStatus(detail.retraction_status).label}."
     if detail.notices:
         message += " " + "; ".join(detail.notices) + "."
     st.warning(md_escape(message))
@@ -177,14 +181,14 @@ if detail.deleted_in_pubmed:
 
 facts, text = st.columns([2, 3], gap="large")
 with facts:
-    design_line = f"**Design:** {design_label(detail.design)}"
+    design_line = f"**Design:** {StudyDesign(detail.design).label}"
     if detail.design != detail.suggested_design:
-        design_line += f" (PubMed suggested {design_label(detail.suggested_design)})"
+        design_line += f" (PubMed suggested {StudyDesign(detail.suggested_design).label})"
     st.markdown(design_line)
     for change in detail.design_history:
         st.caption(
             md_escape(
-                f"{change.at:%Y-%m-%d} {change.by}: {design_label(change.previous)} → {design_label(change.design)}"
+                f"{change.at:%Y-%m-%d} {change.by}: {StudyDesign(change.previous).label} → {StudyDesign(change.design).label}"
                 + (f" ({change.reason})" if change.reason else "")
             )
         )
@@ -218,7 +222,7 @@ for claim_votes in detail.claims:
         f"<li>{escape(v.reviewer)}: {badge(v.verdict)}"
         + (f' <span class="ke-quote">“{escape(v.quote)}”</span>' if v.quote else "")
         + (f" — {escape(v.note)}" if v.note else "")
-        + f" <small>(design: {escape(design_label(v.design))}, version {v.version})</small></li>"
+        + f" <small>(design: {escape(v.design.label)}, version {v.version})</small></li>"
         for v in claim_votes.votes
     )
     html_block(

@@ -15,9 +15,9 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
-from db.corpus.study_facts import _FACTS
+from db.corpus.study_facts import FACTS
 from db.engine import engine_for, init_db
-from db.read.claims import _CARDS, _EVIDENCE
+from db.read.summary import SUMMARY
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEST_DATA = Path(__file__).resolve().parent / "data"
@@ -43,6 +43,7 @@ def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("EUTILS_BASE_URL", "http://127.0.0.1:9/unset-in-tests/")
     monkeypatch.setenv("NCBI_EMAIL", "tests@example.org")
     monkeypatch.delenv("NCBI_API_KEY", raising=False)
+    monkeypatch.delenv("KETAMINE_EVIDENCE_USER", raising=False)  # a developer's own must not act in tests
 
 
 @pytest.fixture(scope="session")
@@ -186,9 +187,8 @@ def postgres_url(postgres_databases: _PostgresDatabases, monkeypatch: pytest.Mon
 def _forget(url: str) -> None:
     """Close the test database's connections and drop what this process cached of it."""
     engine_for(url).dispose()
-    _FACTS.pop(url, None)
-    _CARDS.pop(url, None)
-    _EVIDENCE.pop(url, None)
+    FACTS.forget(url)
+    SUMMARY.forget(url)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -12,12 +12,11 @@ from db.corpus.design import parse_design, suggest_design
 from db.engine import engine_for
 from db.errors import ConflictError, ImportRejected, InvalidInputError, NotFoundError, PermissionDenied
 from db.models import Assessment, User
+from db.review.assessment_import import AssessmentRow, import_assessments
 from db.review.assessments import (
-    AssessmentRow,
     correct_design,
     design_corrections,
     effective_design,
-    import_assessments,
     quote_in_article,
     record_assessment,
     update_assessment,

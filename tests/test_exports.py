@@ -10,19 +10,13 @@ import pytest
 from sqlmodel import Session
 
 from db.errors import InvalidInputError
-from db.exports.claims import (
-    ASSESSMENT_COLUMNS,
-    ExportFormat,
-    claim_reports,
-    claimreview_jsonld,
-    parse_format,
-    write_assessments,
-    write_audit,
-    write_claimreview,
-    write_claims,
-)
+from db.exports.assessments import ASSESSMENT_COLUMNS, write_assessments
+from db.exports.audit import write_audit
+from db.exports.claimreview import claimreview_jsonld, write_claimreview
+from db.exports.claims import claim_reports, write_claims
+from db.exports.formats import ExportFormat, parse_format
 from db.models import User
-from db.review.assessments import AssessmentRow, import_assessments
+from db.review.assessment_import import AssessmentRow, import_assessments
 from db.review.claims import get_claim
 from db.review.signoff import sign_off
 from db.vocab import SignOffDecision, StudyVerdict

@@ -1,4 +1,4 @@
-"""The dashboard's read helpers (db/read/claims.py, db/read/studies.py) and the pages' escaping."""
+"""The dashboard's read helpers (db/read/) and the pages' escaping."""
 
 from __future__ import annotations
 
@@ -9,25 +9,19 @@ from db.corpus.study_facts import study_facts
 from db.engine import open_session
 from db.errors import PermissionDenied
 from db.models import Assessment
-from db.read.claims import (
-    ChecklistItem,
-    claim_cards,
-    claim_studies,
-    conflict_page,
-    corpus_freshness,
-    evidence_by_claim,
-    meter_rows,
-    pair_summaries,
-    signoff_checklist,
-    studies_by_year_and_design,
-    suggest_claim_key,
-)
-from db.read.studies import claim_terms, next_in_queue, study_index, term_spans
+from db.read.cards import claim_cards, meter_rows
+from db.read.choices import suggest_claim_key
+from db.read.drilldown import claim_studies
+from db.read.editor import ChecklistItem, conflict_page, signoff_checklist
+from db.read.overview import corpus_freshness, studies_by_year_and_design
+from db.read.pairs import evidence_by_claim, pair_summaries
+from db.read.studies import claim_terms, next_in_queue, study_index
 from db.review.assessments import correct_design, update_assessment
 from db.review.claims import get_claim, list_claims
 from db.review.pairs import claim_evidence, pair_statuses, resolve_conflict
 from db.review.roles import get_user
 from db.review.verdicts import DesignScope, derive_claim_verdict
+from db.text import term_spans
 from db.vocab import StudyDesign, StudyVerdict
 from pages._ui import marked_html, md_escape
 from tests.dashboard_builders import vote_as, world

@@ -17,16 +17,11 @@ from db.clock import utcnow
 from db.engine import engine_for, init_db, open_session
 from db.models import Article, Claim, PairRecord, SignOff, User
 from db.ops.backup import dump_database, restore_database
-from db.read import claims as dashboard
-from db.read.claims import ClaimCard, _signoff_info, _user_names, claim_cards, meter_rows
-from db.review.assessments import (
-    AssessmentRow,
-    correct_design,
-    effective_design,
-    find_assessment,
-    import_assessments,
-    update_assessment,
-)
+from db.read import summary
+from db.read.cards import ClaimCard, claim_cards, meter_rows, signoff_info, user_names
+from db.read.summary import SUMMARY
+from db.review.assessment_import import AssessmentRow, import_assessments
+from db.review.assessments import correct_design, effective_design, find_assessment, update_assessment
 from db.review.claims import insert_claim, list_claims, merge_claims
 from db.review.pair_index import computed_pairs, rebuild_pair_state
 from db.review.pairs import is_blinded, pair_statuses, resolve_conflict, visible_assessments
@@ -111,7 +106,7 @@ def reference_cards(session: Session, viewer: User) -> list[ClaimCard]:
                 conflicts=sum(s.state is PairState.CONFLICT for s in visible),
                 blinded=blinded,
                 hidden=len(statuses) - len(visible),
-                signoff=_signoff_info(signoff, full, _user_names(session)) if signoff else None,
+                signoff=signoff_info(signoff, full, user_names(session)) if signoff else None,
             )
         )
     return cards
@@ -424,7 +419,7 @@ def interleave(
     write transaction, so no audit event is settled and the summary is served without being kept.
     """
     reads: list[tuple[str, int]] = []
-    read_whole, patch_claims = dashboard._read_claims, dashboard._patch_claims
+    read_whole, patch_claims = summary.read_claims, summary.patch_claims
 
     def whole(session: Session, claim_ids: list[int], *args: Any) -> Any:
         reads.append(("whole", len(claim_ids)))
@@ -437,8 +432,8 @@ def interleave(
     rng = random.Random(seed)
     wrong: list[str] = []
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(dashboard, "_read_claims", whole)
-        patch.setattr(dashboard, "_patch_claims", patched)
+        patch.setattr(summary, "read_claims", whole)
+        patch.setattr(summary, "patch_claims", patched)
         for step in range(writes):
             with open_session(url) as session:
                 random_write(session, {k: session.merge(u) for k, u in users.items()}, rng)
@@ -446,7 +441,7 @@ def interleave(
                 with engine_for(url).connect() as other:
                     other.exec_driver_sql("SELECT pg_current_xact_id()")  # an xid, in flight until closed
                     with open_session(url) as session:
-                        assert dashboard._read_mark(session).audit is None  # nothing settled: not kept
+                        assert summary.read_mark(session).audit is None  # nothing settled: not kept
                     wrong += cards_mismatches(url, users, ("editor", "r1"))
             else:
                 wrong += cards_mismatches(url, users, ("editor", "r1", "viewer"))
@@ -492,7 +487,7 @@ def test_summary_with_a_write_in_flight_is_served_right_and_not_kept(postgres_ur
 @pytest.mark.parametrize(
     ("name", "broken"),
     [
-        ("_pairs_changed_since", lambda *args: {}),  # no claim ever read again after a write
+        ("pairs_changed_since", lambda *args: {}),  # no claim ever read again after a write
         ("evidence_pairs_of", lambda *args: []),  # a changed pair dropped instead of read again
     ],
 )
@@ -503,7 +498,7 @@ def test_summary_without_per_pair_invalidation_goes_wrong(sqlite_url: str, name:
         random_round(session, {k: session.merge(u) for k, u in users.items()}, random.Random(7), 30)
     assert cards_mismatches(sqlite_url, users, ("editor",)) == []
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(dashboard, name, broken)
+        patch.setattr(summary, name, broken)
         wrong, _ = interleave(sqlite_url, users, 20, seed=8)
     assert wrong
 
@@ -514,15 +509,14 @@ def test_warming_the_summary_spares_the_first_page_reading_every_claim(
     with open_session(sqlite_url) as session:
         users = build_review(session)
         random_round(session, {k: session.merge(u) for k, u in users.items()}, random.Random(3), 20)
-    dashboard._EVIDENCE.clear()
-    dashboard._CARDS.clear()
+    SUMMARY.clear()
     with open_session(sqlite_url) as session:
-        dashboard.warm_summary(session)
+        summary.warm_summary(session)
 
     def no_whole_reads(_session: Session, claim_ids: list[int], *_rest: Any) -> dict[int, Any]:
         if claim_ids:
             raise AssertionError(f"claims {claim_ids} read whole although the summary was warmed")
         return {}
 
-    monkeypatch.setattr(dashboard, "_read_claims", no_whole_reads)
+    monkeypatch.setattr(summary, "read_claims", no_whole_reads)
     assert cards_mismatches(sqlite_url, users, ("editor", "r1", "viewer")) == []

@@ -21,15 +21,18 @@ DESIGN_TIER: dict[StudyDesign, EvidenceTier] = {
 
 # (singular, plural) as they read in a verdict's reasoning.
 DESIGN_NOUNS: dict[StudyDesign, tuple[str, str]] = {
-    StudyDesign.META_ANALYSIS: ("meta-analysis", "meta-analyses"),
-    StudyDesign.SYSTEMATIC_REVIEW: ("systematic review", "systematic reviews"),
-    StudyDesign.RCT: ("RCT", "RCTs"),
-    StudyDesign.CONTROLLED_TRIAL: ("non-randomised trial", "non-randomised trials"),
-    StudyDesign.OBSERVATIONAL: ("observational study", "observational studies"),
-    StudyDesign.CASE_REPORT: ("case report or series", "case reports or series"),
-    StudyDesign.REVIEW: ("narrative review", "narrative reviews"),
-    StudyDesign.PRECLINICAL: ("preclinical study", "preclinical studies"),
-    StudyDesign.OTHER: ("other publication", "other publications"),
+    design: (design.label, plural)
+    for design, plural in {
+        StudyDesign.META_ANALYSIS: "meta-analyses",
+        StudyDesign.SYSTEMATIC_REVIEW: "systematic reviews",
+        StudyDesign.RCT: "RCTs",
+        StudyDesign.CONTROLLED_TRIAL: "non-randomised trials",
+        StudyDesign.OBSERVATIONAL: "observational studies",
+        StudyDesign.CASE_REPORT: "case reports or series",
+        StudyDesign.REVIEW: "narrative reviews",
+        StudyDesign.PRECLINICAL: "preclinical studies",
+        StudyDesign.OTHER: "other publications",
+    }.items()
 }
 
 _VETERINARY_TYPES = frozenset(

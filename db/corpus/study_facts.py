@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from db.chunks import chunked
 from db.corpus.design import mesh_descriptors, suggest_design
 from db.models import Article, DesignCorrection
 from db.review.assessments import latest_design_corrections
@@ -21,7 +22,6 @@ from db.vocab import StudyDesign
 
 # Above this many PMIDs, reading every article is cheaper than a long IN (...) list.
 _ALL_ARTICLES_FROM = 2_000
-_IN_CHUNK = 900  # stays under SQLite's bound-parameter limit on old builds
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +59,8 @@ def _read_study_facts(session: Session, pmids: list[int] | None) -> dict[int, St
     if pmids is None:
         rows = list(session.execute(select(*columns)))
     else:
-        for start in range(0, len(pmids), _IN_CHUNK):
-            rows.extend(
-                session.execute(select(*columns).where(table.c.pmid.in_(pmids[start : start + _IN_CHUNK])))
-            )
+        for chunk in chunked(pmids):
+            rows.extend(session.execute(select(*columns).where(table.c.pmid.in_(chunk))))
     corrected = latest_design_corrections(session, pmids)
     facts = {}
     for pmid, types, mesh, status, year in rows:
@@ -71,10 +69,25 @@ def _read_study_facts(session: Session, pmids: list[int] | None) -> dict[int, St
     return facts
 
 
-# Every study's facts per database, with the signature they were read at. Parsing 20,000 rows of
-# MeSH JSON takes about half a second; the signature query takes a few milliseconds.
-_FACTS: dict[str, tuple[tuple[Any, ...], dict[int, StudyFacts]]] = {}
-_FACTS_LOCK = threading.Lock()
+class FactsCache:
+    """Every study's facts per database, with the signature they were read at. Parsing 20,000 rows
+    of MeSH JSON takes about half a second; the signature query takes a few milliseconds."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, tuple[tuple[Any, ...], dict[int, StudyFacts]]] = {}
+        self.lock = threading.Lock()
+
+    def forget(self, url: str) -> None:
+        """Drop what is kept of one database."""
+        with self.lock:
+            self.kept.pop(url, None)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.kept.clear()
+
+
+FACTS = FactsCache()
 
 
 def facts_signature(session: Session) -> tuple[Any, ...]:
@@ -97,13 +110,13 @@ def facts_signature(session: Session) -> tuple[Any, ...]:
 def _all_study_facts(session: Session) -> dict[int, StudyFacts]:
     key = str(session.get_bind().url)
     signature = facts_signature(session)
-    cached = _FACTS.get(key)
+    cached = FACTS.kept.get(key)
     if cached is not None and cached[0] == signature:
         return cached[1]
-    with _FACTS_LOCK:
-        cached = _FACTS.get(key)
+    with FACTS.lock:
+        cached = FACTS.kept.get(key)
         if cached is not None and cached[0] == signature:
             return cached[1]
         facts = _read_study_facts(session, None)
-        _FACTS[key] = (signature, facts)
+        FACTS.kept[key] = (signature, facts)
         return facts

@@ -10,6 +10,7 @@ from typing import Any, TextIO
 from sqlmodel import Session
 
 from db.corpus.articles import iter_articles
+from db.corpus.authors import author_name
 from db.models import Article
 from db.vocab import RetractionStatus
 
@@ -48,7 +49,7 @@ def article_row(article: Article) -> dict[str, Any]:
         "pub_date": article.pub_date,
         "doi": article.doi,
         "pmcid": article.pmcid,
-        "authors": [_author_name(a) for a in article.authors],
+        "authors": [author_name(a, "medline") for a in article.authors],
         "languages": list(article.languages),
         "publication_types": list(article.publication_types),
         "mesh_terms": [m["descriptor"] for m in article.mesh_headings],
@@ -62,14 +63,6 @@ def article_row(article: Article) -> dict[str, Any]:
         "date_revised": article.date_revised.isoformat() if article.date_revised else None,
         "deleted_in_pubmed": article.deleted_in_pubmed,
     }
-
-
-def _author_name(author: dict[str, Any]) -> str:
-    if author.get("collective_name"):
-        return str(author["collective_name"])
-    return " ".join(
-        str(p) for p in (author.get("last_name"), author.get("initials") or author.get("fore_name")) if p
-    )
 
 
 def article_rows(session: Session) -> Iterator[dict[str, Any]]:

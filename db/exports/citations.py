@@ -7,11 +7,11 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session
 
+from db.corpus.authors import author_name
 from db.models import Article
 from db.review.claims import list_claims
 from db.review.pair_index import evidence_pairs
@@ -42,7 +42,7 @@ def citation_from_article(article: Article, claims: Iterable[str] = ()) -> Citat
     return Citation(
         pmid=article.pmid,
         title=article.title,
-        authors=tuple(_author(a) for a in article.authors or [] if _author(a)),
+        authors=tuple(name for a in article.authors or [] if (name := author_name(a))),
         journal=article.journal,
         journal_abbreviation=article.journal_iso,
         year=article.pub_year,
@@ -54,14 +54,6 @@ def citation_from_article(article: Article, claims: Iterable[str] = ()) -> Citat
         retraction_status=article.retraction_status,
         claims=tuple(claims),
     )
-
-
-def _author(author: dict[str, Any]) -> str:
-    if author.get("collective_name"):
-        return str(author["collective_name"])
-    last = author.get("last_name") or ""
-    first = author.get("fore_name") or author.get("initials") or ""
-    return f"{last}, {first}" if last and first else last or first
 
 
 def evidence_citations(session: Session, document_id: int | None = None) -> list[Citation]:

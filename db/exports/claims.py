@@ -1,46 +1,22 @@
-"""Exports: claim reports (JSONL, CSV, Markdown), assessments, the audit trail, ClaimReview JSON-LD."""
+"""Claim reports: everything an editor reads about each claim, as JSON lines, CSV or Markdown."""
 
 from __future__ import annotations
 
 import csv
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime
-from enum import StrEnum
 from typing import Any, TextIO
 
-from sqlalchemy import select
 from sqlmodel import Session
 
-from db.errors import InvalidInputError
-from db.models import Assessment, Claim, SourceDocument, User
+from db.exports.formats import ExportFormat
+from db.models import Claim, SourceDocument
 from db.review.agreement import claim_agreement
-from db.review.audit import audit_events
 from db.review.claims import list_claims
 from db.review.pairs import claim_evidence
 from db.review.signoff import signoff_state
 from db.review.verdicts import sensitivity
-from db.vocab import ClaimStatus, ClaimVerdict, SignOffDecision, StudyDesign, StudyVerdict
-
-
-class ExportFormat(StrEnum):
-    JSONL = "jsonl"
-    CSV = "csv"
-    MARKDOWN = "markdown"
-
-
-def parse_format(value: str, allowed: tuple[ExportFormat, ...], what: str) -> ExportFormat:
-    try:
-        chosen = ExportFormat(value.strip().lower())
-    except ValueError:
-        chosen = None
-    if chosen not in allowed:
-        names = "|".join(f.value for f in allowed)
-        raise InvalidInputError(f"Cannot export {what} as {value!r}; use --format {names}.")
-    return chosen
-
-
-# --- claim reports ---------------------------------------------------------------------------------
+from db.vocab import ClaimStatus, ClaimVerdict, SignOffDecision, Strength, StudyDesign, StudyVerdict
 
 
 @dataclass(frozen=True)
@@ -168,20 +144,25 @@ def claims_markdown(reports: list[ClaimReport]) -> str:
     for r in reports:
         studies = sum(n for name, n in r.counts_by_verdict.items() if name != StudyVerdict.NOT_RELEVANT.value)
         kappa = f"{r.kappa:.2f}" if r.kappa is not None else "n/a"
-        signoff = (r.signoff or "not signed off").replace("_", " ")
+        signoff = SignOffDecision(r.signoff).label if r.signoff else "not signed off"
         if r.evidence_changed_since_signoff:
             signoff += " (evidence changed since)"
         lines.append(
-            f"| {r.key} | {_words(r.verdict)} | {_words(r.strength)} | {studies} | {kappa} | {signoff} |"
+            f"| {r.key} | {ClaimVerdict(r.verdict).label} | {Strength(r.strength).label} | {studies} | {kappa} | {signoff} |"
         )
     for r in reports:
         lines += ["", f"## {r.key}", "", f"> {r.sentence}", "", f"**Claim:** {r.statement}", ""]
         if r.status != ClaimStatus.ACTIVE.value:
             lines += [f"*Status: {r.status}.*", ""]
-        lines += [f"**Verdict:** {_words(r.verdict)} ({_words(r.strength)} strength)", "", r.reasoning, ""]
+        lines += [
+            f"**Verdict:** {ClaimVerdict(r.verdict).label} ({Strength(r.strength).label} strength)",
+            "",
+            r.reasoning,
+            "",
+        ]
         lines.append(
-            f"Sensitivity: high-certainty designs only: {_words(r.high_certainty_verdict)}; "
-            f"all designs alike: {_words(r.all_designs_verdict)}"
+            f"Sensitivity: high-certainty designs only: {ClaimVerdict(r.high_certainty_verdict).label}; "
+            f"all designs alike: {ClaimVerdict(r.all_designs_verdict).label}"
             + (" (the verdict rests on weaker studies)." if r.rests_on_weak_studies else ".")
         )
         if r.excluded:
@@ -189,187 +170,3 @@ def claims_markdown(reports: list[ClaimReport]) -> str:
         if r.evidence_changes:
             lines += ["", "Evidence changed since sign-off: " + "; ".join(r.evidence_changes)]
     return "\n".join(lines) + "\n"
-
-
-def _words(value: str) -> str:
-    return value.replace("_", " ")
-
-
-# --- assessments and audit -------------------------------------------------------------------------
-
-# The import columns first, so an exported CSV can be edited and imported again.
-ASSESSMENT_COLUMNS = (
-    "reviewer",
-    "claim_key",
-    "pmid",
-    "verdict",
-    "quote",
-    "note",
-    "design",
-    "suggested_design",
-    "version",
-    "id",
-    "created_at",
-    "updated_at",
-)
-
-
-def assessment_rows(session: Session) -> list[dict[str, Any]]:
-    names = {user.id: user.name for user in session.scalars(select(User))}
-    keys = {claim.id: claim.key for claim in session.scalars(select(Claim))}
-    query = select(Assessment).order_by(Assessment.claim_id, Assessment.pmid, Assessment.id)
-    return [
-        {
-            "reviewer": names[a.reviewer_id],
-            "claim_key": keys[a.claim_id],
-            "pmid": a.pmid,
-            "verdict": StudyVerdict(a.verdict).value,
-            "quote": a.quote,
-            "note": a.note,
-            "design": StudyDesign(a.design).value,
-            "suggested_design": StudyDesign(a.suggested_design).value,
-            "version": a.version,
-            "id": a.id,
-            "created_at": _iso(a.created_at),
-            "updated_at": _iso(a.updated_at),
-        }
-        for a in session.scalars(query)
-    ]
-
-
-def write_assessments(session: Session, fmt: ExportFormat, out: TextIO) -> int:
-    rows = assessment_rows(session)
-    _write_rows(rows, ASSESSMENT_COLUMNS, fmt, out)
-    return len(rows)
-
-
-AUDIT_COLUMNS = (
-    "id",
-    "at",
-    "actor",
-    "action",
-    "entity",
-    "entity_id",
-    "claim_id",
-    "pmid",
-    "before",
-    "after",
-    "reason",
-    "source",
-)
-
-
-def write_audit(session: Session, fmt: ExportFormat, out: TextIO, since: datetime | None = None) -> int:
-    rows = [
-        {
-            "id": e.id,
-            "at": _iso(e.at),
-            "actor": e.actor_name,
-            "action": str(e.action),
-            "entity": e.entity,
-            "entity_id": e.entity_id,
-            "claim_id": e.claim_id,
-            "pmid": e.pmid,
-            "before": e.before,
-            "after": e.after,
-            "reason": e.reason,
-            "source": e.source,
-        }
-        for e in audit_events(session, since)
-    ]
-    if fmt is ExportFormat.CSV:
-        rows = [dict(row, before=_json_cell(row["before"]), after=_json_cell(row["after"])) for row in rows]
-    _write_rows(rows, AUDIT_COLUMNS, fmt, out)
-    return len(rows)
-
-
-def _json_cell(value: Any) -> str:
-    return "" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def _write_rows(rows: list[dict[str, Any]], columns: tuple[str, ...], fmt: ExportFormat, out: TextIO) -> None:
-    if fmt is ExportFormat.CSV:
-        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    else:
-        for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") if value is not None else None
-
-
-# --- schema.org ClaimReview ------------------------------------------------------------------------
-
-# Our verdicts on a 1..4 scale, best first; alternateName carries the words, as fact-check readers
-# show them. "Insufficient evidence" sits above "unsupported": no study contradicts the claim.
-RATINGS: dict[ClaimVerdict, tuple[int, str]] = {
-    ClaimVerdict.SUPPORTED: (4, "Supported by the evidence"),
-    ClaimVerdict.MIXED: (3, "Mixed evidence"),
-    ClaimVerdict.INSUFFICIENT_EVIDENCE: (2, "Insufficient evidence"),
-    ClaimVerdict.UNSUPPORTED: (1, "Not supported by the evidence"),
-}
-
-
-@dataclass(frozen=True)
-class ClaimReviewExport:
-    document: dict[str, Any]  # the JSON-LD document
-    skipped: list[str]  # keys of signed-off claims left out because their evidence changed since
-
-
-def claimreview_jsonld(
-    session: Session, publisher: str, publisher_url: str | None = None
-) -> ClaimReviewExport:
-    """schema.org ClaimReview for every signed-off claim whose sign-off still matches the evidence.
-
-    The rating is the verdict the editor signed off (kept with the sign-off), not today's.
-    """
-    reviews, skipped = [], []
-    author: dict[str, Any] = {"@type": "Organization", "name": publisher}
-    if publisher_url:
-        author["url"] = publisher_url
-    for claim in list_claims(session, include_retired=True):
-        state = signoff_state(session, claim)
-        if state.signoff is None:
-            continue
-        if state.evidence_changed:
-            skipped.append(claim.key)
-            continue
-        document = session.get(SourceDocument, claim.document_id)
-        assert document is not None
-        value, name = RATINGS[ClaimVerdict(state.signoff.verdict)]
-        appearance: dict[str, Any] = {"@type": "CreativeWork", "name": document.title}
-        if document.url:
-            appearance["url"] = document.url
-        if document.author or document.outlet:
-            appearance["author"] = {
-                "@type": "Person" if document.author else "Organization",
-                "name": document.author or document.outlet,
-            }
-        review: dict[str, Any] = {
-            "@type": "ClaimReview",
-            "claimReviewed": claim.statement,
-            "itemReviewed": {"@type": "Claim", "appearance": appearance, "text": claim.sentence},
-            "reviewRating": {
-                "@type": "Rating",
-                "ratingValue": value,
-                "bestRating": 4,
-                "worstRating": 1,
-                "alternateName": name,
-            },
-            "author": author,
-            "datePublished": state.signoff.signed_at.date().isoformat(),
-            "reviewBody": state.signoff.rationale,
-            "identifier": claim.key,
-        }
-        if document.url:
-            review["url"] = f"{document.url}#claim-{claim.key}"
-        reviews.append(review)
-    return ClaimReviewExport({"@context": "https://schema.org", "@graph": reviews}, skipped)
-
-
-def write_claimreview(export: ClaimReviewExport, out: TextIO) -> None:
-    json.dump(export.document, out, ensure_ascii=False, indent=2)
-    out.write("\n")

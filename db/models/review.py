@@ -167,7 +167,9 @@ class ConflictResolution(SQLModel, table=True):
 
 
 class PairRecord(SQLModel, table=True):
-    """Where one judged (claim, study) pair stands, kept as data: derived from its assessments and
+    """A row of table pair_state (the pair index); its `state` is a db.vocab.PairState.
+
+    Where one judged (claim, study) pair stands, kept as data: derived from its assessments and
     resolutions by db.review.pair_index, in the same transaction as every write that changes them, so the
     verdict summary reads these rows instead of grouping every assessment on each call. Derived:
     left out of dumps and rebuilt on restore (db.ops.backup.DERIVED_TABLES)."""

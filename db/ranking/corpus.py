@@ -11,10 +11,9 @@ about 2.5 s, reading their stored counts a tenth of that.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import zlib
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -27,123 +26,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from db.chunks import chunked
 from db.corpus.design import mesh_descriptors, suggest_design
 from db.engine import SQLITE_BUSY_TIMEOUT_MS
 from db.models import Article, ArticleRevision, ArticleTerms
+from db.text import feature_word_counts, fold
 from db.vocab import StudyDesign
 
 log = logging.getLogger(__name__)
-
-_TOKEN = re.compile(r"[a-z][a-z0-9]+|[0-9]+[a-z][a-z0-9]*")
-_STOPWORDS = frozenset(
-    [
-        "about",
-        "above",
-        "after",
-        "again",
-        "against",
-        "all",
-        "also",
-        "among",
-        "and",
-        "any",
-        "are",
-        "as",
-        "at",
-        "be",
-        "because",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "does",
-        "doing",
-        "during",
-        "each",
-        "few",
-        "for",
-        "from",
-        "further",
-        "had",
-        "has",
-        "have",
-        "having",
-        "here",
-        "how",
-        "however",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "itself",
-        "may",
-        "might",
-        "more",
-        "most",
-        "must",
-        "no",
-        "nor",
-        "not",
-        "of",
-        "off",
-        "on",
-        "once",
-        "only",
-        "or",
-        "other",
-        "our",
-        "out",
-        "over",
-        "own",
-        "same",
-        "should",
-        "so",
-        "some",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "to",
-        "too",
-        "under",
-        "until",
-        "up",
-        "very",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "why",
-        "will",
-        "with",
-        "within",
-        "would",
-    ]
-)
 
 
 # How many values derived from one database's corpus (lexical scores, trained models) are kept.
@@ -159,29 +49,6 @@ _SAVE_WAIT_MS = 200
 
 # Up to this many stale studies are read by PMID; more, and one pass over the table is cheaper.
 _READ_BY_PMID = 5000
-_CHUNK = 500
-
-
-def _fold(word: str) -> str | None:
-    """A word as a feature: None for stopwords; a plural 's' dropped so 'relapses' counts as 'relapse'."""
-    if word in _STOPWORDS:
-        return None
-    if len(word) > 4 and word[-1] == "s" and word[-2] not in "su":
-        return word[:-1]
-    return word
-
-
-def tokens(text: str) -> list[str]:
-    """Lower-case word features of a text, in order (see _fold)."""
-    return [folded for word in _TOKEN.findall(text.lower()) if (folded := _fold(word)) is not None]
-
-
-def _words(title: str, abstract: str, extra: str) -> list[str]:
-    words = _TOKEN.findall(title.lower()) * 2  # title words count twice
-    words += _TOKEN.findall(abstract.lower())
-    if extra:
-        words += _TOKEN.findall(extra.lower())
-    return words
 
 
 class _Tokeniser:
@@ -200,10 +67,10 @@ class _Tokeniser:
         counts: dict[int, int] = {}
         word_hashes = self._word_hashes
         # Count in C first, then map each distinct word: this loop is most of the tokenising.
-        for word, n in Counter(_words(title, abstract, extra)).items():
+        for word, n in feature_word_counts(title, abstract, extra).items():
             feature = word_hashes.get(word)
             if feature is None:
-                folded = _fold(word)
+                folded = fold(word)
                 feature = word_hashes[word] = -1 if folded is None else zlib.crc32(folded.encode())
             if feature >= 0:
                 counts[feature] = counts.get(feature, 0) + n
@@ -349,8 +216,8 @@ def _article_rows(
     if everything:
         yield from session.execute(query.execution_options(yield_per=2000))
         return
-    for start in range(0, len(pmids), _CHUNK):
-        yield from session.execute(query.where(table.c.pmid.in_(list(pmids[start : start + _CHUNK]))))
+    for chunk in chunked(pmids):
+        yield from session.execute(query.where(table.c.pmid.in_(chunk)))
 
 
 def _refresh(session: Session, store: _Store, signature: tuple[object, ...]) -> Corpus:
@@ -440,10 +307,7 @@ def _stored_terms(session: Session, wanted: Mapping[int, _Study]) -> dict[int, b
         batches = [session.execute(query.execution_options(yield_per=5000))]
     else:
         pmids = sorted(wanted)
-        batches = [
-            session.execute(query.where(table.c.pmid.in_(pmids[start : start + _CHUNK])))
-            for start in range(0, len(pmids), _CHUNK)
-        ]
+        batches = [session.execute(query.where(table.c.pmid.in_(chunk))) for chunk in chunked(pmids)]
     found: dict[int, bytes] = {}
     for batch in batches:
         for pmid, content_hash, blob in batch:
@@ -480,8 +344,7 @@ def _save_terms(session: Session, studies: Mapping[int, _Study]) -> None:
                 with connection.begin():
                     if not sqlite:
                         connection.exec_driver_sql(f"SET LOCAL lock_timeout = {_SAVE_WAIT_MS}")
-                    for start in range(0, len(rows), _CHUNK):
-                        chunk = rows[start : start + _CHUNK]
+                    for chunk in chunked(rows):
                         connection.execute(delete(table).where(table.c.pmid.in_([r["pmid"] for r in chunk])))
                         connection.execute(insert(table), chunk)
             finally:

@@ -20,9 +20,9 @@ from db.ranking.corpus import (
     corpus_features,
     corpus_signature,
     current_corpus,
-    tokens,
     warm_corpus_cache,
 )
+from db.text import tokens
 
 # ASReview's tuned smoothing for naive Bayes on TF-IDF features (Van de Schoot et al. 2021): large
 # enough that a handful of tagged studies cannot push a rare word to an extreme weight.

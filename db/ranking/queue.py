@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 
@@ -30,11 +30,10 @@ import numpy as np
 from sqlalchemy import case, func, select
 from sqlmodel import Session
 
-from db.corpus.design import DESIGN_NOUNS, DESIGN_TIER
-from db.corpus.fulltext import any_of, claim_match_scores, matching_pmids
+from db.chunks import chunked
+from db.corpus.design import DESIGN_TIER
 from db.models import Assessment, AuditEvent, Claim, ConflictResolution, DesignCorrection, User
-from db.ranking import embeddings
-from db.ranking.corpus import keep, recall, remember
+from db.ranking.corpus import keep, recall
 from db.ranking.model import (
     ClassTotals,
     Corpus,
@@ -49,10 +48,18 @@ from db.ranking.model import (
     standardised,
     update_totals,
 )
+from db.ranking.signals import (
+    DESIGN_BONUS,
+    design_bonus,
+    lexical_scores,
+    matched_terms,
+    semantic_scores,
+    why,
+)
 from db.ranking.terms import claim_terms, query_terms
 from db.review.claims import get_claim
 from db.review.roles import get_user
-from db.vocab import EvidenceTier, StudyDesign, StudyVerdict
+from db.vocab import StudyDesign, StudyVerdict
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +73,9 @@ LEARNING_HALF_WEIGHT = 20.0
 MAX_LEARNING_WEIGHT = 0.85  # the lexical score always keeps a say: it is what the editors asked for
 STANDING_SPREAD = 1 / math.sqrt(12)  # standard deviation of standings spread evenly over (0, 1]
 SEMANTIC_WEIGHT = 0.25  # share of the non-learned part given to embeddings when they are available
-DESIGN_BONUS: dict[EvidenceTier, float] = {
-    EvidenceTier.DECISIVE: 0.04,
-    EvidenceTier.SUPPORTING: 0.02,
-    EvidenceTier.NOT_COUNTED: 0.0,
-}
 RELEVANT_VERDICTS = frozenset({StudyVerdict.SUPPORTED, StudyVerdict.MIXED, StudyVerdict.UNSUPPORTED})
-MAX_MATCHED_TERMS_SHOWN = 5
 # After this many changed studies since the last request, labels are read again whole, not one by one.
 MAX_INCREMENTAL_CHANGES = 5000
-_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def _labels_of(session: Session, claim: Claim, pmids: list[int] | None) -> dict[
         .where(ConflictResolution.claim_id == claim.id)
         .order_by(ConflictResolution.id)
     )
-    chunks = [None] if pmids is None else [pmids[i : i + _CHUNK] for i in range(0, len(pmids), _CHUNK)]
+    chunks: list[list[int] | None] = [None] if pmids is None else list(chunked(pmids))
     labels: dict[int, bool] = {}
     for chunk in chunks:
         narrowed_votes, narrowed_resolutions = votes, resolutions
@@ -307,22 +307,6 @@ def rank_with_labels(
     return _rank(session, claim, corpus, learned, exclude=set(labels), top=top, options=options)
 
 
-def _lexical_scores(session: Session, corpus: Corpus, terms: tuple[str, ...]) -> np.ndarray:
-    """The full-text score of every corpus row for `terms` (0 where none matched), kept until the
-    articles change: on PostgreSQL ranking every match of a claim's query takes seconds at 100,000."""
-
-    def compute() -> np.ndarray:
-        lexical = np.zeros(corpus.size)
-        found = claim_match_scores(session, terms)
-        if found:
-            rows = corpus.positions(found)
-            lexical[rows] = [found[int(pmid)] for pmid in corpus.pmids[rows]]
-        lexical.setflags(write=False)
-        return lexical
-
-    return remember(session, ("lexical", terms, corpus.signature), compute)
-
-
 def _rank(
     session: Session,
     claim: Claim,
@@ -336,12 +320,12 @@ def _rank(
     if corpus.size == 0:
         return []
     terms = query_terms(session, claim, expand=options.expand)
-    lexical = _lexical_scores(session, corpus, terms)
+    lexical = lexical_scores(session, corpus, terms)
     # Studies no term matched share the lowest standing rather than an arbitrary order among themselves.
     lexical_standing = np.where(lexical > 0, percentile(lexical), 0.0)
 
     model, model_standing = learned.model, learned.standing
-    semantic = _semantic_scores(session, claim, corpus) if options.semantic else None
+    semantic = semantic_scores(session, claim, corpus) if options.semantic else None
 
     base = lexical_standing
     if semantic is not None:
@@ -359,7 +343,7 @@ def _rank(
     corrections = _design_corrections(session)
     final = relevance
     if options.design_bonus:
-        bonus = _design_bonus(session, corpus).copy()
+        bonus = design_bonus(session, corpus).copy()
         rows = corpus.positions(corrections)
         bonus[rows] = [DESIGN_BONUS[DESIGN_TIER[corrections[int(pmid)]]] for pmid in corpus.pmids[rows]]
         final = relevance + bonus
@@ -372,7 +356,7 @@ def _rank(
     shown = [int(corpus.pmids[row]) for row in order]
     # The editors' terms explain a match better than the statement's words, so they are listed first.
     display = tuple(dict.fromkeys((claim_terms(session, claim).all if options.expand else ()) + terms))
-    matched = _matched_terms(session, display, shown, lexical_rows=lexical[order] > 0)
+    matched = matched_terms(session, display, shown, lexical_rows=lexical[order] > 0)
     results = []
     for rank, row in enumerate(order, start=1):
         pmid = int(corpus.pmids[row])
@@ -391,72 +375,10 @@ def _rank(
                 lexical=float(lexical[row]),
                 model=standing,
                 semantic=similarity,
-                why=_why(terms_matched, design, standing, model, similarity),
+                why=why(terms_matched, design, standing, model, similarity),
             )
         )
     return results
-
-
-def _design_bonus(session: Session, corpus: Corpus) -> np.ndarray:
-    """Each row's bonus for the design its publication types suggest (corrections are applied on top)."""
-
-    def compute() -> np.ndarray:
-        bonus = np.array([DESIGN_BONUS[DESIGN_TIER[design]] for design in corpus.designs], dtype=np.float64)
-        bonus.setflags(write=False)
-        return bonus
-
-    return remember(session, ("design bonus", corpus.signature), compute)
-
-
-def _matched_terms(
-    session: Session, terms: Sequence[str], pmids: list[int], lexical_rows: np.ndarray
-) -> dict[int, tuple[str, ...]]:
-    """Which of the query's terms each shown study matched (only studies with a lexical score can)."""
-    within = [pmid for pmid, has_score in zip(pmids, lexical_rows, strict=True) if has_score]
-    if not within:
-        return {}
-    found: dict[int, list[str]] = {}
-    for term in terms:
-        for pmid in matching_pmids(session, any_of([term]), within=within):
-            found.setdefault(pmid, []).append(term)
-    return {pmid: tuple(names) for pmid, names in found.items()}
-
-
-def _why(
-    matched: tuple[str, ...],
-    design: StudyDesign,
-    standing: float | None,
-    model: Model | None,
-    similarity: float | None,
-) -> str:
-    """The reasons for a study's place, in words: matched terms, design, model and similarity."""
-    parts = []
-    if matched:
-        shown = ", ".join(matched[:MAX_MATCHED_TERMS_SHOWN])
-        more = len(matched) - MAX_MATCHED_TERMS_SHOWN
-        parts.append(f"matched {shown}" + (f" (+{more} more)" if more > 0 else ""))
-    else:
-        parts.append("no claim term matched")
-    parts.append(f"design: {DESIGN_NOUNS[design][0]}")
-    if standing is not None and model is not None:
-        parts.append(
-            f"model: top {max(1, round((1 - standing) * 100))}% "
-            f"(learnt from {model.relevant} relevant, {model.irrelevant} not)"
-        )
-    if similarity is not None:
-        parts.append(f"similarity {similarity:.2f}")
-    return "; ".join(parts)
-
-
-def _semantic_scores(session: Session, claim: Claim, corpus: Corpus) -> np.ndarray | None:
-    """Cosine similarity of each study to the claim, or None when the extra or the embeddings are missing."""
-    similarities = embeddings.claim_similarities(session, claim)
-    if not similarities:
-        return None
-    values = np.zeros(corpus.size)
-    rows = corpus.positions(similarities)
-    values[rows] = [similarities[int(pmid)] for pmid in corpus.pmids[rows]]
-    return values
 
 
 def prepare_queues(session: Session) -> None:
@@ -466,7 +388,7 @@ def prepare_queues(session: Session) -> None:
     corpus = current_corpus(session)
     options = RankingOptions()
     for claim in session.execute(select(Claim).order_by(Claim.id)).scalars():
-        _lexical_scores(session, corpus, query_terms(session, claim, expand=options.expand))
+        lexical_scores(session, corpus, query_terms(session, claim, expand=options.expand))
         _claim_learning(session, claim, corpus, options.learn)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from dataclasses import dataclass
 from importlib import resources
 
@@ -16,147 +15,11 @@ from db.models import Claim, ClaimSearchTerms, User
 from db.review.audit import record_event
 from db.review.claims import get_claim
 from db.review.roles import Action, require
+from db.text import content_words
 from db.vocab import AuditAction
 
 MAX_TERMS = 200
 MAX_TERM_LENGTH = 100
-
-# Words that say nothing about which studies bear on a claim; the plain query drops them.
-STOPWORDS = frozenset(
-    [
-        "a",
-        "about",
-        "above",
-        "after",
-        "again",
-        "against",
-        "all",
-        "also",
-        "am",
-        "an",
-        "and",
-        "any",
-        "are",
-        "as",
-        "at",
-        "be",
-        "because",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "doing",
-        "down",
-        "during",
-        "each",
-        "few",
-        "for",
-        "from",
-        "further",
-        "had",
-        "has",
-        "have",
-        "having",
-        "he",
-        "her",
-        "here",
-        "hers",
-        "him",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "itself",
-        "just",
-        "may",
-        "me",
-        "might",
-        "more",
-        "most",
-        "must",
-        "my",
-        "no",
-        "nor",
-        "not",
-        "now",
-        "of",
-        "off",
-        "on",
-        "once",
-        "only",
-        "or",
-        "other",
-        "our",
-        "out",
-        "over",
-        "own",
-        "same",
-        "she",
-        "should",
-        "so",
-        "some",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "to",
-        "too",
-        "under",
-        "until",
-        "up",
-        "very",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "unlike",
-        "other",
-        "others",
-        "make",
-        "makes",
-        "made",
-        "some",
-        "many",
-        "within",
-        "without",
-    ]
-)
-_WORD = re.compile(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*")
 
 
 @dataclass(frozen=True)
@@ -193,8 +56,7 @@ def claim_terms(session: Session, claim: Claim) -> ClaimTerms:
 
 def statement_words(claim: Claim) -> tuple[str, ...]:
     """The content words of the claim's statement: the plain (unexpanded) query."""
-    words = (w.lower() for w in _WORD.findall(claim.statement))
-    return tuple(dict.fromkeys(w for w in words if w not in STOPWORDS and len(w) > 1))
+    return tuple(dict.fromkeys(w for w in content_words(claim.statement) if len(w) > 1))
 
 
 def query_terms(session: Session, claim: Claim, *, expand: bool = True) -> tuple[str, ...]:

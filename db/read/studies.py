@@ -1,9 +1,8 @@
 """Page-oriented reads about studies: the Studies page's index, search and study page, and the
-Review page's queue, study card and highlighted terms. Plain data only (see db.read.claims)."""
+Review page's queue, study card and highlighted terms. Plain data only (see db.read.cards)."""
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -13,16 +12,20 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from db.corpus.authors import author_name
 from db.corpus.fulltext import search_articles_fulltext
+from db.corpus.study_facts import study_facts
 from db.errors import NotFoundError
 from db.models import Article, ArticleRevision, Assessment, Claim, DesignCorrection, User
 from db.ranking.queue import review_queue
 from db.ranking.terms import query_terms
-from db.read.claims import VoteRow, design_label, pair_summaries, study_facts
+from db.read.drilldown import VoteRow
+from db.read.pairs import pair_summaries
 from db.review.assessments import suggested_design
 from db.review.pairs import pair_votes
 from db.review.roles import Action, require
 from db.review.sources import split_sentences
+from db.text import key_terms
 
 PUBMED_URL = "https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
 DOI_URL = "https://doi.org/{doi}"
@@ -55,7 +58,7 @@ def study_index(session: Session) -> list[dict[str, Any]]:
                 "journal": journal,
                 "year": year,
                 "design": design.value,
-                "design_label": design_label(design),
+                "design_label": design.label,
                 "publication_types": tuple(types or ()),
                 "retraction_status": status or "",
                 "doi": doi or "",
@@ -144,13 +147,6 @@ class StudyDetail:
     doi_url: str | None
 
 
-def author_name(author: dict[str, Any]) -> str:
-    if author.get("collective_name"):
-        return str(author["collective_name"])
-    last, fore = author.get("last_name") or "", author.get("fore_name") or author.get("initials") or ""
-    return f"{last}, {fore}".strip(", ") if fore else last
-
-
 def study_detail(session: Session, viewer: User, pmid: int) -> StudyDetail:
     """Everything about one study: metadata, links, design history, and every assessment of it
     the viewer may see (blind mode hides others' votes on a claim until the viewer judged it)."""
@@ -227,10 +223,10 @@ def study_detail(session: Session, viewer: User, pmid: int) -> StudyDetail:
 def _vote_row(vote: Any) -> VoteRow:
     return VoteRow(
         reviewer=vote.reviewer,
-        verdict=vote.verdict.value,
+        verdict=vote.verdict,
         quote=vote.quote,
         note=vote.note,
-        design=vote.design.value,
+        design=vote.design,
         version=vote.version,
         assessment_id=vote.assessment_id,
     )
@@ -316,137 +312,11 @@ def next_in_queue(order: Sequence[int], judged: Collection[int], skipped: Sequen
 
 # --- key terms and highlighting --------------------------------------------------------------------
 
-# Words too common in the claims to mark: every claim is about ketamine, treatments and time spans.
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "been",
-        "being",
-        "but",
-        "by",
-        "can",
-        "could",
-        "for",
-        "from",
-        "has",
-        "have",
-        "having",
-        "help",
-        "helps",
-        "helping",
-        "how",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "may",
-        "might",
-        "more",
-        "most",
-        "of",
-        "on",
-        "or",
-        "other",
-        "others",
-        "over",
-        "people",
-        "person",
-        "patients",
-        "s",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "to",
-        "under",
-        "unlike",
-        "up",
-        "use",
-        "used",
-        "using",
-        "very",
-        "was",
-        "were",
-        "what",
-        "when",
-        "which",
-        "while",
-        "who",
-        "will",
-        "with",
-        "within",
-        "without",
-        "would",
-        "ketamine",
-        "ketamine's",
-        "therapy",
-        "treatment",
-        "treatments",
-        "days",
-        "hours",
-        "weeks",
-        "months",
-        "years",
-    ]
-)
-_WORD = re.compile(r"[A-Za-z][A-Za-z'-]{2,}")
-_SUFFIXES = [
-    "ations",
-    "ation",
-    "ings",
-    "ing",
-    "ness",
-    "ions",
-    "ion",
-    "ives",
-    "ive",
-    "ies",
-    "ied",
-    "es",
-    "ed",
-    "ly",
-    "s",
-]  # longest first
-
-
-def stem(word: str) -> str:
-    """A crude prefix stem, so 'depressive' and 'depression' both match 'depress'."""
-    word = word.lower().strip("'-")
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-            return word[: -len(suffix)]
-    return word
-
 
 def claim_terms(claim: Claim | Any, extra: Iterable[str] = ()) -> list[str]:
     """The key terms of a claim to highlight: content words of its statement and PICO fields
     (stems), plus `extra` phrases (e.g. the ranking module's expansion terms)."""
-    texts = [claim.statement, claim.population, claim.outcome, claim.comparator]
-    stems: dict[str, None] = {}
-    for text in texts:
-        for word in _WORD.findall(text or ""):
-            if word.lower() in _STOPWORDS:
-                continue
-            stems.setdefault(stem(word))
-    for phrase in extra:
-        cleaned = " ".join(phrase.lower().split())
-        if cleaned and cleaned not in _STOPWORDS:
-            stems.setdefault(cleaned)
-    return [s for s in stems if len(s) >= 3]
+    return key_terms([claim.statement, claim.population, claim.outcome, claim.comparator], extra)
 
 
 def claim_terms_for(session: Session, claim_id: int) -> list[str]:
@@ -460,13 +330,3 @@ def _expansion_terms(session: Session, claim: Claim) -> list[str]:
     # The phrases the ranking searches for (statement words and the editors' synonyms): what made
     # the study rank is what the reviewer sees marked.
     return list(query_terms(session, claim, expand=True))
-
-
-def term_spans(text: str, terms: Sequence[str]) -> list[tuple[int, int]]:
-    """Non-overlapping (start, end) spans of `text` where a term starts a word (case-insensitive);
-    a term matches the whole word it begins ('depress' marks 'depression')."""
-    if not terms or not text:
-        return []
-    ordered = sorted({t for t in terms if t}, key=len, reverse=True)
-    pattern = re.compile(r"\b(?:" + "|".join(re.escape(t) for t in ordered) + r")[\w'-]*", re.IGNORECASE)
-    return [(m.start(), m.end()) for m in pattern.finditer(text)]

@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import String, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from db.chunks import chunked
 from db.clock import utcnow
-from db.corpus.design import mesh_descriptors, parse_design, suggest_design
-from db.errors import ConflictError, ImportRejected, InvalidInputError, NotFoundError, PermissionDenied
+from db.corpus.design import mesh_descriptors, suggest_design
+from db.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDenied
 from db.models import Article, Assessment, AuditEvent, Claim, DesignCorrection, User
 from db.review.audit import record_event
-from db.review.pair_index import lock_pairs, refresh_pairs
-from db.review.roles import Action, add_user, can, require
-from db.vocab import AuditAction, ClaimStatus, Role, StudyDesign, StudyVerdict
+from db.review.pair_index import refresh_pairs
+from db.review.roles import Action, can, require
+from db.vocab import AuditAction, ClaimStatus, StudyDesign, StudyVerdict
 
 T = TypeVar("T")
-IN_CLAUSE_CHUNK = 900  # stays under SQLite's bound-parameter limit on old builds
 _TYPOGRAPHY = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})
 
 
@@ -115,10 +114,9 @@ def latest_design_corrections(session: Session, pmids: Sequence[int] | None = No
     if pmids is None:
         return {pmid: StudyDesign(design) for pmid, design in session.execute(query)}
     latest: dict[int, StudyDesign] = {}
-    wanted = list(pmids)
-    for start in range(0, len(wanted), IN_CLAUSE_CHUNK):
-        chunk = query.where(table.c.pmid.in_(wanted[start : start + IN_CLAUSE_CHUNK]))
-        latest.update((pmid, StudyDesign(design)) for pmid, design in session.execute(chunk))
+    for chunk in chunked(list(pmids)):
+        rows = session.execute(query.where(table.c.pmid.in_(chunk)))
+        latest.update((pmid, StudyDesign(design)) for pmid, design in rows)
     return latest
 
 
@@ -301,12 +299,12 @@ def update_assessment(
             f"Assessment {assessment_id} is {owner.name if owner else 'another reviewer'}'s; reviewers change "
             "only their own. Record your own assessment, or (as an editor) resolve the pair's conflict."
         )
-    return _apply_update(
+    return apply_update(
         session, actor, assessment, expected_version, verdict, quote, note, design, reason, source
     )
 
 
-def _apply_update(
+def apply_update(
     session: Session,
     actor: User,
     assessment: Assessment,
@@ -318,6 +316,8 @@ def _apply_update(
     reason: str | None,
     source: str | None,
 ) -> Assessment:
+    """update_assessment's change without its check of who may change whose assessment (the
+    caller has made it: an editor's import may change any reviewer's row)."""
     claim = session.get(Claim, assessment.claim_id)
     assert claim is not None
     _active_claim(claim)
@@ -380,191 +380,3 @@ def _stale_message(session: Session, assessment: Assessment, expected_version: i
         f"(you had version {expected_version}, it is now version {assessment.version}); "
         "reload it and apply your change again."
     )
-
-
-# --- importing a team's spreadsheet ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AssessmentRow:
-    """One spreadsheet row as text, with the line it starts on (for error messages)."""
-
-    line: int
-    reviewer: str
-    claim_key: str
-    pmid: str
-    verdict: str
-    quote: str = ""
-    note: str = ""
-    design: str = ""
-
-
-@dataclass
-class ImportOutcome:
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    reviewers_created: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _CheckedRow:
-    row: AssessmentRow
-    reviewer: User | None  # None: a reviewer the import creates
-    claim: Claim
-    pmid: int
-    verdict: StudyVerdict
-    design: StudyDesign | None
-
-
-def import_assessments(
-    session: Session,
-    actor: User,
-    rows: list[AssessmentRow],
-    *,
-    source: str = "import",
-    create_reviewers: bool = False,
-) -> ImportOutcome:
-    """Import assessments all-or-nothing: every row is checked first, and any bad row raises
-    ImportRejected listing each bad line with its reason, before anything is written.
-
-    A row for a (reviewer, claim, study) already judged updates that assessment (audited with
-    before and after); an identical row changes nothing. Unknown reviewers are bad rows unless
-    `create_reviewers` is set and the actor is an admin; then they are added as reviewers.
-    """
-    require(actor, Action.ASSESS)
-    problems: list[tuple[int, str]] = []
-    checked: list[_CheckedRow] = []
-    seen: dict[tuple[str, str, str], int] = {}
-    for row in rows:
-        reasons: list[str] = []
-        reviewer = _check_reviewer(session, actor, row.reviewer, create_reviewers, reasons)
-        claim = _check_claim(session, row.claim_key, reasons)
-        article = _check_article(session, row.pmid, reasons)
-        verdict = _check(reasons, "bad verdict", parse_verdict, row.verdict)
-        design = _check(reasons, "bad design", parse_design_cell, row.design) if row.design.strip() else None
-        if article is not None and verdict is not None:
-            _check(reasons, "quote not in the abstract", check_quote, article, verdict, row.quote)
-        key = (row.reviewer.strip(), row.claim_key.strip(), row.pmid.strip())
-        if key in seen:
-            reasons.append(f"same reviewer, claim and PMID as line {seen[key]}")
-        seen.setdefault(key, row.line)
-        if reasons:
-            problems.extend((row.line, reason) for reason in reasons)
-        elif claim is not None and article is not None and verdict is not None:
-            checked.append(_CheckedRow(row, reviewer, claim, article.pmid, verdict, design))
-    if problems:
-        raise ImportRejected(source, problems)
-
-    outcome = ImportOutcome()
-    lock_pairs(session, [(item.claim.id, item.pmid) for item in checked if item.claim.id is not None])
-    for item in checked:
-        reviewer = item.reviewer or find_user_by_name(session, item.row.reviewer.strip())
-        if reviewer is None:
-            reviewer = add_user(session, actor, item.row.reviewer.strip(), Role.REVIEWER)
-            outcome.reviewers_created.append(reviewer.name)
-        where = f"{source} line {item.row.line}"
-        existing = find_assessment(session, item.claim.id, item.pmid, reviewer.id)
-        if existing is None:
-            record_assessment(
-                session,
-                actor,
-                item.claim,
-                item.pmid,
-                item.verdict,
-                quote=item.row.quote,
-                note=item.row.note,
-                design=item.design,
-                reviewer=reviewer,
-                source=where,
-            )
-            outcome.created += 1
-            continue
-        version = existing.version
-        _apply_update(
-            session,
-            actor,
-            existing,
-            version,
-            item.verdict,
-            item.row.quote,
-            item.row.note,
-            item.design,
-            None,
-            where,
-        )
-        if existing.version == version:
-            outcome.unchanged += 1
-        else:
-            outcome.updated += 1
-    return outcome
-
-
-def parse_design_cell(text: str) -> StudyDesign:
-    try:
-        return parse_design(text)
-    except ValueError as exc:
-        raise InvalidInputError(str(exc)) from None
-
-
-def find_user_by_name(session: Session, name: str) -> User | None:
-    return session.scalars(select(User).where(User.name == name)).first()
-
-
-def _check(reasons: list[str], label: str, attempt: Callable[..., T], *args: Any) -> T | None:
-    try:
-        return attempt(*args)
-    except InvalidInputError as exc:
-        reasons.append(f"{label}: {exc}")
-        return None
-
-
-def _check_reviewer(
-    session: Session, actor: User, name: str, create: bool, reasons: list[str]
-) -> User | None:
-    name = name.strip()
-    if not name:
-        reasons.append("no reviewer named; fill the reviewer column")
-        return None
-    if name != actor.name and not can(actor, Action.ASSESS_FOR_OTHERS):
-        reasons.append(
-            f"row is for reviewer {name!r} but {actor.name!r} is a {actor.role}: reviewers import only "
-            "their own rows; ask an editor to import the team's file"
-        )
-    reviewer = find_user_by_name(session, name)
-    if reviewer is None:
-        if not create:
-            reasons.append(
-                f"unknown reviewer {name!r}; add them (users add {name} --role reviewer --as ADMIN) or import "
-                "with --create-reviewers"
-            )
-        elif not can(actor, Action.MANAGE_USERS):
-            reasons.append(f"unknown reviewer {name!r}; only an admin may create reviewers while importing")
-        return None
-    if not can(reviewer, Action.ASSESS):
-        reasons.append(f"user {name!r} is a {reviewer.role} (or deactivated) and cannot hold assessments")
-    return reviewer
-
-
-def _check_claim(session: Session, key: str, reasons: list[str]) -> Claim | None:
-    claim = session.scalars(select(Claim).where(Claim.key == key.strip())).first()
-    if claim is None:
-        reasons.append(f"unknown claim {key.strip()!r}; use a key from `claims list`")
-        return None
-    if ClaimStatus(claim.status) is not ClaimStatus.ACTIVE:
-        target = session.get(Claim, claim.merged_into_id) if claim.merged_into_id else None
-        into = f" into {target.key!r}; use that key" if target else ""
-        reasons.append(f"claim {claim.key!r} is {ClaimStatus(claim.status).value}{into}")
-        return None
-    return claim
-
-
-def _check_article(session: Session, pmid: str, reasons: list[str]) -> Article | None:
-    text = pmid.strip()
-    if not text.isdigit():
-        reasons.append(f"PMID {text!r} is not a number")
-        return None
-    article = session.get(Article, int(text))
-    if article is None:
-        reasons.append(f"unknown PMID {text}: not in the database; harvest or import it first")
-    return article

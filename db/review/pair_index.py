@@ -1,10 +1,14 @@
-"""Pair state kept as data: table pair_state holds where each judged (claim, study) pair stands.
+"""The pair index: table pair_state, one row per judged (claim, study) pair saying where it stands.
+
+Names, since they are close: `db.vocab.PairState` is the enum of where a pair stands (agreed,
+conflict, resolved); `db.models.PairRecord` is a row of table pair_state; this module keeps those
+rows up to date and reads them; db.review.pair_rule holds the rule itself.
 
 The verdict summary of a large review cannot group a million assessments on every call, so each
 write that changes a pair's votes or resolutions (record, change, import, resolve, merge) calls
 `refresh_pairs` in its own transaction, and a restore or a bulk load calls `rebuild_pair_state`.
-The rule is db.review.pairs.pair_statuses': a resolution applies while the votes keep the signature it
-was made on; otherwise one verdict among the votes is agreed, several are a conflict.
+The rule is db.review.pair_rule.pair_standing: a resolution applies while the votes keep the
+signature it was made on; otherwise one verdict among the votes is agreed, several are a conflict.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
+from db.chunks import chunked
 from db.models import Assessment, ConflictResolution, PairRecord
+from db.review.pair_rule import pair_standing, votes_signature
 from db.vocab import PairState, StudyVerdict
 
 _NOT_RELEVANT = StudyVerdict.NOT_RELEVANT.value
-_CHUNK = 400  # pairs per query: two parameters each, under SQLite's bound-parameter limit on old builds
 _BATCH = 5_000  # rows per insert when rebuilding
 
 
@@ -58,17 +63,12 @@ def pair_values(
     resolution: tuple[str, str] | None,
 ) -> PairValues:
     """A pair's state from its votes (assessment id, version, verdict value) and its latest
-    resolution (verdict value, votes signature), as db.review.pairs.pair_statuses decides it."""
-    signature = ",".join(f"{i}:{version}" for i, version, _ in sorted(votes))
+    resolution (verdict value, votes signature), as db.review.pair_rule.pair_standing decides it."""
+    signature = votes_signature((i, version) for i, version, _ in votes)
     verdicts = {verdict for _, _, verdict in votes}
-    if resolution is not None and resolution[1] == signature:
-        state, verdict = PairState.RESOLVED.value, resolution[0]
-    elif len(verdicts) == 1:
-        state, verdict = PairState.AGREED.value, next(iter(verdicts))
-    else:
-        state, verdict = PairState.CONFLICT.value, None
+    state, verdict = pair_standing(verdicts, signature, resolution)
     screened = resolution is None and verdicts == {_NOT_RELEVANT}
-    return PairValues(claim_id, pmid, state, verdict, len(votes), resolution is not None, screened)
+    return PairValues(claim_id, pmid, state.value, verdict, len(votes), resolution is not None, screened)
 
 
 # --- after each write ------------------------------------------------------------------------------
@@ -141,8 +141,7 @@ def _read_pairs(
     resolutions = ConflictResolution.__table__
     votes: dict[tuple[int, int], list[tuple[int, int, str]]] = {}
     latest: dict[tuple[int, int], tuple[str, str]] = {}
-    for start in range(0, len(pairs), _CHUNK):
-        chunk = pairs[start : start + _CHUNK]
+    for chunk in chunked(pairs, params_each=2):
         query = select(
             assessments.c.claim_id,
             assessments.c.pmid,
@@ -265,7 +264,7 @@ def evidence_pairs(
     screened = select(*columns).where(wanted, table.c.screened_out == True)  # noqa: E712
     more = [
         row
-        for chunk in _chunks(sorted(excluded))
+        for chunk in chunked(sorted(excluded))
         for row in session.execute(screened.where(table.c.pmid.in_(chunk)))
     ]
     if more:
@@ -320,7 +319,7 @@ def claim_pair_rows(
     screened = query.where(table.c.screened_out == True)  # noqa: E712
     more = [
         tuple(row)
-        for chunk in _chunks(sorted(excluded))
+        for chunk in chunked(sorted(excluded))
         for row in session.execute(screened.where(table.c.pmid.in_(chunk)))
     ]
     return sorted([*rows, *more]) if more else rows
@@ -345,7 +344,7 @@ def evidence_pairs_of(
     ).where(table.c.claim_id == claim_id)
     listed = []
     skip = set(excluded)
-    for chunk in _chunks(sorted(pmids)):
+    for chunk in chunked(sorted(pmids)):
         for pmid, state, verdict, resolved_once, screened_out in session.execute(
             query.where(table.c.pmid.in_(chunk))
         ):
@@ -370,15 +369,10 @@ def screened_out_tally(
     query = select(table.c.claim_id, func.count()).where(*wanted).group_by(table.c.claim_id)
     for claim_id, n in session.execute(query):
         totals[claim_id] = int(n)
-    for chunk in _chunks(sorted(excluded)):
+    for chunk in chunked(sorted(excluded)):
         for claim_id, n in session.execute(query.where(table.c.pmid.in_(chunk))):
             totals[claim_id] -= int(n)
     return totals
-
-
-def _chunks(values: list[int], size: int = 900) -> Iterator[list[int]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
 
 
 def voted_pairs(session: Session, reviewer_id: int, claim_ids: Collection[int]) -> set[tuple[int, int]]:

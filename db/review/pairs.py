@@ -14,6 +14,8 @@ from db.models import Article, Assessment, Claim, ConflictResolution, SourceDocu
 from db.review.assessments import get_article_or_fail, parse_verdict
 from db.review.audit import record_event
 from db.review.pair_index import claim_pairs, evidence_pairs, refresh_pairs, screened_out_tally
+from db.review.pair_rule import pair_standing
+from db.review.pair_rule import votes_signature as signature_of
 from db.review.roles import Action, can, require
 from db.review.verdicts import EXCLUDING_STATUSES, StudyEvidence
 from db.vocab import AuditAction, PairState, StudyDesign, StudyVerdict
@@ -108,16 +110,13 @@ class PairStatus:
 
 
 def votes_signature(assessments: list[Assessment]) -> str:
-    """Which votes, at which versions: a resolution applies only while the votes stay the same."""
-    return ",".join(f"{a.id}:{a.version}" for a in sorted(assessments, key=lambda a: a.id or 0))
+    """db.review.pair_rule.votes_signature of these assessments."""
+    return signature_of((a.id or 0, a.version) for a in assessments)
 
 
 def pair_statuses(session: Session, claim_id: int) -> list[PairStatus]:
-    """Every study judged for a claim, with its votes and resolved verdict, by PMID.
-
-    Any disagreement is a conflict, including one reviewer screening a study out as not
-    relevant while another judges it: whether it counts is an editor's call.
-    """
+    """Every study judged for a claim, with its votes and resolved verdict, by PMID, as
+    db.review.pair_rule.pair_standing decides."""
     by_pmid: dict[int, list[Assessment]] = defaultdict(list)
     for assessment in session.scalars(select(Assessment).where(Assessment.claim_id == claim_id)):
         by_pmid[assessment.pmid].append(assessment)
@@ -129,18 +128,16 @@ def pair_statuses(session: Session, claim_id: int) -> list[PairStatus]:
     statuses = []
     for pmid in sorted(by_pmid):
         votes = by_pmid[pmid]
-        verdicts = {StudyVerdict(a.verdict) for a in votes}
         resolution = latest.get(pmid)
         ballot = {names[a.reviewer_id]: StudyVerdict(a.verdict) for a in votes}
-        if resolution is not None and resolution.votes_signature == votes_signature(votes):
-            status = PairStatus(
-                claim_id, pmid, ballot, PairState.RESOLVED, StudyVerdict(resolution.verdict), resolution
-            )
-        elif len(verdicts) == 1:
-            status = PairStatus(claim_id, pmid, ballot, PairState.AGREED, verdicts.pop(), resolution)
-        else:
-            status = PairStatus(claim_id, pmid, ballot, PairState.CONFLICT, None, resolution)
-        statuses.append(status)
+        state, verdict = pair_standing(
+            (StudyVerdict(a.verdict) for a in votes),
+            votes_signature(votes),
+            (StudyVerdict(resolution.verdict), resolution.votes_signature)
+            if resolution is not None
+            else None,
+        )
+        statuses.append(PairStatus(claim_id, pmid, ballot, state, verdict, resolution))
     return statuses
 
 
@@ -219,7 +216,7 @@ def resolve_conflict(
 def claim_evidence(session: Session, claim: Claim) -> list[StudyEvidence]:
     """Each judged study's resolved verdict, current design and retraction status, by PMID.
 
-    The pairs come from db.review.pair_index (kept by every write, the same rule as `pair_statuses`), the
+    The pairs come from db.review.pair_index (kept by every write, by the rule of db.review.pair_rule), the
     designs and standings from db.corpus.study_facts, which reads the stored values, never ORM objects a
     harvest's core updates may have left stale in this session.
     """

@@ -254,11 +254,11 @@ def _decide(counted: Tally, scope: DesignScope) -> tuple[ClaimVerdict, Strength,
         basis = "non-randomised trials and observational studies (no SR, MA or RCT rated)"
     counts = f"{supported} of {n} support, {tally[StudyVerdict.MIXED]} mixed, {unsupported} do not"
     lowered = f"; lowered for {' and '.join(reasons)}" if reasons else ""
-    name = verdict.value.replace("_", " ").capitalize()
+    name = verdict.label.capitalize()
     return (
         verdict,
         strength,
-        f"{name}, {strength.value.replace('_', ' ')} strength, decided by {basis}: {counts}{lowered}.",
+        f"{name}, {strength.label} strength, decided by {basis}: {counts}{lowered}.",
     )
 
 

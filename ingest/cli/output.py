@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,24 +13,17 @@ import click
 
 @contextmanager
 def output(path: Path | None) -> Iterator[TextIO]:
-    """stdout, or `path` written through a temporary file beside it and renamed into place.
+    """stdout, or `path` written whole by db.exports.writer (a temporary file renamed into place).
 
     A failed export leaves no half-written file behind, and a reader never sees one.
     """
     if path is None or str(path) == "-":
         yield sys.stdout
         return
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        with partial.open("w", encoding="utf-8", newline="") as handle:
-            yield handle
-        partial.replace(path)
-    except OSError as exc:
-        raise click.ClickException(
-            f"Cannot write {path} ({exc.strerror}); choose a writable path with -o."
-        ) from exc
-    finally:
-        partial.unlink(missing_ok=True)
+    from db.exports.writer import atomic_text_file  # here: `--help` stays free of db/
+
+    with atomic_text_file(path) as handle:
+        yield handle
 
 
 def say(text: str) -> None:

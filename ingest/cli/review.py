@@ -30,7 +30,7 @@ ROLES = click.Choice([role.value for role in Role])
 )
 @click.option("--dry-run", is_flag=True, help="check and count, write nothing")
 def import_assessments_command(file: Path, actor: str | None, create_reviewers: bool, dry_run: bool) -> int:
-    from db.review.assessments import import_assessments
+    from db.review.assessment_import import import_assessments
     from ingest.assessment_csv import read_assessment_csv
 
     rows = read_assessment_csv(file)

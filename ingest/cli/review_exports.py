@@ -15,7 +15,7 @@ from ingest.cli.session import database_session
 if TYPE_CHECKING:
     from sqlmodel import Session
 
-    from db.exports.claims import ExportFormat
+    from db.exports.formats import ExportFormat
 
 DEFAULT_PUBLISHER = "Ketamine Evidence review team"
 
@@ -42,7 +42,7 @@ def export_claims(fmt: str | None, output_path: Path | None) -> int:
 @format_option("csv or jsonl (default csv)")
 @output_option()
 def export_assessments(fmt: str | None, output_path: Path | None) -> int:
-    from db.exports.claims import write_assessments
+    from db.exports.assessments import write_assessments
 
     _write_from_session(write_assessments, _format(fmt, ("csv", "jsonl"), "assessments"), output_path)
     return 0
@@ -52,7 +52,7 @@ def export_assessments(fmt: str | None, output_path: Path | None) -> int:
 @format_option("jsonl or csv (default jsonl)")
 @output_option()
 def export_audit(fmt: str | None, output_path: Path | None) -> int:
-    from db.exports.claims import write_audit
+    from db.exports.audit import write_audit
 
     _write_from_session(write_audit, _format(fmt, ("jsonl", "csv"), "the audit trail"), output_path)
     return 0
@@ -60,7 +60,7 @@ def export_audit(fmt: str | None, output_path: Path | None) -> int:
 
 def _format(fmt: str | None, allowed: tuple[str, ...], what: str) -> ExportFormat:
     """`--format`, or the first of `allowed`; a format the kind does not take is an error (exit 1)."""
-    from db.exports.claims import ExportFormat, parse_format
+    from db.exports.formats import ExportFormat, parse_format
 
     return parse_format(fmt or allowed[0], tuple(ExportFormat(name) for name in allowed), what)
 
@@ -85,7 +85,7 @@ def _write_from_session(
 def export_claimreview(
     fmt: str | None, output_path: Path | None, publisher: str | None, publisher_url: str | None
 ) -> int:
-    from db.exports.claims import claimreview_jsonld, write_claimreview
+    from db.exports.claimreview import claimreview_jsonld, write_claimreview
 
     if (fmt or "json") not in ("json", "jsonld", "json-ld"):
         raise click.ClickException(f"ClaimReview is JSON-LD only, not {fmt!r}; drop --format.")

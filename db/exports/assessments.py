@@ -1,0 +1,57 @@
+"""Every reviewer's assessment as a row (CSV or JSON lines): what import-assessments reads back."""
+
+from __future__ import annotations
+
+from typing import Any, TextIO
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from db.exports.formats import ExportFormat, iso_time, write_rows
+from db.models import Assessment, Claim, User
+from db.vocab import StudyDesign, StudyVerdict
+
+# The import columns first, so an exported CSV can be edited and imported again.
+ASSESSMENT_COLUMNS = (
+    "reviewer",
+    "claim_key",
+    "pmid",
+    "verdict",
+    "quote",
+    "note",
+    "design",
+    "suggested_design",
+    "version",
+    "id",
+    "created_at",
+    "updated_at",
+)
+
+
+def assessment_rows(session: Session) -> list[dict[str, Any]]:
+    names = {user.id: user.name for user in session.scalars(select(User))}
+    keys = {claim.id: claim.key for claim in session.scalars(select(Claim))}
+    query = select(Assessment).order_by(Assessment.claim_id, Assessment.pmid, Assessment.id)
+    return [
+        {
+            "reviewer": names[a.reviewer_id],
+            "claim_key": keys[a.claim_id],
+            "pmid": a.pmid,
+            "verdict": StudyVerdict(a.verdict).value,
+            "quote": a.quote,
+            "note": a.note,
+            "design": StudyDesign(a.design).value,
+            "suggested_design": StudyDesign(a.suggested_design).value,
+            "version": a.version,
+            "id": a.id,
+            "created_at": iso_time(a.created_at),
+            "updated_at": iso_time(a.updated_at),
+        }
+        for a in session.scalars(query)
+    ]
+
+
+def write_assessments(session: Session, fmt: ExportFormat, out: TextIO) -> int:
+    rows = assessment_rows(session)
+    write_rows(rows, ASSESSMENT_COLUMNS, fmt, out)
+    return len(rows)
