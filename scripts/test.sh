@@ -11,5 +11,7 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
 fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+# Types of db/ and ingest/ ([tool.mypy] in pyproject.toml).
+.venv/bin/mypy
 # One worker per core (pytest-xdist); `-n 0` after it runs everything in this process, for debugging.
 exec .venv/bin/pytest -n auto "$@"

@@ -4,7 +4,7 @@ databases are checked against it. Never edit this file; change the schema with a
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes  # the submodule below, named for type checkers (import sqlmodel loads it too)
 
 _METADATA = sa.MetaData()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes  # binds `sqlmodel` and, for type checkers, the submodule autogenerate names
 from alembic import op
 ${imports if imports else ""}
 revision: str = "${up_revision}"

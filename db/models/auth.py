@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Column, ForeignKey, Integer, Text
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
 from db.clock import utcnow
+from db.models.base import TableModel
 
 
-class UserCredential(SQLModel, table=True):
+class UserCredential(TableModel, table=True):
     """A user's password hash (password mode only); the users table itself stays as it is."""
 
     __tablename__ = "user_credential"

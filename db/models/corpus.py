@@ -6,13 +6,14 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Text
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
 from db.clock import utcnow
+from db.models.base import TableModel
 from db.vocab import RunStatus
 
 
-class Article(SQLModel, table=True):
+class Article(TableModel, table=True):
     """One PubMed record, keyed by PMID, updated in place when PubMed revises it."""
 
     pmid: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
@@ -43,7 +44,7 @@ class Article(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, index=True)
 
 
-class ArticleRevision(SQLModel, table=True):
+class ArticleRevision(TableModel, table=True):
     """What changed in an article when PubMed revised it (or deleted it), and when."""
 
     __tablename__ = "article_revision"
@@ -61,7 +62,7 @@ class ArticleRevision(SQLModel, table=True):
     run_id: int | None = Field(default=None, foreign_key="harvest_run.id", index=True)
 
 
-class HarvestRun(SQLModel, table=True):
+class HarvestRun(TableModel, table=True):
     """One harvest or file import: what was asked, what came back, how it ended."""
 
     __tablename__ = "harvest_run"

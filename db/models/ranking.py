@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, String
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
 from db.clock import utcnow
+from db.models.base import TableModel
 from db.models.review import Assessment
 
 
-class ClaimSearchTerms(SQLModel, table=True):
+class ClaimSearchTerms(TableModel, table=True):
     """An editor's synonyms and outcome terms for one claim; without a row the shipped defaults apply."""
 
     __tablename__ = "claim_search_terms"
@@ -23,7 +24,7 @@ class ClaimSearchTerms(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-class ArticleEmbedding(SQLModel, table=True):
+class ArticleEmbedding(TableModel, table=True):
     """A study's sentence embedding (float32 bytes), computed once per content version and model.
 
     No foreign key to article on purpose: an embedding is derived data and must never keep a
@@ -40,7 +41,7 @@ class ArticleEmbedding(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class ArticleTerms(SQLModel, table=True):
+class ArticleTerms(TableModel, table=True):
     """A study's word counts for the review queue's model, computed once per content version.
 
     `terms` holds n feature hashes (uint32) then their n counts (uint16), little-endian; see
@@ -64,8 +65,8 @@ class ArticleTerms(SQLModel, table=True):
 # Declared here, next to the ranking's tables, and attached to `assessment` by its columns.
 ASSESSMENT_REVIEW_INDEX = Index(
     "ix_assessment_claim_reviewer_pmid_verdict",
-    Assessment.__table__.c.claim_id,  # type: ignore[attr-defined]
-    Assessment.__table__.c.reviewer_id,  # type: ignore[attr-defined]
-    Assessment.__table__.c.pmid,  # type: ignore[attr-defined]
-    Assessment.__table__.c.verdict,  # type: ignore[attr-defined]
+    Assessment.__table__.c.claim_id,
+    Assessment.__table__.c.reviewer_id,
+    Assessment.__table__.c.pmid,
+    Assessment.__table__.c.verdict,
 )

@@ -20,10 +20,11 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy import Enum as SAEnum
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
 from db.clock import utcnow
 from db.errors import AuditImmutableError
+from db.models.base import TableModel
 from db.vocab import (
     AuditAction,
     ClaimStatus,
@@ -58,7 +59,7 @@ def _pmid_column(*, nullable: bool = False) -> Column[Any]:
 # --- tables ----------------------------------------------------------------------------------------
 
 
-class User(SQLModel, table=True):
+class User(TableModel, table=True):
     """Someone who reads or works on reviews; every write names its acting user."""
 
     __tablename__ = "app_user"  # "user" is reserved in PostgreSQL
@@ -70,7 +71,7 @@ class User(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class SourceDocument(SQLModel, table=True):
+class SourceDocument(TableModel, table=True):
     """An article under review (a blog post, a press release) whose claims get checked."""
 
     __tablename__ = "source_document"
@@ -89,7 +90,7 @@ class SourceDocument(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-class Claim(SQLModel, table=True):
+class Claim(TableModel, table=True):
     """A checkable statement of a source document, located by its exact sentence."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -111,7 +112,7 @@ class Claim(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-class ClaimProposal(SQLModel, table=True):
+class ClaimProposal(TableModel, table=True):
     """A claim-like sentence the splitter found, waiting for an editor to accept or reject it."""
 
     __tablename__ = "claim_proposal"
@@ -130,7 +131,7 @@ class ClaimProposal(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class Assessment(SQLModel, table=True):
+class Assessment(TableModel, table=True):
     """One reviewer's judgment of one (claim, study) pair; changed only with optimistic versioning."""
 
     __table_args__ = (UniqueConstraint("claim_id", "pmid", "reviewer_id"),)
@@ -150,7 +151,7 @@ class Assessment(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-class ConflictResolution(SQLModel, table=True):
+class ConflictResolution(TableModel, table=True):
     """An editor's final verdict on a pair whose reviewers disagree; the votes themselves stay."""
 
     __tablename__ = "conflict_resolution"
@@ -166,7 +167,7 @@ class ConflictResolution(SQLModel, table=True):
     resolved_at: datetime = Field(default_factory=utcnow)
 
 
-class PairRecord(SQLModel, table=True):
+class PairRecord(TableModel, table=True):
     """A row of table pair_state (the pair index); its `state` is a db.vocab.PairState.
 
     Where one judged (claim, study) pair stands, kept as data: derived from its assessments and
@@ -199,7 +200,7 @@ class PairRecord(SQLModel, table=True):
     screened_out: bool = Field(sa_column=Column(Boolean, nullable=False))
 
 
-class DesignCorrection(SQLModel, table=True):
+class DesignCorrection(TableModel, table=True):
     """A reviewer's correction of a study's design; the latest one is the study's design."""
 
     __tablename__ = "design_correction"
@@ -213,7 +214,7 @@ class DesignCorrection(SQLModel, table=True):
     reason: str = Field(default="", sa_column=Column(Text, nullable=False))
 
 
-class SignOff(SQLModel, table=True):
+class SignOff(TableModel, table=True):
     """An editor's decision on a claim, with the evidence it rested on at that moment."""
 
     __tablename__ = "claim_signoff"
@@ -233,7 +234,7 @@ class SignOff(SQLModel, table=True):
     change_noted_at: datetime | None = None
 
 
-class AuditEvent(SQLModel, table=True):
+class AuditEvent(TableModel, table=True):
     """One change: who, when, what, before, after, why. Rows are never updated or deleted."""
 
     __tablename__ = "audit_event"
@@ -255,7 +256,7 @@ class AuditEvent(SQLModel, table=True):
     source: str | None = Field(default=None, sa_column=Column(String(200)))
 
 
-class AuditChainLink(SQLModel, table=True):
+class AuditChainLink(TableModel, table=True):
     """The seal of one audit event: SHA-256 of the previous link's hash and the event's digest.
 
     Appended at commit, in commit order (db.review.audit_chain); `audit verify` walks them. No foreign
