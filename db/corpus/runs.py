@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from db.clock import utcnow
 from db.corpus.articles import BatchOutcome
@@ -42,7 +42,7 @@ def start_run(
 def _mark_dead_runs_interrupted(session: Session) -> None:
     # A run killed mid-way (SIGKILL, power loss) never finishes its own log entry.
     host = socket.gethostname()
-    running = session.scalars(select(HarvestRun).where(HarvestRun.status == RunStatus.RUNNING.value))
+    running = session.scalars(select(HarvestRun).where(col(HarvestRun.status) == RunStatus.RUNNING.value))
     for run in running:
         if run.host == host and run.pid is not None and not _pid_alive(run.pid):
             run.status = RunStatus.INTERRUPTED.value
@@ -83,14 +83,14 @@ def finish_run(session: Session, run: HarvestRun, status: RunStatus, error: str 
 def last_successful_run(session: Session, query: str, kind: str = "harvest") -> HarvestRun | None:
     statement = (
         select(HarvestRun)
-        .where(HarvestRun.kind == kind, HarvestRun.query == query)
-        .where(HarvestRun.status == RunStatus.SUCCEEDED.value)
-        .order_by(HarvestRun.started_at.desc(), HarvestRun.id.desc())
+        .where(col(HarvestRun.kind) == kind, col(HarvestRun.query) == query)
+        .where(col(HarvestRun.status) == RunStatus.SUCCEEDED.value)
+        .order_by(col(HarvestRun.started_at).desc(), col(HarvestRun.id).desc())
         .limit(1)
     )
     return session.scalars(statement).first()
 
 
 def recent_runs(session: Session, limit: int = 20) -> list[dict[str, Any]]:
-    statement = select(HarvestRun).order_by(HarvestRun.id.desc()).limit(limit)
+    statement = select(HarvestRun).order_by(col(HarvestRun.id).desc()).limit(limit)
     return [run.model_dump() for run in session.scalars(statement)]

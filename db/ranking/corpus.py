@@ -24,7 +24,7 @@ from sqlalchemy import ColumnElement, cast, delete, func, insert, literal, liter
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from db.chunks import chunked
 from db.corpus.design import mesh_descriptors, suggest_design
@@ -136,7 +136,11 @@ def corpus_signature(session: Session) -> tuple[object, ...]:
     """
     # ORM attributes, not table columns: the session flushes pending articles and revisions first.
     row = session.execute(
-        select(func.count(Article.pmid), func.max(Article.pmid), func.coalesce(func.sum(Article.pmid), 0))
+        select(
+            func.count(col(Article.pmid)),
+            func.max(col(Article.pmid)),
+            func.coalesce(func.sum(col(Article.pmid)), 0),
+        )
     ).one()
     latest = session.execute(select(func.max(ArticleRevision.id))).scalar()
     return (int(row[0]), row[1], int(row[2]), latest)

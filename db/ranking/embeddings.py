@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from sqlalchemy import delete, func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from db.clock import utcnow
 from db.models import Article, ArticleEmbedding, Claim
@@ -99,7 +99,7 @@ def embed_missing(session: Session, encoder: Encoder | None = None, batch_size: 
     article = Article.__table__
     stored = dict(
         session.execute(
-            select(ArticleEmbedding.pmid, ArticleEmbedding.content_hash).where(
+            select(col(ArticleEmbedding.pmid), col(ArticleEmbedding.content_hash)).where(
                 ArticleEmbedding.model == MODEL_NAME
             )
         ).all()
@@ -109,7 +109,7 @@ def embed_missing(session: Session, encoder: Encoder | None = None, batch_size: 
     if gone:
         session.execute(
             delete(ArticleEmbedding).where(
-                ArticleEmbedding.model == MODEL_NAME, ArticleEmbedding.pmid.in_(gone)
+                col(ArticleEmbedding.model) == MODEL_NAME, col(ArticleEmbedding.pmid).in_(gone)
             )
         )
     todo = sorted(pmid for pmid, content_hash in current.items() if stored.get(pmid) != content_hash)
@@ -160,7 +160,7 @@ def stored_vectors(session: Session) -> tuple[np.ndarray, np.ndarray]:
                 func.count(),
                 func.max(ArticleEmbedding.created_at),
                 func.coalesce(func.sum(ArticleEmbedding.pmid), 0),
-            ).where(ArticleEmbedding.model == MODEL_NAME)
+            ).where(col(ArticleEmbedding.model) == MODEL_NAME)
         ).one()
     )
     with _lock:
@@ -168,7 +168,7 @@ def stored_vectors(session: Session) -> tuple[np.ndarray, np.ndarray]:
         if cached is not None and cached[0] == signature:
             return cached[1], cached[2]
         rows = session.execute(
-            select(ArticleEmbedding.pmid, ArticleEmbedding.vector)
+            select(col(ArticleEmbedding.pmid), col(ArticleEmbedding.vector))
             .where(ArticleEmbedding.model == MODEL_NAME)
             .order_by(ArticleEmbedding.pmid)
         ).all()

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sqlalchemy import case, func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from db.chunks import chunked
 from db.corpus.design import DESIGN_TIER
@@ -118,9 +118,13 @@ def _labels_of(session: Session, claim: Claim, pmids: list[int] | None) -> dict[
     """claim_labels, of every tagged study or only of `pmids`."""
     relevant = [verdict.value for verdict in RELEVANT_VERDICTS]
     judged = func.max(case((Assessment.verdict.in_(relevant), 1), else_=0))  # type: ignore[attr-defined]
-    votes = select(Assessment.pmid, judged).where(Assessment.claim_id == claim.id).group_by(Assessment.pmid)
+    votes = (
+        select(col(Assessment.pmid), judged)
+        .where(col(Assessment.claim_id) == claim.id)
+        .group_by(col(Assessment.pmid))
+    )
     resolutions = (
-        select(ConflictResolution.pmid, ConflictResolution.verdict)
+        select(col(ConflictResolution.pmid), col(ConflictResolution.verdict))
         .where(ConflictResolution.claim_id == claim.id)
         .order_by(ConflictResolution.id)
     )
@@ -144,7 +148,7 @@ def _labels_version(session: Session) -> tuple[object, ...]:
     """
     # ORM attributes, not table columns: the session flushes a pending decision's event first.
     latest = session.execute(
-        select(AuditEvent.id, AuditEvent.at).order_by(AuditEvent.id.desc()).limit(1)
+        select(col(AuditEvent.id), col(AuditEvent.at)).order_by(col(AuditEvent.id).desc()).limit(1)
     ).first()
     return (None, None) if latest is None else (int(latest[0]), str(latest[1]))
 
@@ -195,11 +199,11 @@ def _changed_since(session: Session, claim: Claim, mark: tuple[object, ...]) -> 
     mark_id, mark_at = mark
     if mark_id is None:
         return None
-    then = session.execute(select(AuditEvent.at).where(AuditEvent.id == mark_id)).scalar()
+    then = session.execute(select(col(AuditEvent.at)).where(col(AuditEvent.id) == mark_id)).scalar()
     if then is None or str(then) != mark_at:
         return None  # rolled back, or a restored database
     query = (
-        select(AuditEvent.pmid)
+        select(col(AuditEvent.pmid))
         .where(AuditEvent.id > mark_id, AuditEvent.claim_id == claim.id, AuditEvent.pmid.is_not(None))  # type: ignore[union-attr,operator]
         .distinct()
         .limit(MAX_INCREMENTAL_CHANGES + 1)
@@ -237,7 +241,7 @@ def _claim_learning(session: Session, claim: Claim, corpus: Corpus, learn: bool)
 
 
 def _tagged_by(session: Session, claim: Claim, reviewer: User) -> set[int]:
-    query = select(Assessment.pmid).where(
+    query = select(col(Assessment.pmid)).where(
         Assessment.claim_id == claim.id, Assessment.reviewer_id == reviewer.id
     )
     return {int(pmid) for pmid in session.execute(query).scalars()}
@@ -246,7 +250,7 @@ def _tagged_by(session: Session, claim: Claim, reviewer: User) -> set[int]:
 def _design_corrections(session: Session) -> dict[int, StudyDesign]:
     latest: dict[int, StudyDesign] = {}
     for pmid, design in session.execute(
-        select(DesignCorrection.pmid, DesignCorrection.design).order_by(DesignCorrection.id)
+        select(col(DesignCorrection.pmid), col(DesignCorrection.design)).order_by(col(DesignCorrection.id))
     ):
         latest[int(pmid)] = StudyDesign(design)
     return latest
@@ -387,7 +391,7 @@ def prepare_queues(session: Session) -> None:
     on PostgreSQL ts_rank is most of it); then the first queue a reviewer opens is as fast as the next."""
     corpus = current_corpus(session)
     options = RankingOptions()
-    for claim in session.execute(select(Claim).order_by(Claim.id)).scalars():
+    for claim in session.execute(select(Claim).order_by(col(Claim.id))).scalars():
         lexical_scores(session, corpus, query_terms(session, claim, expand=options.expand))
         _claim_learning(session, claim, corpus, options.learn)
 

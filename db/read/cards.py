@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from db.corpus.design import DESIGN_TIER
 from db.corpus.study_facts import StudyFacts, study_facts
@@ -273,17 +273,19 @@ def blinded_documents(session: Session, viewer: User) -> set[int]:
     # viewers cannot vote, so cannot be anchored.
     if can(viewer, Action.RESOLVE_CONFLICTS) or not can(viewer, Action.ASSESS):
         return set()
-    query = select(SourceDocument.id).where(SourceDocument.blind_mode.is_(True))
+    query = select(col(SourceDocument.id)).where(col(SourceDocument.blind_mode).is_(True))
     return {doc_id for doc_id in session.scalars(query) if doc_id is not None}
 
 
 def latest_signoffs(session: Session, claim_ids: Collection[int]) -> dict[int, SignOff]:
-    query = select(SignOff).where(SignOff.claim_id.in_(list(claim_ids))).order_by(SignOff.id)
+    query = select(SignOff).where(col(SignOff.claim_id).in_(list(claim_ids))).order_by(col(SignOff.id))
     return {s.claim_id: s for s in session.scalars(query)}
 
 
 def user_names(session: Session) -> dict[int, str]:
-    return {user_id: name for user_id, name in session.execute(select(User.id, User.name)) if user_id}
+    return {
+        user_id: name for user_id, name in session.execute(select(col(User.id), col(User.name))) if user_id
+    }
 
 
 def signoff_info(signoff: SignOff, evidence: list[StudyEvidence], names: dict[int, str]) -> SignoffInfo:

@@ -7,7 +7,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from db.models import SourceDocument
 from db.review.claims import list_claims
@@ -42,7 +42,7 @@ def documents(session: Session) -> list[DocumentInfo]:
             blind_mode=d.blind_mode,
             text=d.text,
         )
-        for d in session.scalars(select(SourceDocument).order_by(SourceDocument.id))
+        for d in session.scalars(select(SourceDocument).order_by(col(SourceDocument.id)))
     ]
 
 

@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from db.corpus.study_facts import StudyFacts, study_facts
 from db.errors import NotFoundError
@@ -136,8 +136,8 @@ def study_rows(
     votes: dict[int, list[VoteRow]] = defaultdict(list)
     query = (
         select(Assessment)
-        .where(Assessment.claim_id == claim_id, Assessment.pmid.in_(pmids))
-        .order_by(Assessment.id)
+        .where(col(Assessment.claim_id) == claim_id, col(Assessment.pmid).in_(pmids))
+        .order_by(col(Assessment.id))
     )
     for a in session.scalars(query):
         assert a.id is not None
@@ -155,8 +155,8 @@ def study_rows(
     reasons: dict[int, str] = {}
     resolution_query = (
         select(ConflictResolution)
-        .where(ConflictResolution.claim_id == claim_id, ConflictResolution.pmid.in_(pmids))
-        .order_by(ConflictResolution.id)
+        .where(col(ConflictResolution.claim_id) == claim_id, col(ConflictResolution.pmid).in_(pmids))
+        .order_by(col(ConflictResolution.id))
     )
     for resolution in session.scalars(resolution_query):
         reasons[resolution.pmid] = resolution.reason

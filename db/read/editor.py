@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from db.corpus.study_facts import study_facts
 from db.models import AuditEvent, Claim, User
@@ -114,12 +114,12 @@ def audit_rows(
     session: Session, *, claim_id: int | None = None, pmid: int | None = None, limit: int = 200
 ) -> list[AuditRow]:
     """The newest events of the audit trail (of one claim or study), newest first, as plain rows."""
-    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    query = select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)
     if claim_id is not None:
-        query = query.where(AuditEvent.claim_id == claim_id)
+        query = query.where(col(AuditEvent.claim_id) == claim_id)
     if pmid is not None:
-        query = query.where(AuditEvent.pmid == pmid)
-    keys = dict(session.execute(select(Claim.id, Claim.key)).all())
+        query = query.where(col(AuditEvent.pmid) == pmid)
+    keys = dict(session.execute(select(col(Claim.id), col(Claim.key))).all())
     return [
         AuditRow(
             id=event.id or 0,

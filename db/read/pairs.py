@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import String, and_, case, exists, func, literal, or_, select, tuple_, type_coerce, union
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from db.chunks import chunked
 from db.corpus.study_facts import StudyFacts, study_facts
@@ -188,7 +188,9 @@ def _signatures(session: Session, pairs: list[tuple[int, int]]) -> dict[tuple[in
     for claim_id in {claim_id for claim_id, _ in pairs}:
         pmids = [pmid for c, pmid in pairs if c == claim_id]
         for chunk in chunked(pmids):
-            query = select(Assessment).where(Assessment.claim_id == claim_id, Assessment.pmid.in_(chunk))
+            query = select(Assessment).where(
+                col(Assessment.claim_id) == claim_id, col(Assessment.pmid).in_(chunk)
+            )
             for assessment in session.scalars(query):
                 found[(claim_id, assessment.pmid)].append(assessment)
     return {key: votes_signature(rows) for key, rows in found.items()}

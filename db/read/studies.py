@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from db.corpus.authors import author_name
 from db.corpus.fulltext import search_articles_fulltext
@@ -77,7 +77,7 @@ def search_pmids(session: Session, text: str, limit: int | None = None) -> list[
 def judged_pmids_by_claim(session: Session) -> dict[int, set[int]]:
     """claim id -> PMIDs anyone judged for it (for the tagged / untagged filters)."""
     result: dict[int, set[int]] = defaultdict(set)
-    for claim_id, pmid in session.execute(select(Assessment.claim_id, Assessment.pmid).distinct()):
+    for claim_id, pmid in session.execute(select(col(Assessment.claim_id), col(Assessment.pmid)).distinct()):
         result[claim_id].add(pmid)
     return dict(result)
 
@@ -155,9 +155,9 @@ def study_detail(session: Session, viewer: User, pmid: int) -> StudyDetail:
     if article is None:
         raise NotFoundError(f"No article with PMID {pmid} in the database; harvest or import it first.")
     facts = study_facts(session, [pmid])[pmid]
-    names = dict(session.execute(select(User.id, User.name)).all())
+    names = dict(session.execute(select(col(User.id), col(User.name))).all())
     corrections = session.scalars(
-        select(DesignCorrection).where(DesignCorrection.pmid == pmid).order_by(DesignCorrection.id)
+        select(DesignCorrection).where(col(DesignCorrection.pmid) == pmid).order_by(col(DesignCorrection.id))
     )
     history = tuple(
         DesignChange(
@@ -165,10 +165,12 @@ def study_detail(session: Session, viewer: User, pmid: int) -> StudyDetail:
         )
         for c in corrections
     )
-    claim_ids = list(session.scalars(select(Assessment.claim_id).where(Assessment.pmid == pmid).distinct()))
+    claim_ids = list(
+        session.scalars(select(col(Assessment.claim_id)).where(col(Assessment.pmid) == pmid).distinct())
+    )
     summaries = pair_summaries(session, claim_ids, [pmid])
     claims = []
-    for claim in session.scalars(select(Claim).where(Claim.id.in_(claim_ids)).order_by(Claim.id)):
+    for claim in session.scalars(select(Claim).where(col(Claim.id).in_(claim_ids)).order_by(col(Claim.id))):
         assert claim.id is not None
         seen = pair_votes(session, viewer, claim, pmid)
         status = next(iter(summaries.get(claim.id, [])), None)
@@ -185,7 +187,7 @@ def study_detail(session: Session, viewer: User, pmid: int) -> StudyDetail:
             )
         )
     revisions = session.scalars(
-        select(ArticleRevision).where(ArticleRevision.pmid == pmid).order_by(ArticleRevision.id)
+        select(ArticleRevision).where(col(ArticleRevision.pmid) == pmid).order_by(col(ArticleRevision.id))
     )
     return StudyDetail(
         pmid=pmid,
@@ -279,7 +281,7 @@ def review_study(session: Session, viewer: User, claim_id: int, pmid: int) -> Re
 
 def judged_by(session: Session, claim_id: int, reviewer_id: int) -> set[int]:
     """PMIDs this reviewer judged for this claim (their queue skips them)."""
-    query = select(Assessment.pmid).where(
+    query = select(col(Assessment.pmid)).where(
         Assessment.claim_id == claim_id, Assessment.reviewer_id == reviewer_id
     )
     return set(session.scalars(query))

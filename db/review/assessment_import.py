@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from db.corpus.design import parse_design
 from db.errors import ImportRejected, InvalidInputError
@@ -143,7 +143,7 @@ def parse_design_cell(text: str) -> StudyDesign:
 
 
 def find_user_by_name(session: Session, name: str) -> User | None:
-    return session.scalars(select(User).where(User.name == name)).first()
+    return session.scalars(select(User).where(col(User.name) == name)).first()
 
 
 def _check(reasons: list[str], label: str, attempt: Callable[..., T], *args: Any) -> T | None:
@@ -182,7 +182,7 @@ def _check_reviewer(
 
 
 def _check_claim(session: Session, key: str, reasons: list[str]) -> Claim | None:
-    claim = session.scalars(select(Claim).where(Claim.key == key.strip())).first()
+    claim = session.scalars(select(Claim).where(col(Claim.key) == key.strip())).first()
     if claim is None:
         reasons.append(f"unknown claim {key.strip()!r}; use a key from `claims list`")
         return None

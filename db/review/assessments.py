@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import String, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from db.chunks import chunked
 from db.clock import utcnow
@@ -100,8 +100,8 @@ def effective_design(session: Session, article: Article) -> StudyDesign:
     """The study's design: the latest reviewer correction, else the PubMed suggestion."""
     latest = session.scalars(
         select(DesignCorrection)
-        .where(DesignCorrection.pmid == article.pmid)
-        .order_by(DesignCorrection.id.desc())
+        .where(col(DesignCorrection.pmid) == article.pmid)
+        .order_by(col(DesignCorrection.id).desc())
         .limit(1)
     ).first()
     return StudyDesign(latest.design) if latest is not None else suggested_design(article)
@@ -161,7 +161,9 @@ def _correct_design(
 
 
 def design_corrections(session: Session, pmid: int) -> list[DesignCorrection]:
-    query = select(DesignCorrection).where(DesignCorrection.pmid == pmid).order_by(DesignCorrection.id)
+    query = (
+        select(DesignCorrection).where(col(DesignCorrection.pmid) == pmid).order_by(col(DesignCorrection.id))
+    )
     return list(session.scalars(query))
 
 
@@ -261,7 +263,9 @@ def find_assessment(
     session: Session, claim_id: int | None, pmid: int, reviewer_id: int | None
 ) -> Assessment | None:
     query = select(Assessment).where(
-        Assessment.claim_id == claim_id, Assessment.pmid == pmid, Assessment.reviewer_id == reviewer_id
+        col(Assessment.claim_id) == claim_id,
+        col(Assessment.pmid) == pmid,
+        col(Assessment.reviewer_id) == reviewer_id,
     )
     return session.scalars(query).first()
 
@@ -339,7 +343,7 @@ def apply_update(
         return assessment  # nothing to change: no new version, no audit noise
     result = session.execute(
         update(Assessment)
-        .where(Assessment.id == assessment.id, Assessment.version == expected_version)
+        .where(col(Assessment.id) == assessment.id, col(Assessment.version) == expected_version)
         .values(**values, version=expected_version + 1, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
@@ -370,8 +374,8 @@ def apply_update(
 def _stale_message(session: Session, assessment: Assessment, expected_version: int) -> str:
     last = session.scalars(
         select(AuditEvent)
-        .where(AuditEvent.entity == "assessment", AuditEvent.entity_id == str(assessment.id))
-        .order_by(AuditEvent.id.desc())
+        .where(col(AuditEvent.entity) == "assessment", col(AuditEvent.entity_id) == str(assessment.id))
+        .order_by(col(AuditEvent.id).desc())
         .limit(1)
     ).first()
     who = f" by {last.actor_name} at {last.at:%Y-%m-%d %H:%M:%S} UTC" if last is not None else ""

@@ -7,7 +7,7 @@ from enum import Enum
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, col
 
 from db.models import Assessment, AuditEvent, Claim, User
 from db.review.audit_chain import note_unsealed
@@ -80,19 +80,19 @@ def _plain(value: Any) -> Any:
 
 def claim_history(session: Session, claim_id: int) -> list[AuditEvent]:
     """Every event about a claim: its wording, merges, assessments, resolutions and sign-offs."""
-    query = select(AuditEvent).where(AuditEvent.claim_id == claim_id).order_by(AuditEvent.id)
+    query = select(AuditEvent).where(col(AuditEvent.claim_id) == claim_id).order_by(col(AuditEvent.id))
     return list(session.scalars(query))
 
 
 def study_history(session: Session, pmid: int) -> list[AuditEvent]:
     """Every event about a study: assessments of it under any claim and design corrections."""
-    query = select(AuditEvent).where(AuditEvent.pmid == pmid).order_by(AuditEvent.id)
+    query = select(AuditEvent).where(col(AuditEvent.pmid) == pmid).order_by(col(AuditEvent.id))
     return list(session.scalars(query))
 
 
 def audit_events(session: Session, since: datetime | None = None) -> list[AuditEvent]:
     """The whole trail in order, optionally only the events at or after `since`."""
-    query = select(AuditEvent).order_by(AuditEvent.id)
+    query = select(AuditEvent).order_by(col(AuditEvent.id))
     if since is not None:
-        query = query.where(AuditEvent.at >= since)
+        query = query.where(col(AuditEvent.at) >= since)
     return list(session.scalars(query))

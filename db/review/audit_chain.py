@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session as OrmSession
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from db.engine import write_lock
 from db.models import AuditChainLink, AuditEvent
@@ -75,7 +75,9 @@ def seal_events(session: Session, events: Sequence[Any]) -> None:
     if not events:
         return
     write_lock(session, _SEAL_LOCK)
-    head = session.scalars(select(AuditChainLink.hash).order_by(AuditChainLink.seq.desc()).limit(1)).first()
+    head = session.scalars(
+        select(col(AuditChainLink.hash)).order_by(col(AuditChainLink.seq).desc()).limit(1)
+    ).first()
     for row in events:
         head = link_hash(head, event_digest(row))
         session.add(AuditChainLink(event_id=row.id, hash=head))
@@ -124,7 +126,9 @@ def verify_audit_chain(session: Session, limit: int = 20) -> ChainReport:
     seen: set[int] = set()
     links = 0
     link_rows = session.execute(
-        select(AuditChainLink.seq, AuditChainLink.event_id, AuditChainLink.hash).order_by(AuditChainLink.seq)
+        select(col(AuditChainLink.seq), col(AuditChainLink.event_id), col(AuditChainLink.hash)).order_by(
+            AuditChainLink.seq
+        )
     ).all()
     for start in range(0, len(link_rows), _VERIFY_CHUNK):
         chunk = link_rows[start : start + _VERIFY_CHUNK]
@@ -147,7 +151,7 @@ def verify_audit_chain(session: Session, limit: int = 20) -> ChainReport:
             seen.add(link.event_id)
             previous = link.hash
     unsealed = session.scalars(
-        select(table.c.id).where(table.c.id.not_in(select(AuditChainLink.event_id))).order_by(table.c.id)
+        select(table.c.id).where(table.c.id.not_in(select(col(AuditChainLink.event_id)))).order_by(table.c.id)
     ).all()
     problems.extend(
         f"audit event {event_id} has no seal: it was added outside the application" for event_id in unsealed

@@ -17,7 +17,7 @@ import hmac
 import secrets
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from db.clock import utcnow
 from db.errors import InvalidInputError, PermissionDenied
@@ -128,7 +128,7 @@ def has_password(session: Session, user_id: int) -> bool:
 
 
 def users_with_password(session: Session) -> set[int]:
-    return set(session.scalars(select(UserCredential.user_id)))
+    return set(session.scalars(select(col(UserCredential.user_id))))
 
 
 def authenticate(session: Session, name: str, password: str) -> User | None:
@@ -166,5 +166,5 @@ def active_user(session: Session, name: str) -> User | None:
 
 
 def active_user_names(session: Session) -> list[str]:
-    query = select(User.name).where(User.active.is_(True)).order_by(User.name)
+    query = select(col(User.name)).where(col(User.active).is_(True)).order_by(col(User.name))
     return list(session.scalars(query))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from db.clock import utcnow
 from db.errors import ConflictError, InvalidInputError, NotFoundError
@@ -99,7 +99,7 @@ def insert_claim(
     unknown = set(pico) - set(_PICO_FIELDS)
     if unknown:
         raise InvalidInputError(f"Unknown claim fields {sorted(unknown)}; use {', '.join(_PICO_FIELDS)}.")
-    if session.scalars(select(Claim).where(Claim.key == key)).first() is not None:
+    if session.scalars(select(Claim).where(col(Claim.key) == key)).first() is not None:
         raise ConflictError(
             f"A claim with key {key!r} exists already; choose another key or edit that claim."
         )
@@ -169,24 +169,24 @@ def claim_fields(claim: Claim) -> dict[str, Any]:
 
 
 def get_claim(session: Session, key: str) -> Claim:
-    claim = session.scalars(select(Claim).where(Claim.key == key)).first()
+    claim = session.scalars(select(Claim).where(col(Claim.key) == key)).first()
     if claim is None:
         raise NotFoundError(f"No claim with key {key!r}; list the claims with `claims list`.")
     return claim
 
 
 def find_claim(session: Session, key: str) -> Claim | None:
-    return session.scalars(select(Claim).where(Claim.key == key)).first()
+    return session.scalars(select(Claim).where(col(Claim.key) == key)).first()
 
 
 def list_claims(
     session: Session, document_id: int | None = None, include_retired: bool = False
 ) -> list[Claim]:
-    query = select(Claim).order_by(Claim.document_id, Claim.span_start, Claim.id)
+    query = select(Claim).order_by(col(Claim.document_id), col(Claim.span_start), col(Claim.id))
     if document_id is not None:
-        query = query.where(Claim.document_id == document_id)
+        query = query.where(col(Claim.document_id) == document_id)
     if not include_retired:
-        query = query.where(Claim.status == ClaimStatus.ACTIVE)
+        query = query.where(col(Claim.status) == ClaimStatus.ACTIVE)
     return list(session.scalars(query))
 
 
@@ -293,13 +293,15 @@ def merge_claims(session: Session, actor: User, source_key: str, into_key: str, 
     taken = {
         (pmid, reviewer_id)
         for pmid, reviewer_id in session.execute(
-            select(Assessment.pmid, Assessment.reviewer_id).where(Assessment.claim_id == target.id)
+            select(col(Assessment.pmid), col(Assessment.reviewer_id)).where(
+                col(Assessment.claim_id) == target.id
+            )
         )
     }
     outcome = MergeOutcome()
     now = utcnow()
     moved: list[tuple[int, int]] = []
-    for assessment in session.scalars(select(Assessment).where(Assessment.claim_id == source.id)):
+    for assessment in session.scalars(select(Assessment).where(col(Assessment.claim_id) == source.id)):
         if (assessment.pmid, assessment.reviewer_id) in taken:
             outcome.kept.append((assessment.pmid, assessment.reviewer_id))
             continue

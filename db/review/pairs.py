@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from db.corpus.study_facts import study_facts
 from db.errors import InvalidInputError
@@ -69,7 +69,7 @@ def visible_assessments(session: Session, viewer: User, claim: Claim) -> list[As
     """A claim's assessments `viewer` may read: in blind mode a reviewer sees others' assessments
     only on the studies they have judged themselves."""
     require(viewer, Action.READ)
-    query = select(Assessment).where(Assessment.claim_id == claim.id).order_by(Assessment.id)
+    query = select(Assessment).where(col(Assessment.claim_id) == claim.id).order_by(col(Assessment.id))
     rows = list(session.scalars(query))
     if not is_blinded(session, viewer, claim):
         return rows
@@ -78,8 +78,8 @@ def visible_assessments(session: Session, viewer: User, claim: Claim) -> list[As
 
 
 def _pair_assessments(session: Session, claim_id: int | None, pmid: int) -> list[Assessment]:
-    query = select(Assessment).where(Assessment.claim_id == claim_id, Assessment.pmid == pmid)
-    return list(session.scalars(query.order_by(Assessment.id)))
+    query = select(Assessment).where(col(Assessment.claim_id) == claim_id, col(Assessment.pmid) == pmid)
+    return list(session.scalars(query.order_by(col(Assessment.id))))
 
 
 def _vote(session: Session, assessment: Assessment) -> Vote:
@@ -118,11 +118,11 @@ def pair_statuses(session: Session, claim_id: int) -> list[PairStatus]:
     """Every study judged for a claim, with its votes and resolved verdict, by PMID, as
     db.review.pair_rule.pair_standing decides."""
     by_pmid: dict[int, list[Assessment]] = defaultdict(list)
-    for assessment in session.scalars(select(Assessment).where(Assessment.claim_id == claim_id)):
+    for assessment in session.scalars(select(Assessment).where(col(Assessment.claim_id) == claim_id)):
         by_pmid[assessment.pmid].append(assessment)
     latest: dict[int, ConflictResolution] = {}
-    query = select(ConflictResolution).where(ConflictResolution.claim_id == claim_id)
-    for resolution in session.scalars(query.order_by(ConflictResolution.id)):
+    query = select(ConflictResolution).where(col(ConflictResolution.claim_id) == claim_id)
+    for resolution in session.scalars(query.order_by(col(ConflictResolution.id))):
         latest[resolution.pmid] = resolution
     names = {user.id: user.name for user in session.scalars(select(User))}
     statuses = []
@@ -153,7 +153,7 @@ class Conflict:
 def open_conflicts(session: Session, actor: User, claim: Claim | None = None) -> list[Conflict]:
     """Pairs whose reviewers disagree and await an editor's resolution."""
     require(actor, Action.RESOLVE_CONFLICTS)
-    claims = [claim] if claim is not None else list(session.scalars(select(Claim).order_by(Claim.id)))
+    claims = [claim] if claim is not None else list(session.scalars(select(Claim).order_by(col(Claim.id))))
     conflicts = []
     for each in claims:
         assert each.id is not None

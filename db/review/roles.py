@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from db.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDenied
 from db.models import User
@@ -70,7 +70,7 @@ def require(user: User, action: Action) -> None:
 
 
 def get_user(session: Session, name: str) -> User:
-    user = session.scalars(select(User).where(User.name == name)).first()
+    user = session.scalars(select(User).where(col(User.name) == name)).first()
     if user is None:
         raise NotFoundError(
             f"No user named {name!r}; an admin adds one with `users add {name} --role reviewer --as ADMIN`."
@@ -79,7 +79,7 @@ def get_user(session: Session, name: str) -> User:
 
 
 def find_user(session: Session, name: str) -> User | None:
-    return session.scalars(select(User).where(User.name == name)).first()
+    return session.scalars(select(User).where(col(User.name) == name)).first()
 
 
 def list_users(session: Session) -> list[User]:
@@ -178,7 +178,7 @@ def deactivate_user(session: Session, actor: User, name: str, reason: str | None
 
 def _refuse_losing_last_admin(session: Session, user: User) -> None:
     admins = session.scalar(
-        select(func.count()).select_from(User).where(User.role == Role.ADMIN, User.active.is_(True))
+        select(func.count()).select_from(User).where(col(User.role) == Role.ADMIN, col(User.active).is_(True))
     )
     if (admins or 0) <= 1:
         raise PermissionDenied(

@@ -9,7 +9,7 @@ from importlib import resources
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from db.clock import utcnow
 from db.engine import write_lock
@@ -86,7 +86,7 @@ def _insert_document(session: Session, actor: User | None, **values: Any) -> Sou
 
 
 def find_document(session: Session, slug: str) -> SourceDocument | None:
-    return session.scalars(select(SourceDocument).where(SourceDocument.slug == slug)).first()
+    return session.scalars(select(SourceDocument).where(col(SourceDocument.slug) == slug)).first()
 
 
 def get_document(session: Session, slug: str) -> SourceDocument:
@@ -97,7 +97,7 @@ def get_document(session: Session, slug: str) -> SourceDocument:
 
 
 def list_documents(session: Session) -> list[SourceDocument]:
-    return list(session.scalars(select(SourceDocument).order_by(SourceDocument.id)))
+    return list(session.scalars(select(SourceDocument).order_by(col(SourceDocument.id))))
 
 
 def set_document_status(
@@ -295,9 +295,11 @@ def store_proposals(session: Session, actor: User, document: SourceDocument) -> 
     """Store the document's claim proposals for review; sentences already proposed or claimed are skipped."""
     require(actor, Action.MANAGE_CLAIMS)
     known = set(
-        session.scalars(select(ClaimProposal.span_start).where(ClaimProposal.document_id == document.id))
+        session.scalars(
+            select(col(ClaimProposal.span_start)).where(col(ClaimProposal.document_id) == document.id)
+        )
     )
-    known |= set(session.scalars(select(Claim.span_start).where(Claim.document_id == document.id)))
+    known |= set(session.scalars(select(col(Claim.span_start)).where(col(Claim.document_id) == document.id)))
     stored = []
     assert document.id is not None
     for proposal in propose_claims(document.text):
@@ -318,10 +320,12 @@ def store_proposals(session: Session, actor: User, document: SourceDocument) -> 
 
 
 def pending_proposals(session: Session, document_id: int | None = None) -> list[ClaimProposal]:
-    query = select(ClaimProposal).where(ClaimProposal.status == ProposalStatus.PENDING)
+    query = select(ClaimProposal).where(col(ClaimProposal.status) == ProposalStatus.PENDING)
     if document_id is not None:
-        query = query.where(ClaimProposal.document_id == document_id)
-    return list(session.scalars(query.order_by(ClaimProposal.document_id, ClaimProposal.span_start)))
+        query = query.where(col(ClaimProposal.document_id) == document_id)
+    return list(
+        session.scalars(query.order_by(col(ClaimProposal.document_id), col(ClaimProposal.span_start)))
+    )
 
 
 def _pending_proposal(session: Session, proposal_id: int) -> ClaimProposal:
