@@ -63,7 +63,9 @@ def iter_pubmed_xml(
     Memory stays flat: only the record being parsed is held. Gzipped input is recognised by
     its magic bytes, whatever the file is called.
     """
-    label = name or (str(source) if isinstance(source, str | Path) else getattr(source, "name", "<stream>"))
+    label = name or (
+        str(source) if isinstance(source, str | Path) else str(getattr(source, "name", "<stream>"))
+    )
     for chunk in iter_record_chunks(source, label):
         yield from parse_record_chunk(chunk, label)
 

@@ -17,10 +17,22 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import ColumnElement, cast, delete, func, insert, literal, literal_column, null, select
+from sqlalchemy import (
+    ColumnClause,
+    ColumnElement,
+    Row,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    select,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -193,7 +205,7 @@ def current_corpus(session: Session) -> Corpus:
 
 def _article_rows(
     session: Session, pmids: Sequence[int], everything: bool, text: bool = True
-) -> Iterable[tuple]:  # type: ignore[type-arg]
+) -> Iterable[Row[*tuple[Any, ...]]]:
     """(pmid, content_hash, title, abstract, publication_types, mesh_headings, keywords) of the articles;
     without `text`, abstract and keywords come back empty (the bulk of an article, and not needed for
     titles and designs)."""
@@ -203,8 +215,8 @@ def _article_rows(
         # Only the descriptor names (objects' "descriptor", or plain strings), extracted by the server:
         # qualifiers and major-topic flags are most of the JSON a full read decodes (0.3 s per 20,000).
         headings = cast(table.c.mesh_headings, JSONB)
-        names = literal_column("""'$[*] ? (@.type() == "object").descriptor'::jsonpath""")
-        plain = literal_column("""'$[*] ? (@.type() == "string")'::jsonpath""")
+        names: ColumnClause[str] = literal_column("""'$[*] ? (@.type() == "object").descriptor'::jsonpath""")
+        plain: ColumnClause[str] = literal_column("""'$[*] ? (@.type() == "string")'::jsonpath""")
         mesh = func.jsonb_path_query_array(headings, names).op("||")(
             func.jsonb_path_query_array(headings, plain)
         )

@@ -100,7 +100,7 @@ def embed_missing(session: Session, encoder: Encoder | None = None, batch_size: 
     stored = dict(
         session.execute(
             select(col(ArticleEmbedding.pmid), col(ArticleEmbedding.content_hash)).where(
-                ArticleEmbedding.model == MODEL_NAME
+                col(ArticleEmbedding.model) == MODEL_NAME
             )
         ).all()
     )
@@ -169,8 +169,8 @@ def stored_vectors(session: Session) -> tuple[np.ndarray, np.ndarray]:
             return cached[1], cached[2]
         rows = session.execute(
             select(col(ArticleEmbedding.pmid), col(ArticleEmbedding.vector))
-            .where(ArticleEmbedding.model == MODEL_NAME)
-            .order_by(ArticleEmbedding.pmid)
+            .where(col(ArticleEmbedding.model) == MODEL_NAME)
+            .order_by(col(ArticleEmbedding.pmid))
         ).all()
         pmids = np.array([int(pmid) for pmid, _ in rows], dtype=np.int64)
         matrix = (

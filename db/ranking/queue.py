@@ -117,7 +117,7 @@ def claim_labels(session: Session, claim: Claim) -> dict[int, bool]:
 def _labels_of(session: Session, claim: Claim, pmids: list[int] | None) -> dict[int, bool]:
     """claim_labels, of every tagged study or only of `pmids`."""
     relevant = [verdict.value for verdict in RELEVANT_VERDICTS]
-    judged = func.max(case((Assessment.verdict.in_(relevant), 1), else_=0))  # type: ignore[attr-defined]
+    judged = func.max(case((col(Assessment.verdict).in_(relevant), 1), else_=0))
     votes = (
         select(col(Assessment.pmid), judged)
         .where(col(Assessment.claim_id) == claim.id)
@@ -125,16 +125,16 @@ def _labels_of(session: Session, claim: Claim, pmids: list[int] | None) -> dict[
     )
     resolutions = (
         select(col(ConflictResolution.pmid), col(ConflictResolution.verdict))
-        .where(ConflictResolution.claim_id == claim.id)
-        .order_by(ConflictResolution.id)
+        .where(col(ConflictResolution.claim_id) == claim.id)
+        .order_by(col(ConflictResolution.id))
     )
     chunks: list[list[int] | None] = [None] if pmids is None else list(chunked(pmids))
     labels: dict[int, bool] = {}
     for chunk in chunks:
         narrowed_votes, narrowed_resolutions = votes, resolutions
         if chunk is not None:
-            narrowed_votes = votes.where(Assessment.pmid.in_(chunk))  # type: ignore[attr-defined]
-            narrowed_resolutions = resolutions.where(ConflictResolution.pmid.in_(chunk))  # type: ignore[attr-defined]
+            narrowed_votes = votes.where(col(Assessment.pmid).in_(chunk))
+            narrowed_resolutions = resolutions.where(col(ConflictResolution.pmid).in_(chunk))
         labels.update((int(pmid), bool(judged)) for pmid, judged in session.execute(narrowed_votes))
         for pmid, verdict in session.execute(narrowed_resolutions):
             labels[int(pmid)] = StudyVerdict(verdict) in RELEVANT_VERDICTS  # the latest resolution wins
@@ -204,7 +204,11 @@ def _changed_since(session: Session, claim: Claim, mark: tuple[object, ...]) -> 
         return None  # rolled back, or a restored database
     query = (
         select(col(AuditEvent.pmid))
-        .where(AuditEvent.id > mark_id, AuditEvent.claim_id == claim.id, AuditEvent.pmid.is_not(None))  # type: ignore[union-attr,operator]
+        .where(
+            col(AuditEvent.id) > mark_id,
+            col(AuditEvent.claim_id) == claim.id,
+            col(AuditEvent.pmid).is_not(None),
+        )
         .distinct()
         .limit(MAX_INCREMENTAL_CHANGES + 1)
     )
@@ -242,7 +246,7 @@ def _claim_learning(session: Session, claim: Claim, corpus: Corpus, learn: bool)
 
 def _tagged_by(session: Session, claim: Claim, reviewer: User) -> set[int]:
     query = select(col(Assessment.pmid)).where(
-        Assessment.claim_id == claim.id, Assessment.reviewer_id == reviewer.id
+        col(Assessment.claim_id) == claim.id, col(Assessment.reviewer_id) == reviewer.id
     )
     return {int(pmid) for pmid in session.execute(query).scalars()}
 

@@ -126,7 +126,7 @@ def claim_cards(
     scope = DesignScope(scope)
     # Cards differ between viewers only where blind mode applies to them.
     view = (document_id, scope, viewer.id if blind_documents else None, frozenset(blind_documents))
-    key = str(session.get_bind().url)
+    key = str(session.get_bind().engine.url)
     mark = read_mark(session)
     signature = mark.cards
     if signature is not None:

@@ -56,8 +56,8 @@ def pair_summaries(
     """claim id -> its judged pairs by PMID (of `pmids` only, if given), from two queries."""
     table = Assessment.__table__
     # Plain strings: converting 200,000 verdicts to enum objects in SQLAlchemy costs more than the query.
-    verdict = type_coerce(table.c.verdict, String)
-    query = select(table.c.claim_id, table.c.pmid, table.c.reviewer_id, verdict, table.c.id)
+    verdict_text = type_coerce(table.c.verdict, String)
+    query = select(table.c.claim_id, table.c.pmid, table.c.reviewer_id, verdict_text, table.c.id)
     if claim_ids is not None:
         query = query.where(table.c.claim_id.in_(list(claim_ids)))
     if pmids is not None:

@@ -282,7 +282,7 @@ def review_study(session: Session, viewer: User, claim_id: int, pmid: int) -> Re
 def judged_by(session: Session, claim_id: int, reviewer_id: int) -> set[int]:
     """PMIDs this reviewer judged for this claim (their queue skips them)."""
     query = select(col(Assessment.pmid)).where(
-        Assessment.claim_id == claim_id, Assessment.reviewer_id == reviewer_id
+        col(Assessment.claim_id) == claim_id, col(Assessment.reviewer_id) == reviewer_id
     )
     return set(session.scalars(query))
 

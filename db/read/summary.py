@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import ScalarSelect, TextClause, func, select, text
 from sqlmodel import Session
 
 from db.corpus.study_facts import StudyFacts, facts_signature, study_facts
@@ -140,7 +140,7 @@ def summary_evidence(session: Session, mark: ReadMark) -> SummaryEvidence:
     any study's design or standing (harvests, corrections) reads every claim. The copy is kept
     only at a settled mark (`ReadMark.audit`); otherwise the result is served once.
     """
-    key = str(session.get_bind().url)
+    key = str(session.get_bind().engine.url)
     claim_ids = [c.id for c in list_claims(session) if c.id is not None]
     # Every study's facts (cached per process) give the excluded studies without a query.
     facts = study_facts(session)
@@ -296,7 +296,7 @@ def read_mark(session: Session) -> ReadMark:
         User.__table__,
     )
     latest = select(audit.c.id, audit.c.at).order_by(audit.c.id.desc()).limit(1).subquery()
-    columns = [
+    columns: list[ScalarSelect[Any] | TextClause] = [
         select(latest.c.id).scalar_subquery(),
         select(latest.c.at).scalar_subquery(),
         select(func.count()).select_from(claims).scalar_subquery(),

@@ -111,10 +111,10 @@ def _votes(session: Session, claim_id: int | None = None) -> dict[tuple[int, int
     names = {user.id: user.name for user in session.scalars(select(User))}
     # Columns, not Assessment objects: building 200,000 ORM objects took a claim report 6 s.
     query = select(
-        Assessment.claim_id, col(Assessment.pmid), col(Assessment.reviewer_id), col(Assessment.verdict)
+        col(Assessment.claim_id), col(Assessment.pmid), col(Assessment.reviewer_id), col(Assessment.verdict)
     )
     if claim_id is not None:
-        query = query.where(Assessment.claim_id == claim_id)
+        query = query.where(col(Assessment.claim_id) == claim_id)
     votes: dict[tuple[int, int], dict[str, str]] = defaultdict(dict)
     for claim, pmid, reviewer, verdict in session.execute(query):
         votes[(claim, pmid)][names[reviewer]] = str(verdict)

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import String, select, type_coerce, update
+from sqlalchemy import CursorResult, String, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -347,6 +347,7 @@ def apply_update(
         .values(**values, version=expected_version + 1, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+    assert isinstance(result, CursorResult)  # an UPDATE's result; Session.execute is typed for SELECTs
     if result.rowcount != 1:
         session.refresh(assessment)
         raise ConflictError(_stale_message(session, assessment, expected_version))

@@ -127,7 +127,7 @@ def verify_audit_chain(session: Session, limit: int = 20) -> ChainReport:
     links = 0
     link_rows = session.execute(
         select(col(AuditChainLink.seq), col(AuditChainLink.event_id), col(AuditChainLink.hash)).order_by(
-            AuditChainLink.seq
+            col(AuditChainLink.seq)
         )
     ).all()
     for start in range(0, len(link_rows), _VERIFY_CHUNK):

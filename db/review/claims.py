@@ -113,7 +113,11 @@ def insert_claim(
         span_start=start,
         span_end=end,
         status=ClaimStatus.ACTIVE,
-        **{name: (value or None) for name, value in pico.items()},
+        population=pico.get("population") or None,
+        intervention=pico.get("intervention") or None,
+        comparator=pico.get("comparator") or None,
+        outcome=pico.get("outcome") or None,
+        time_frame=pico.get("time_frame") or None,
     )
     session.add(claim)
     session.flush()

@@ -122,8 +122,8 @@ def pair_statuses(session: Session, claim_id: int) -> list[PairStatus]:
         by_pmid[assessment.pmid].append(assessment)
     latest: dict[int, ConflictResolution] = {}
     query = select(ConflictResolution).where(col(ConflictResolution.claim_id) == claim_id)
-    for resolution in session.scalars(query.order_by(col(ConflictResolution.id))):
-        latest[resolution.pmid] = resolution
+    for newer in session.scalars(query.order_by(col(ConflictResolution.id))):
+        latest[newer.pmid] = newer
     names = {user.id: user.name for user in session.scalars(select(User))}
     statuses = []
     for pmid in sorted(by_pmid):

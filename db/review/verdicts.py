@@ -108,6 +108,7 @@ def derive_claim_verdict(
     """
     studies = list(evidence)
     excluded, unresolved, eligible, not_relevant = [], [], [], screened_out
+    rated: Tally = Counter()
     for study in sorted(studies, key=lambda s: s.pmid):
         reason = EXCLUDING_STATUSES.get(study.retraction_status or "")
         if reason is not None:
@@ -118,9 +119,10 @@ def derive_claim_verdict(
             not_relevant += 1
         else:
             eligible.append(study)
+            rated[(StudyDesign(study.design), StudyVerdict(study.verdict))] += 1
 
     counts = EvidenceCounts(
-        Counter((StudyDesign(s.design), StudyVerdict(s.verdict)) for s in eligible),
+        rated,
         tuple(excluded),
         len(unresolved),
         not_relevant,
@@ -178,7 +180,7 @@ def outline_verdict(counts: EvidenceCounts, scope: DesignScope = DesignScope.GRA
     """
     rated = Counter({key: n for key, n in counts.rated.items() if n > 0})
     if scope is DesignScope.ALL_DESIGNS:
-        considered, not_counted = rated, Counter()
+        considered, not_counted = rated, Tally()
     else:
         lowest = EvidenceTier.DECISIVE if scope is DesignScope.HIGH_CERTAINTY else EvidenceTier.SUPPORTING
         considered = Counter({key: n for key, n in rated.items() if DESIGN_TIER[key[0]] >= lowest})
@@ -220,8 +222,8 @@ def _decide(counted: Tally, scope: DesignScope) -> tuple[ClaimVerdict, Strength,
         }[scope]
         return ClaimVerdict.INSUFFICIENT_EVIDENCE, Strength.VERY_LOW, f"Insufficient evidence: {needed}."
     tally: Counter[StudyVerdict] = Counter()
-    for (_, verdict), n in counted.items():
-        tally[verdict] += n
+    for (_, study_verdict), n in counted.items():
+        tally[study_verdict] += n
     n = sum(tally.values())
     supported, unsupported = tally[StudyVerdict.SUPPORTED], tally[StudyVerdict.UNSUPPORTED]
     # Two thirds, in integers: 3 * share >= 2 * n.
@@ -307,7 +309,7 @@ def sensitivity(evidence: Iterable[StudyEvidence]) -> Sensitivity:
 
 def evidence_snapshot(evidence: Iterable[StudyEvidence]) -> list[dict[str, object]]:
     """What a sign-off rests on, as sortable plain data; studies screened out are not evidence."""
-    rows = [
+    rows: list[dict[str, object]] = [
         {
             "pmid": s.pmid,
             "verdict": StudyVerdict(s.verdict).value if s.verdict is not None else "unresolved",

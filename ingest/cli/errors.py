@@ -32,8 +32,8 @@ def explain(exc: BaseException) -> Report | None:
         return Report(f"error: {message}", USAGE_EXIT)
     if isinstance(exc, click.ClickException):
         return Report(f"error: {first_line(exc.format_message(), exc)}", exc.exit_code)
-    message = _explain_work_error(exc)
-    return Report(message, ERROR_EXIT) if message is not None else None
+    explained = _explain_work_error(exc)
+    return Report(explained, ERROR_EXIT) if explained is not None else None
 
 
 def _explain_work_error(exc: BaseException) -> str | None:
