@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from sqlalchemy import JSON, ForeignKey, delete, func, or_, select, update
 from sqlalchemy.engine import Dialect
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, col
 
 from db.clock import utcnow
 from db.models import Article, ArticleRevision
@@ -315,7 +315,7 @@ def get_article(session: Session, pmid: int) -> Article | None:
 
 
 def article_revisions(session: Session, pmid: int) -> list[ArticleRevision]:
-    query = select(ArticleRevision).where(ArticleRevision.pmid == pmid).order_by(ArticleRevision.id)
+    query = select(ArticleRevision).where(col(ArticleRevision.pmid) == pmid).order_by(col(ArticleRevision.id))
     return list(session.scalars(query))
 
 
@@ -324,7 +324,9 @@ def iter_articles(session: Session, chunk: int = 1000) -> Iterator[Article]:
     last = -1
     while True:
         page = list(
-            session.scalars(select(Article).where(Article.pmid > last).order_by(Article.pmid).limit(chunk))
+            session.scalars(
+                select(Article).where(col(Article.pmid) > last).order_by(col(Article.pmid)).limit(chunk)
+            )
         )
         if not page:
             return

@@ -108,7 +108,7 @@ def facts_signature(session: Session) -> tuple[Any, ...]:
 
 
 def _all_study_facts(session: Session) -> dict[int, StudyFacts]:
-    key = str(session.get_bind().url)
+    key = str(session.get_bind().engine.url)
     signature = facts_signature(session)
     cached = FACTS.kept.get(key)
     if cached is not None and cached[0] == signature:

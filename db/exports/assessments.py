@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from db.exports.formats import ExportFormat, iso_time, write_rows
 from db.models import Assessment, Claim, User
@@ -31,7 +31,7 @@ ASSESSMENT_COLUMNS = (
 def assessment_rows(session: Session) -> list[dict[str, Any]]:
     names = {user.id: user.name for user in session.scalars(select(User))}
     keys = {claim.id: claim.key for claim in session.scalars(select(Claim))}
-    query = select(Assessment).order_by(Assessment.claim_id, Assessment.pmid, Assessment.id)
+    query = select(Assessment).order_by(col(Assessment.claim_id), col(Assessment.pmid), col(Assessment.id))
     return [
         {
             "reviewer": names[a.reviewer_id],

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from db.corpus.authors import author_name
 from db.models import Article
@@ -70,7 +70,9 @@ def evidence_citations(session: Session, document_id: int | None = None) -> list
                 bears_on[pair.pmid].append(claims[claim_id])
     if not bears_on:
         return []
-    articles = session.scalars(select(Article).where(Article.pmid.in_(list(bears_on))).order_by(Article.pmid))
+    articles = session.scalars(
+        select(Article).where(col(Article.pmid).in_(list(bears_on))).order_by(col(Article.pmid))
+    )
     return [citation_from_article(a, bears_on[a.pmid]) for a in articles]
 
 

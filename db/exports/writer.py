@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, Any, TextIO, cast
 
 from db.errors import InvalidInputError
 
@@ -31,7 +31,8 @@ def atomic_text_file(path: str | os.PathLike[str]) -> Iterator[TextIO]:
     """A UTF-8 text handle (newlines as written) whose content replaces `path` only when the block
     ends without an exception: for exports written row by row."""
     with _replacing(Path(path), binary=False) as handle:
-        yield handle
+        # A text-mode NamedTemporaryFile passes every call on to its TextIOWrapper; typeshed says IO[str].
+        yield cast(TextIO, handle)
 
 
 @contextmanager

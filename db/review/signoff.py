@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from db.clock import utcnow
 from db.errors import InvalidInputError
@@ -109,7 +109,7 @@ def _parse_decision(value: SignOffDecision | str) -> SignOffDecision:
 
 
 def latest_signoff(session: Session, claim_id: int) -> SignOff | None:
-    query = select(SignOff).where(SignOff.claim_id == claim_id).order_by(SignOff.id.desc()).limit(1)
+    query = select(SignOff).where(col(SignOff.claim_id) == claim_id).order_by(col(SignOff.id).desc()).limit(1)
     return session.scalars(query).first()
 
 
@@ -151,6 +151,7 @@ def describe_changes(before: list[dict[str, object]], after: list[dict[str, obje
         elif now is None:
             lines.append(f"PMID {pmid} no longer counted")
         elif was != now:
+            assert was is not None  # the first branch took a study only in `after`
             fields = [
                 f"{name} {was[name] or 'none'} -> {now[name] or 'none'}"
                 for name in ("verdict", "design", "retraction_status")
@@ -169,7 +170,7 @@ def flag_changed_evidence(session: Session, pmids: Iterable[int]) -> list[str]:
     wanted = {int(p) for p in pmids}
     if not wanted:
         return []
-    claim_ids = set(session.scalars(select(Assessment.claim_id).where(Assessment.pmid.in_(wanted))))
+    claim_ids = set(session.scalars(select(col(Assessment.claim_id)).where(col(Assessment.pmid).in_(wanted))))
     flagged = []
     for claim_id in sorted(claim_ids):
         claim = session.get(Claim, claim_id)
@@ -258,7 +259,9 @@ def editor_queue(session: Session, actor: User) -> list[QueueItem]:
                         "and no sign-off",
                     )
                 )
-    pending = session.scalars(select(ClaimProposal).where(ClaimProposal.status == ProposalStatus.PENDING))
+    pending = session.scalars(
+        select(ClaimProposal).where(col(ClaimProposal.status) == ProposalStatus.PENDING)
+    )
     per_document: dict[int, int] = {}
     for proposal in pending:
         per_document[proposal.document_id] = per_document.get(proposal.document_id, 0) + 1
