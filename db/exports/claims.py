@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
 from sqlmodel import Session
 
-from db.exports.formats import ExportFormat
-from db.models import Claim, SourceDocument
+from db.errors import PermissionDenied
+from db.exports.formats import ExportFormat, SafeCsvWriter
+from db.models import Claim, SourceDocument, User
 from db.review.agreement import claim_agreement
 from db.review.claims import list_claims
-from db.review.pairs import claim_evidence
+from db.review.pairs import claim_evidence, is_blinded
+from db.review.roles import Action, require
 from db.review.signoff import signoff_state
 from db.review.verdicts import sensitivity
 from db.vocab import ClaimStatus, ClaimVerdict, SignOffDecision, Strength, StudyDesign, StudyVerdict
@@ -101,8 +102,22 @@ def _round(value: float | None) -> float | None:
     return round(value, 3) if value is not None else None
 
 
-def claim_reports(session: Session, include_retired: bool = True) -> list[ClaimReport]:
-    return [claim_report(session, claim) for claim in list_claims(session, include_retired=include_retired)]
+def claim_reports(
+    session: Session, include_retired: bool = True, *, viewer: User | None = None
+) -> list[ClaimReport]:
+    """Every claim's report; for a `viewer` in blind mode (a reviewer) refused, since a report
+    counts every reviewer's votes. Without a viewer: the editors' and the benchmarks' whole view."""
+    claims = list_claims(session, include_retired=include_retired)
+    if viewer is not None:
+        require(viewer, Action.READ)
+        blinded = [claim.key for claim in claims if is_blinded(session, viewer, claim)]
+        if blinded:
+            raise PermissionDenied(
+                f"Blind mode is on for claim(s) {', '.join(blinded[:3])}{'...' if len(blinded) > 3 else ''}: "
+                "a claim report counts every reviewer's votes; ask an editor for it, or wait until blind "
+                "mode is turned off."
+            )
+    return [claim_report(session, claim) for claim in claims]
 
 
 def write_claims(reports: list[ClaimReport], fmt: ExportFormat, out: TextIO) -> None:
@@ -118,7 +133,7 @@ def write_claims(reports: list[ClaimReport], fmt: ExportFormat, out: TextIO) -> 
 def _write_claims_csv(reports: list[ClaimReport], out: TextIO) -> None:
     # Nested fields flatten to one cell each, readable in a spreadsheet ("rct=3; observational=1").
     columns = list(ClaimReport.__dataclass_fields__)
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer = SafeCsvWriter(out, columns)
     writer.writeheader()
     for report in reports:
         row = report.as_dict()
