@@ -42,6 +42,9 @@ class ClaimReport:
     percent_agreement: float | None
     kappa: float | None
     fleiss_kappa: float | None
+    # {kappa, relevance_kappa, verdict_kappa}: kappa as above; relevant-or-not over every study both
+    # reviewers judged; the verdict over the studies both found relevant.
+    agreement: dict[str, float | None]
     signoff: str | None  # the latest decision, None when never signed off
     signed_off_by: str | None
     signed_off_at: str | None
@@ -90,6 +93,11 @@ def claim_report(session: Session, claim: Claim) -> ClaimReport:
         percent_agreement=_round(agreement.percent),
         kappa=_round(agreement.kappa),
         fleiss_kappa=_round(agreement.fleiss),
+        agreement={
+            "kappa": _round(agreement.kappa),
+            "relevance_kappa": _round(agreement.relevance_kappa),
+            "verdict_kappa": _round(agreement.verdict_kappa),
+        },
         signoff=SignOffDecision(state.signoff.decision).value if state.signoff else None,
         signed_off_by=state.signed_by,
         signed_off_at=state.signoff.signed_at.isoformat(timespec="seconds") if state.signoff else None,
@@ -142,6 +150,7 @@ def _write_claims_csv(reports: list[ClaimReport], out: TextIO) -> None:
         row["excluded"] = "; ".join(f"{e['pmid']} ({e['reason']})" for e in row["excluded"])
         row["unresolved"] = "; ".join(map(str, row["unresolved"]))
         row["evidence_changes"] = "; ".join(row["evidence_changes"])
+        row["agreement"] = "; ".join(f"{name}={value}" for name, value in row["agreement"].items())
         writer.writerow(row)
 
 
