@@ -87,6 +87,19 @@ def _check_path(path: Path) -> None:
         raise PubmedFormatError(f"{path}: is a folder; pass the PubMed files inside it.")
 
 
+# Names that say MEDLINE text: a damaged one is then told what MEDLINE text should look like.
+_MEDLINE_SUFFIXES = (".nbib", ".txt", ".medline")
+
+
+def _is_medline(path: Path) -> bool:
+    """MEDLINE text by its first line, or by its name when the content is neither format."""
+    head = _head(path)
+    if looks_like_medline(head):
+        return True
+    name = path.name.lower().removesuffix(".gz")
+    return name.endswith(_MEDLINE_SUFFIXES) and not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<")
+
+
 def _head(path: Path) -> bytes:
     """The first bytes of the (decompressed) content, to tell the format by."""
     try:
@@ -109,7 +122,7 @@ def iter_file_records(
 ) -> Iterator[PubmedRecord | DeletedCitation]:
     """Records of a PubMed file, whichever supported format it is (decided by content, not name)."""
     _check_path(path)
-    if not looks_like_medline(_head(path)):
+    if not _is_medline(path):
         with _open_counted(path, position) as stream:
             yield from iter_pubmed_xml(stream, str(path))  # recognises gzip by itself
         return
@@ -136,7 +149,7 @@ def iter_item_batches(
     """
     _check_path(path)
     workers = _worker_count(path) if workers is None else workers
-    if workers < 1 or looks_like_medline(_head(path)):
+    if workers < 1 or _is_medline(path):
         records = iter_file_records(path, position)
         while batch := list(islice(records, batch_size)):
             yield to_stored_items(batch)

@@ -317,7 +317,8 @@ def _check_root(head: bytes, label: str) -> str:
         )
     if not text.startswith(b"<"):
         raise PubmedFormatError(
-            f"{label}: line 1: not XML; expected PubMed XML (for MEDLINE/.nbib text use a .nbib or .txt file)."
+            f"{label}: line 1: neither PubMed XML nor MEDLINE text; import takes PubMed XML (.xml, .xml.gz) "
+            "or MEDLINE text (.nbib, .txt, starting with 'PMID- ') as PubMed exports them."
         )
     root = _first_element(text)
     if root is None:

@@ -270,7 +270,7 @@ with audit_tab:
 def _claims_export(fmt: ExportFormat) -> Callable[[], str]:
     def build() -> str:
         with open_session(url) as session:
-            reports = [r for r in claim_reports(session) if r.document == document.slug]
+            reports = [r for r in claim_reports(session, viewer=user) if r.document == document.slug]
         out = io.StringIO()
         write_claims(reports, fmt, out)
         return out.getvalue()
@@ -300,7 +300,7 @@ def _claimreview(publisher: str, publisher_url: str) -> Callable[[], str]:
 def _audit_csv() -> str:
     with open_session(url) as session:
         out = io.StringIO()
-        write_audit(session, ExportFormat.CSV, out)
+        write_audit(session, ExportFormat.CSV, out, viewer=user)
         return out.getvalue()
 
 

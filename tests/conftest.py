@@ -10,6 +10,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from pytest_httpserver import HTTPServer
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
@@ -18,6 +19,7 @@ from sqlmodel import Session
 from db.corpus.study_facts import FACTS
 from db.engine import engine_for, init_db
 from db.read.summary import SUMMARY
+from tests.eutils_server import cleared, running_server
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEST_DATA = Path(__file__).resolve().parent / "data"
@@ -54,6 +56,20 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     init_db(url)
     engine_for(url).dispose()
     return path
+
+
+@pytest.fixture(scope="module")
+def running() -> Iterator[HTTPServer]:
+    """A loopback HTTP server shared by a test module (starting one costs about half a second)."""
+    with running_server() as started:
+        yield started
+
+
+@pytest.fixture
+def server(running: HTTPServer) -> Iterator[HTTPServer]:
+    """The module's loopback server, cleared of the last test's handlers and requests."""
+    with cleared(running):
+        yield running
 
 
 @pytest.fixture

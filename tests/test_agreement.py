@@ -111,3 +111,42 @@ def test_agreement_across_claims_per_reviewer_pair(session: Session) -> None:
     assert (pair.reviewer_a, pair.reviewer_b, pair.items, pair.percent) == ("rita", "rob", 2, 0.5)
     # One study, same label: kappa undefined, percent 1; no Fleiss with two raters.
     assert (single.kappa, single.percent, single.fleiss) == (None, 1.0, None)
+
+
+def test_relevance_and_verdict_agreement_split_what_kappa_mixes(session: Session) -> None:
+    # A claim few studies bear on: both reviewers screen ten studies out, then disagree on the
+    # verdict of each of the three they both found relevant. One kappa over all of it looks good.
+    people = team(session)
+    claim = add_claim(session)
+    first, second = people["reviewer"], people["reviewer2"]
+    for pmid in range(1, 11):
+        add_article(session, pmid)
+        vote(session, first, claim, pmid, StudyVerdict.NOT_RELEVANT)
+        vote(session, second, claim, pmid, StudyVerdict.NOT_RELEVANT)
+    for pmid, (a, b) in zip(
+        (11, 12, 13),
+        [
+            (StudyVerdict.SUPPORTED, StudyVerdict.MIXED),
+            (StudyVerdict.MIXED, StudyVerdict.UNSUPPORTED),
+            (StudyVerdict.UNSUPPORTED, StudyVerdict.SUPPORTED),
+        ],
+        strict=True,
+    ):
+        add_article(session, pmid)
+        vote(session, first, claim, pmid, a)
+        vote(session, second, claim, pmid, b)
+    add_article(session, 14)  # relevant to one reviewer only: counts for relevance, not for the verdict
+    vote(session, first, claim, 14, StudyVerdict.SUPPORTED)
+    vote(session, second, claim, 14, StudyVerdict.NOT_RELEVANT)
+
+    agreement = claim_agreement(session, claim)
+
+    # The one kappa is positive although the reviewers never agreed on a single verdict.
+    assert agreement.kappa is not None and agreement.kappa > 0
+    assert agreement.verdict_items == 3
+    assert agreement.verdict_kappa is not None and agreement.verdict_kappa < 0  # worse than chance
+    assert agreement.relevance_kappa is not None and agreement.relevance_kappa > agreement.kappa
+    # Relevance: 13 of 14 agree; chance agreement (10/14 and 11/14 "no") is about 0.63.
+    assert agreement.relevance_kappa == pytest.approx(
+        cohen_kappa(["no"] * 10 + ["yes"] * 4, ["no"] * 11 + ["yes"] * 3)
+    )

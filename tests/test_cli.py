@@ -97,7 +97,10 @@ def test_runs_and_info_describe_the_database(sqlite_url: str, capsys: pytest.Cap
         (lambda d: d / "missing.xml", "missing.xml: no such file"),
         (lambda d: (d / "empty.xml").write_bytes(b"") and d / "empty.xml" or d / "empty.xml", "empty input"),
         (lambda d: (d / "page.xml").write_text("<html><p>Oops</p></html>") and d / "page.xml", "HTML page"),
-        (lambda d: (d / "data.csv").write_text("pmid,title\n1,x\n") and d / "data.csv", "not XML"),
+        (
+            lambda d: (d / "data.csv").write_text("pmid,title\n1,x\n") and d / "data.csv",
+            "neither PubMed XML nor MEDLINE text; import takes PubMed XML",
+        ),
     ],
 )
 def test_bad_files_give_one_line_errors_and_exit_1(

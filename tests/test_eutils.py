@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from ingest.eutils import (
 )
 from ingest.records import PubmedRecord
 from tests.conftest import shared_file
-from tests.eutils_server import FakeEutils, Fault, article_set_xml, cleared, make_records, running_server
+from tests.eutils_server import FakeEutils, Fault, article_set_xml, make_records
 
 EMAIL = "tests@example.org"
 
@@ -40,18 +39,6 @@ def make_client(base_url: str, **options: Any) -> EutilsClient:
     options.setdefault("timeout", 5)
     api_key = options.pop("api_key", None)
     return EutilsClient(base_url, EMAIL, api_key, **options)
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[HTTPServer]:
-    with running_server() as started:
-        yield started
-
-
-@pytest.fixture
-def server(running: HTTPServer) -> Iterator[HTTPServer]:
-    with cleared(running):
-        yield running
 
 
 @pytest.fixture

@@ -102,7 +102,7 @@ def test_assessments_csv_can_be_imported_again_unchanged(session: Session) -> No
     people = _reviewed(session)
     out = io.StringIO()
 
-    count = write_assessments(session, ExportFormat.CSV, out)
+    count = write_assessments(session, ExportFormat.CSV, out, viewer=people["editor"])
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     again = import_assessments(
         session,
@@ -122,12 +122,12 @@ def test_assessments_csv_can_be_imported_again_unchanged(session: Session) -> No
 
 
 def test_audit_exports_as_jsonl_and_csv(session: Session) -> None:
-    _reviewed(session)
+    people = _reviewed(session)
     session.flush()
     jsonl, table = io.StringIO(), io.StringIO()
 
-    n = write_audit(session, ExportFormat.JSONL, jsonl)
-    write_audit(session, ExportFormat.CSV, table)
+    n = write_audit(session, ExportFormat.JSONL, jsonl, viewer=people["editor"])
+    write_audit(session, ExportFormat.CSV, table, viewer=people["editor"])
     events = [json.loads(line) for line in jsonl.getvalue().splitlines()]
     rows = list(csv.DictReader(io.StringIO(table.getvalue())))
 

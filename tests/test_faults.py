@@ -33,23 +33,11 @@ from ingest.eutils import EutilsClient, RateLimiter
 from ingest.harvest import harvest
 from tests.conftest import POSTGRES_ADMIN_URL, PROJECT_ROOT, TEST_DATA
 from tests.dashboard_builders import add_team, navigation_only_in_apptest
-from tests.eutils_server import FakeEutils, Fault, cleared, make_records, running_server
+from tests.eutils_server import FakeEutils, Fault, make_records
 from tests.review_builders import add_article, add_claim, add_user
 
 EMAIL = "tests@example.org"
 QUERY = "ketamine AND depression"
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[HTTPServer]:
-    with running_server() as started:
-        yield started
-
-
-@pytest.fixture
-def server(running: HTTPServer) -> Iterator[HTTPServer]:
-    with cleared(running):
-        yield running
 
 
 def terminate_backends(url: str, only_pid: int | None = None) -> int:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from ingest.eutils import (
     RateLimiter,
 )
 from ingest.harvest import DEFAULT_QUERY, MAX_RESEARCHES, harvest, term_since
-from tests.eutils_server import FakeEutils, FakeRecord, Fault, cleared, make_records, running_server
+from tests.eutils_server import FakeEutils, FakeRecord, Fault, make_records
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EMAIL = "tests@example.org"
@@ -43,18 +42,6 @@ def harvest_clock() -> datetime:
 
 def _no_sleep(_seconds: float) -> None:
     pass
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[HTTPServer]:
-    with running_server() as started:
-        yield started
-
-
-@pytest.fixture
-def server(running: HTTPServer) -> Iterator[HTTPServer]:
-    with cleared(running):
-        yield running
 
 
 def settings_for(db_url: str, base_url: str, email: str | None = EMAIL) -> Settings:

@@ -20,7 +20,7 @@ from db.models import Article, HarvestRun
 from db.settings import Settings
 from ingest.eutils import AnswerTooLargeError, EutilsClient, EutilsError, RateLimiter
 from ingest.harvest import harvest
-from tests.eutils_server import FakeEutils, article_set_xml, cleared, make_records, running_server
+from tests.eutils_server import FakeEutils, article_set_xml, make_records
 
 EMAIL = "tests@example.org"
 SEARCH = (
@@ -40,18 +40,6 @@ def make_client(base_url: str, **options: Any) -> EutilsClient:
     options.setdefault("max_retries", 1)
     options.setdefault("timeout", 10)
     return EutilsClient(base_url, EMAIL, **options)
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[HTTPServer]:
-    with running_server() as started:
-        yield started
-
-
-@pytest.fixture
-def server(running: HTTPServer) -> Iterator[HTTPServer]:
-    with cleared(running):
-        yield running
 
 
 def _serve(server: HTTPServer, pieces: list[bytes], gap: float = 0.0, length: int | None = None) -> None:

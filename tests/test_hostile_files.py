@@ -113,3 +113,13 @@ def test_a_latin1_medline_file_is_named_with_the_fix_not_mangled(tmp_path: Path)
         PubmedFormatError, match=r"latin1\.nbib: line 2 is not UTF-8 text \(byte 0xe9\).*iconv"
     ):
         list(iter_file_records(path))
+
+
+def test_a_damaged_nbib_is_told_what_medline_text_looks_like(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.nbib"
+    path.write_text("this is garbage\nnot medline\n")
+
+    with pytest.raises(
+        PubmedFormatError, match=r"garbage\.nbib: line 1: expected a 'PMID- ' line; this is not MEDLINE"
+    ):
+        list(iter_file_records(path))

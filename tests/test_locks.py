@@ -22,7 +22,7 @@ from db.errors import DatabaseError
 from db.models import HarvestRun
 from db.ops.locks import LockBusyError, LockLostError, job_lock, sqlite_lock_path
 from tests.conftest import POSTGRES_ADMIN_URL, PROJECT_ROOT
-from tests.eutils_server import FakeEutils, Fault, cleared, make_records, running_server
+from tests.eutils_server import FakeEutils, Fault, make_records
 
 EMAIL = "tests@example.org"
 HOST = re.escape(socket.gethostname())
@@ -158,18 +158,6 @@ def test_losing_the_postgres_lock_connection_stops_the_job(postgres_url: str) ->
 
 
 # --- two real harvests -------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[HTTPServer]:
-    with running_server() as started:
-        yield started
-
-
-@pytest.fixture
-def server(running: HTTPServer) -> Iterator[HTTPServer]:
-    with cleared(running):
-        yield running
 
 
 @pytest.mark.slow

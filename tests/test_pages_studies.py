@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 import streamlit as st
@@ -15,7 +14,7 @@ from db.models import Article, HarvestRun
 from db.vocab import StudyVerdict
 from tests.conftest import TEST_DATA
 from tests.dashboard_builders import navigation_only_in_apptest, open_page, vote_as, world
-from tests.eutils_server import FakeEutils, cleared, make_records, running_server
+from tests.eutils_server import FakeEutils, make_records
 
 
 @pytest.fixture(autouse=True)
@@ -23,18 +22,6 @@ def _fresh_streamlit(monkeypatch: pytest.MonkeyPatch) -> None:
     st.cache_data.clear()
     st.cache_resource.clear()
     navigation_only_in_apptest(monkeypatch)
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[HTTPServer]:
-    with running_server() as started:
-        yield started
-
-
-@pytest.fixture
-def server(running: HTTPServer) -> Iterator[HTTPServer]:
-    with cleared(running):
-        yield running
 
 
 def listed(at: object) -> list[int]:

@@ -261,7 +261,7 @@ def test_malformed_xml_names_line_and_column(tmp_path: Path) -> None:
     [
         (b"", "empty input"),
         (b"   \n", "empty input"),
-        (b"PMID- 123\nTI  - x\n", "not XML"),
+        (b"PMID- 123\nTI  - x\n", "neither PubMed XML nor MEDLINE text"),
         (b"<html><body>Service unavailable</body></html>", "HTML page"),
         (
             b'<?xml version="1.0"?><eFetchResult><ERROR>Empty result - nothing to do</ERROR></eFetchResult>',

@@ -222,7 +222,10 @@ def test_round_trip_import_then_export_claims(
 
     assert main(["import-assessments", str(sheet), "--as", "eve"]) == 0
     assert "18 new, 0 changed, 0 unchanged" in capsys.readouterr().out
-    assert main(["export", "claims", "--format", "jsonl", "-o", str(tmp_path / "claims.jsonl")]) == 0
+    assert (
+        main(["export", "claims", "--format", "jsonl", "-o", str(tmp_path / "claims.jsonl"), "--as", "eve"])
+        == 0
+    )
     claims = _claims(tmp_path / "claims.jsonl")
 
     suicidal = claims["suicidal-ideation"]
@@ -271,7 +274,7 @@ def test_bad_rows_are_all_reported_and_nothing_is_written(
 
     assert main(["import-assessments", str(sheet), "--as", "eve"]) == 1
     err = capsys.readouterr().err
-    assert main(["export", "assessments", "--format", "jsonl"]) == 0
+    assert main(["export", "assessments", "--format", "jsonl", "--as", "eve"]) == 0
 
     assert "bad.csv: 5 bad row(s), nothing was imported" in err
     assert "line 3: unknown claim 'cures-cancer'" in err
@@ -347,7 +350,10 @@ def test_signoff_resolve_claimreview_and_a_later_retraction(
         upsert_articles(session, [row | {"retraction_status": "retracted", "content_hash": "changed"}])
         assert flag_changed_evidence(session, [40015180]) == ["suicidal-ideation"]
         session.commit()
-    assert main(["export", "claims", "--format", "jsonl", "-o", str(tmp_path / "after.jsonl")]) == 0
+    assert (
+        main(["export", "claims", "--format", "jsonl", "-o", str(tmp_path / "after.jsonl"), "--as", "eve"])
+        == 0
+    )
     assert main(["queue", "--as", "eve"]) == 0
     assert main(["export", "claimreview", "-o", str(tmp_path / "review2.json")]) == 0
 
@@ -370,11 +376,11 @@ def test_exports_of_assessments_and_audit(
     )
     capsys.readouterr()
 
-    assert main(["export", "assessments"]) == 0
+    assert main(["export", "assessments", "--as", "eve"]) == 0
     rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
-    assert main(["export", "audit", "--format", "csv", "-o", str(tmp_path / "audit.csv")]) == 0
+    assert main(["export", "audit", "--format", "csv", "-o", str(tmp_path / "audit.csv"), "--as", "eve"]) == 0
     audit = list(csv.DictReader((tmp_path / "audit.csv").open(encoding="utf-8")))
-    assert main(["export", "assessments", "--format", "markdown"]) == 1
+    assert main(["export", "assessments", "--format", "markdown", "--as", "eve"]) == 1
 
     assert [(r["reviewer"], r["pmid"], r["design"]) for r in rows] == [
         ("ana", "40015180", "rct"),

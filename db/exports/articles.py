@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from typing import Any, TextIO
@@ -11,6 +10,7 @@ from sqlmodel import Session
 
 from db.corpus.articles import iter_articles
 from db.corpus.authors import author_name
+from db.exports.formats import SafeCsvWriter
 from db.models import Article
 from db.vocab import RetractionStatus
 
@@ -80,7 +80,8 @@ def write_articles(session: Session, out: TextIO, fmt: str) -> int:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
             count += 1
         return count
-    writer = csv.DictWriter(out, fieldnames=ARTICLE_COLUMNS)
+    # The line ends csv writes by default (CRLF), as this export always had.
+    writer = SafeCsvWriter(out, ARTICLE_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for row in article_rows(session):
         writer.writerow({k: "; ".join(v) if isinstance(v, list) else v for k, v in row.items()})

@@ -9,6 +9,7 @@ from sqlmodel import Session, col
 
 from db.exports.formats import ExportFormat, iso_time, write_rows
 from db.models import Assessment, Claim, User
+from db.review.pairs import votes_visible_to
 from db.vocab import StudyDesign, StudyVerdict
 
 # The import columns first, so an exported CSV can be edited and imported again.
@@ -28,7 +29,10 @@ ASSESSMENT_COLUMNS = (
 )
 
 
-def assessment_rows(session: Session) -> list[dict[str, Any]]:
+def assessment_rows(session: Session, viewer: User) -> list[dict[str, Any]]:
+    """Every assessment `viewer` may see: in blind mode, a reviewer's export holds others' votes only on
+    the studies they judged themselves, as the dashboard shows them."""
+    visible = votes_visible_to(session, viewer)
     names = {user.id: user.name for user in session.scalars(select(User))}
     keys = {claim.id: claim.key for claim in session.scalars(select(Claim))}
     query = select(Assessment).order_by(col(Assessment.claim_id), col(Assessment.pmid), col(Assessment.id))
@@ -48,10 +52,11 @@ def assessment_rows(session: Session) -> list[dict[str, Any]]:
             "updated_at": iso_time(a.updated_at),
         }
         for a in session.scalars(query)
+        if visible(a.claim_id, a.pmid)
     ]
 
 
-def write_assessments(session: Session, fmt: ExportFormat, out: TextIO) -> int:
-    rows = assessment_rows(session)
+def write_assessments(session: Session, fmt: ExportFormat, out: TextIO, *, viewer: User) -> int:
+    rows = assessment_rows(session, viewer)
     write_rows(rows, ASSESSMENT_COLUMNS, fmt, out)
     return len(rows)

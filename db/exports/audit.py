@@ -8,7 +8,9 @@ from typing import TextIO
 from sqlmodel import Session
 
 from db.exports.formats import ExportFormat, iso_time, json_cell, write_rows
+from db.models import User
 from db.review.audit import audit_events
+from db.review.pairs import votes_visible_to
 
 AUDIT_COLUMNS = (
     "id",
@@ -26,7 +28,12 @@ AUDIT_COLUMNS = (
 )
 
 
-def write_audit(session: Session, fmt: ExportFormat, out: TextIO, since: datetime | None = None) -> int:
+def write_audit(
+    session: Session, fmt: ExportFormat, out: TextIO, since: datetime | None = None, *, viewer: User
+) -> int:
+    """The trail as `viewer` may see it: in blind mode a reviewer's export leaves out the events of
+    pairs they have not judged (their before and after would show others' votes)."""
+    visible = votes_visible_to(session, viewer)
     rows = [
         {
             "id": e.id,
@@ -43,6 +50,7 @@ def write_audit(session: Session, fmt: ExportFormat, out: TextIO, since: datetim
             "source": e.source,
         }
         for e in audit_events(session, since)
+        if visible(e.claim_id, e.pmid)
     ]
     if fmt is ExportFormat.CSV:
         rows = [dict(row, before=json_cell(row["before"]), after=json_cell(row["after"])) for row in rows]

@@ -80,6 +80,14 @@ def claimreview_jsonld(
     return ClaimReviewExport({"@context": "https://schema.org", "@graph": reviews}, skipped)
 
 
+# Characters that would end or open markup when the JSON-LD sits in a page's <script> element, and the
+# line separators JavaScript once rejected: written as \u escapes, which JSON reads back the same.
+_SCRIPT_SAFE = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
 def write_claimreview(export: ClaimReviewExport, out: TextIO) -> None:
-    json.dump(export.document, out, ensure_ascii=False, indent=2)
+    """The JSON-LD, safe to paste into <script type="application/ld+json"> as it is."""
+    out.write(json.dumps(export.document, ensure_ascii=False, indent=2).translate(_SCRIPT_SAFE))
     out.write("\n")

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
 from sqlmodel import Session
 
-from db.exports.formats import ExportFormat
-from db.models import Claim, SourceDocument
+from db.errors import PermissionDenied
+from db.exports.formats import ExportFormat, SafeCsvWriter
+from db.models import Claim, SourceDocument, User
 from db.review.agreement import claim_agreement
 from db.review.claims import list_claims
-from db.review.pairs import claim_evidence
+from db.review.pairs import claim_evidence, is_blinded
+from db.review.roles import Action, require
 from db.review.signoff import signoff_state
 from db.review.verdicts import sensitivity
 from db.vocab import ClaimStatus, ClaimVerdict, SignOffDecision, Strength, StudyDesign, StudyVerdict
@@ -41,6 +42,9 @@ class ClaimReport:
     percent_agreement: float | None
     kappa: float | None
     fleiss_kappa: float | None
+    # {kappa, relevance_kappa, verdict_kappa}: kappa as above; relevant-or-not over every study both
+    # reviewers judged; the verdict over the studies both found relevant.
+    agreement: dict[str, float | None]
     signoff: str | None  # the latest decision, None when never signed off
     signed_off_by: str | None
     signed_off_at: str | None
@@ -89,6 +93,11 @@ def claim_report(session: Session, claim: Claim) -> ClaimReport:
         percent_agreement=_round(agreement.percent),
         kappa=_round(agreement.kappa),
         fleiss_kappa=_round(agreement.fleiss),
+        agreement={
+            "kappa": _round(agreement.kappa),
+            "relevance_kappa": _round(agreement.relevance_kappa),
+            "verdict_kappa": _round(agreement.verdict_kappa),
+        },
         signoff=SignOffDecision(state.signoff.decision).value if state.signoff else None,
         signed_off_by=state.signed_by,
         signed_off_at=state.signoff.signed_at.isoformat(timespec="seconds") if state.signoff else None,
@@ -101,8 +110,22 @@ def _round(value: float | None) -> float | None:
     return round(value, 3) if value is not None else None
 
 
-def claim_reports(session: Session, include_retired: bool = True) -> list[ClaimReport]:
-    return [claim_report(session, claim) for claim in list_claims(session, include_retired=include_retired)]
+def claim_reports(
+    session: Session, include_retired: bool = True, *, viewer: User | None = None
+) -> list[ClaimReport]:
+    """Every claim's report; for a `viewer` in blind mode (a reviewer) refused, since a report
+    counts every reviewer's votes. Without a viewer: the editors' and the benchmarks' whole view."""
+    claims = list_claims(session, include_retired=include_retired)
+    if viewer is not None:
+        require(viewer, Action.READ)
+        blinded = [claim.key for claim in claims if is_blinded(session, viewer, claim)]
+        if blinded:
+            raise PermissionDenied(
+                f"Blind mode is on for claim(s) {', '.join(blinded[:3])}{'...' if len(blinded) > 3 else ''}: "
+                "a claim report counts every reviewer's votes; ask an editor for it, or wait until blind "
+                "mode is turned off."
+            )
+    return [claim_report(session, claim) for claim in claims]
 
 
 def write_claims(reports: list[ClaimReport], fmt: ExportFormat, out: TextIO) -> None:
@@ -118,7 +141,7 @@ def write_claims(reports: list[ClaimReport], fmt: ExportFormat, out: TextIO) -> 
 def _write_claims_csv(reports: list[ClaimReport], out: TextIO) -> None:
     # Nested fields flatten to one cell each, readable in a spreadsheet ("rct=3; observational=1").
     columns = list(ClaimReport.__dataclass_fields__)
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer = SafeCsvWriter(out, columns)
     writer.writeheader()
     for report in reports:
         row = report.as_dict()
@@ -127,6 +150,7 @@ def _write_claims_csv(reports: list[ClaimReport], out: TextIO) -> None:
         row["excluded"] = "; ".join(f"{e['pmid']} ({e['reason']})" for e in row["excluded"])
         row["unresolved"] = "; ".join(map(str, row["unresolved"]))
         row["evidence_changes"] = "; ".join(row["evidence_changes"])
+        row["agreement"] = "; ".join(f"{name}={value}" for name, value in row["agreement"].items())
         writer.writerow(row)
 
 

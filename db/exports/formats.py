@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TextIO
@@ -28,13 +29,46 @@ def parse_format(value: str, allowed: tuple[ExportFormat, ...], what: str) -> Ex
     return chosen
 
 
+# A cell a spreadsheet would read as a formula (OWASP, "CSV Injection"): =, +, -, @, tab, carriage return.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: Any) -> Any:
+    """A text cell that starts like a formula, prefixed with an apostrophe so spreadsheets show it as text.
+
+    Recoverable: a cell starting with an apostrophe had one added (cells that began with an apostrophe
+    get a second), so dropping the first apostrophe of such a cell gives the original text back.
+    """
+    if isinstance(value, str) and value.startswith((*_FORMULA_START, "'")):
+        return "'" + value
+    return value
+
+
+class SafeCsvWriter:
+    """csv.DictWriter whose text cells cannot run as spreadsheet formulas: every CSV export writes through it."""
+
+    def __init__(self, out: TextIO, columns: Sequence[str], **options: Any) -> None:
+        options.setdefault("lineterminator", "\n")
+        self._writer = csv.DictWriter(out, fieldnames=list(columns), **options)
+
+    def writeheader(self) -> None:
+        self._writer.writeheader()
+
+    def writerow(self, row: Mapping[str, Any]) -> None:
+        self._writer.writerow({key: csv_safe(value) for key, value in row.items()})
+
+    def writerows(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        for row in rows:
+            self.writerow(row)
+
+
 def json_cell(value: Any) -> str:
     return "" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def write_rows(rows: list[dict[str, Any]], columns: tuple[str, ...], fmt: ExportFormat, out: TextIO) -> None:
     if fmt is ExportFormat.CSV:
-        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+        writer = SafeCsvWriter(out, columns)
         writer.writeheader()
         writer.writerows(rows)
     else:

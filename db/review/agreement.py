@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from db.models import Assessment, Claim, User
+from db.vocab import StudyVerdict
 
 # --- the arithmetic (pure) -------------------------------------------------------------------------
 
@@ -85,6 +86,8 @@ def _same_length(first: Sequence[Hashable], second: Sequence[Hashable]) -> None:
 # --- from the stored votes -------------------------------------------------------------------------
 
 
+_NOT_RELEVANT = StudyVerdict.NOT_RELEVANT.value
+
 @dataclass(frozen=True)
 class PairAgreement:
     reviewer_a: str
@@ -104,6 +107,11 @@ class ClaimAgreement:
     fleiss: float | None = None  # where three or more reviewers judged the same studies
     fleiss_items: int = 0
     fleiss_raters: int = 0
+    # Today's kappa counts "not relevant" as a verdict like the others, so a claim most studies do
+    # not bear on scores high while reviewers disagree on the few that matter. These two split it:
+    relevance_kappa: float | None = None  # relevant or not, over every study both judged
+    verdict_kappa: float | None = None  # supported, mixed or unsupported, over studies both found relevant
+    verdict_items: int = 0
 
 
 def _votes(session: Session, claim_id: int | None = None) -> dict[tuple[int, int], dict[str, str]]:
@@ -121,13 +129,17 @@ def _votes(session: Session, claim_id: int | None = None) -> dict[tuple[int, int
     return votes
 
 
-def _pairwise(votes: dict[tuple[int, int], dict[str, str]]) -> list[PairAgreement]:
+def _pairwise(
+    votes: dict[tuple[int, int], dict[str, str]], both_relevant: bool = False
+) -> list[PairAgreement]:
     # Each ballot adds to the reviewer pairs on it: one pass over the votes, not one per pair.
     shared: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
     for ballot in votes.values():
         if len(ballot) < 2:
             continue
         for a, b in combinations(sorted(ballot), 2):
+            if both_relevant and _NOT_RELEVANT in (ballot[a], ballot[b]):
+                continue
             first, second = shared.setdefault((a, b), ([], []))
             first.append(ballot[a])
             second.append(ballot[b])
@@ -144,7 +156,15 @@ def claim_agreement(session: Session, claim: Claim) -> ClaimAgreement:
     pairs = _pairwise(votes)
     kappas = [p.kappa for p in pairs if p.kappa is not None]
     fleiss, fleiss_items, fleiss_raters = _fleiss_for(multi)
+    relevance = {
+        key: {name: "no" if verdict == _NOT_RELEVANT else "yes" for name, verdict in ballot.items()}
+        for key, ballot in votes.items()
+    }
+    verdict_pairs = _pairwise(votes, both_relevant=True)
     return ClaimAgreement(
+        relevance_kappa=_mean_kappa(_pairwise(relevance)),
+        verdict_kappa=_mean_kappa(verdict_pairs),
+        verdict_items=max((p.items for p in verdict_pairs), default=0),
         claim_key=claim.key,
         items=len(multi),
         percent=mean_pairwise_agreement(multi) if multi else None,
@@ -155,6 +175,11 @@ def claim_agreement(session: Session, claim: Claim) -> ClaimAgreement:
         fleiss_items=fleiss_items,
         fleiss_raters=fleiss_raters,
     )
+
+
+def _mean_kappa(pairs: list[PairAgreement]) -> float | None:
+    kappas = [p.kappa for p in pairs if p.kappa is not None]
+    return sum(kappas) / len(kappas) if kappas else None
 
 
 def _fleiss_for(items: list[list[str]]) -> tuple[float | None, int, int]:

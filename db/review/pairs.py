@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -51,6 +52,29 @@ def is_blinded(session: Session, viewer: User, claim: Claim) -> bool:
         return False
     document = session.get(SourceDocument, claim.document_id)
     return bool(document and document.blind_mode)
+
+
+def votes_visible_to(session: Session, viewer: User) -> Callable[[int | None, int | None], bool]:
+    """Whether `viewer` may see individual votes on a (claim id, pmid) pair, for exports.
+
+    The dashboard's rule, for a whole table at once: in blind mode a reviewer sees others' votes only
+    on the studies they judged themselves; what is not about one pair (pmid None) is always visible.
+    """
+    require(viewer, Action.READ)
+    blinded = {claim.id for claim in session.scalars(select(Claim)) if is_blinded(session, viewer, claim)}
+    if not blinded:
+        return lambda _claim_id, _pmid: True
+    judged = {
+        (claim_id, pmid)
+        for claim_id, pmid in session.execute(
+            select(Assessment.claim_id, Assessment.pmid).where(Assessment.reviewer_id == viewer.id)
+        )
+    }
+
+    def visible(claim_id: int | None, pmid: int | None) -> bool:
+        return claim_id not in blinded or pmid is None or (claim_id, pmid) in judged
+
+    return visible
 
 
 def pair_votes(session: Session, viewer: User, claim: Claim, pmid: int) -> PairVotes:

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 import click
 
-from ingest.cli.options import format_option, output_option
+from ingest.cli.options import actor_option, format_option, output_option
 from ingest.cli.output import output, warn
-from ingest.cli.session import database_session
+from ingest.cli.session import acting_user, database_session
 
 if TYPE_CHECKING:
-    from sqlmodel import Session
-
     from db.exports.formats import ExportFormat
 
 DEFAULT_PUBLISHER = "Ketamine Evidence review team"
@@ -27,12 +25,13 @@ DEFAULT_PUBLISHER = "Ketamine Evidence review team"
 )
 @format_option("jsonl, csv or markdown (default jsonl)")
 @output_option()
-def export_claims(fmt: str | None, output_path: Path | None) -> int:
+@actor_option("whose view of the votes: blind mode applies to reviewers")
+def export_claims(fmt: str | None, output_path: Path | None, actor: str | None) -> int:
     from db.exports.claims import claim_reports, write_claims
 
     chosen = _format(fmt, ("jsonl", "csv", "markdown"), "claims")
     with database_session(seed=True) as session:
-        reports = claim_reports(session)
+        reports = claim_reports(session, viewer=acting_user(session, actor))
     with output(output_path) as out:
         write_claims(reports, chosen, out)
     return 0
@@ -41,20 +40,22 @@ def export_claims(fmt: str | None, output_path: Path | None) -> int:
 @click.command("assessments", help="Every reviewer's vote, one row per assessment.")
 @format_option("csv or jsonl (default csv)")
 @output_option()
-def export_assessments(fmt: str | None, output_path: Path | None) -> int:
+@actor_option("whose view of the votes: blind mode applies to reviewers")
+def export_assessments(fmt: str | None, output_path: Path | None, actor: str | None) -> int:
     from db.exports.assessments import write_assessments
 
-    _write_from_session(write_assessments, _format(fmt, ("csv", "jsonl"), "assessments"), output_path)
+    _write_from_session(write_assessments, _format(fmt, ("csv", "jsonl"), "assessments"), output_path, actor)
     return 0
 
 
 @click.command("audit", help="The audit trail: who did what, when, and why.")
 @format_option("jsonl or csv (default jsonl)")
 @output_option()
-def export_audit(fmt: str | None, output_path: Path | None) -> int:
+@actor_option("whose view of the votes: blind mode applies to reviewers")
+def export_audit(fmt: str | None, output_path: Path | None, actor: str | None) -> int:
     from db.exports.audit import write_audit
 
-    _write_from_session(write_audit, _format(fmt, ("jsonl", "csv"), "the audit trail"), output_path)
+    _write_from_session(write_audit, _format(fmt, ("jsonl", "csv"), "the audit trail"), output_path, actor)
     return 0
 
 
@@ -66,10 +67,13 @@ def _format(fmt: str | None, allowed: tuple[str, ...], what: str) -> ExportForma
 
 
 def _write_from_session(
-    write: Callable[[Session, ExportFormat, TextIO], object], fmt: ExportFormat, output_path: Path | None
+    write: Callable[..., object], fmt: ExportFormat, output_path: Path | None, actor: str | None
 ) -> None:
-    with database_session(seed=True) as session, output(output_path) as out:
-        write(session, fmt, out)
+    """Individual votes are shown as the acting user may see them (blind mode): hence `--as`."""
+    with database_session(seed=True) as session:
+        viewer = acting_user(session, actor)
+        with output(output_path) as out:
+            write(session, fmt, out, viewer=viewer)
 
 
 @click.command(
