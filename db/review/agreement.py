@@ -88,6 +88,7 @@ def _same_length(first: Sequence[Hashable], second: Sequence[Hashable]) -> None:
 
 _NOT_RELEVANT = StudyVerdict.NOT_RELEVANT.value
 
+
 @dataclass(frozen=True)
 class PairAgreement:
     reviewer_a: str

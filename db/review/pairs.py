@@ -67,7 +67,9 @@ def votes_visible_to(session: Session, viewer: User) -> Callable[[int | None, in
     judged = {
         (claim_id, pmid)
         for claim_id, pmid in session.execute(
-            select(Assessment.claim_id, Assessment.pmid).where(Assessment.reviewer_id == viewer.id)
+            select(col(Assessment.claim_id), col(Assessment.pmid)).where(
+                col(Assessment.reviewer_id) == viewer.id
+            )
         )
     }
 
