@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -430,50 +431,42 @@ def test_ncbis_recorded_429_body_is_retried_then_reported(server: HTTPServer) ->
 # --- rate limit ----------------------------------------------------------------------------------
 
 
-def _gaps(fake: FakeEutils) -> list[float]:
-    times = sorted(request.at for request in fake.seen)
-    return [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+class FakeClock:
+    """The limiter's clock and sleep: time moves only when the limiter sleeps, so the pace it keeps is
+    exact however busy the machine is (real request arrival times are not: a late thread shrinks a gap)."""
 
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+        self._lock = threading.Lock()
 
-def test_without_a_key_requests_start_a_third_of_a_second_apart(fake: FakeEutils) -> None:
-    client = make_client(fake.base_url, rate_limiter=RateLimiter())
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
 
-    for _ in range(4):
-        client.esearch("ketamine")
-
-    assert len(fake.seen) == 4
-    assert min(_gaps(fake)) >= 0.3
-
-
-def test_with_a_key_requests_start_a_tenth_of_a_second_apart(fake: FakeEutils) -> None:
-    client = make_client(fake.base_url, api_key="key-123", rate_limiter=RateLimiter())
-
-    for _ in range(5):
-        client.esearch("ketamine")
-
-    assert min(_gaps(fake)) >= 0.09
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.slept.append(seconds)
 
 
 def test_a_key_paces_at_ten_a_second_and_no_key_at_three(fake: FakeEutils) -> None:
-    # On a clock of the test's own, so the pace is exact however busy the machine is.
     for api_key, gap in ((None, 1 / 3), ("key-123", 1 / 10)):
-        now = [100.0]
-        slept: list[float] = []
-
-        def sleep(seconds: float, now: list[float] = now, slept: list[float] = slept) -> None:
-            slept.append(seconds)
-            now[0] += seconds
-
-        limiter = RateLimiter(clock=lambda now=now: now[0], sleep=sleep)
-        client = make_client(fake.base_url, api_key=api_key, rate_limiter=limiter)
+        clock = FakeClock()
+        client = make_client(
+            fake.base_url, api_key=api_key, rate_limiter=RateLimiter(clock=clock, sleep=clock.sleep)
+        )
         for _ in range(5):
             client.esearch("ketamine")
 
-        assert slept == pytest.approx([gap] * 4)
+        # The clock stands still: each request waits one more gap than the one before.
+        assert clock.slept == pytest.approx([gap * n for n in range(1, 5)])
+        assert len(fake.requests_to("esearch")) == 5
+        fake.seen.clear()
 
 
 def test_clients_in_different_threads_share_one_pace(fake: FakeEutils) -> None:
-    limiter = RateLimiter()
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
     clients = [make_client(fake.base_url, rate_limiter=limiter) for _ in range(2)]
 
     def search_twice(client: EutilsClient) -> None:
@@ -487,7 +480,19 @@ def test_clients_in_different_threads_share_one_pace(fake: FakeEutils) -> None:
         thread.join()
 
     assert len(fake.seen) == 4
-    assert min(_gaps(fake)) >= 0.3
+    # One queue for both: the four slots are a third of a second apart, whichever thread got which.
+    assert sorted(clock.slept) == pytest.approx([1 / 3, 2 / 3, 1.0])
+
+
+def test_the_real_clock_paces_requests_too(fake: FakeEutils) -> None:
+    # The wiring to time.monotonic and time.sleep: two requests without a key take at least a third of
+    # a second from the first start, measured here (a lower bound, which a busy machine only raises).
+    client = make_client(fake.base_url, rate_limiter=RateLimiter())
+    started = time.monotonic()
+    client.esearch("ketamine")
+    client.esearch("ketamine")
+
+    assert time.monotonic() - started >= 1 / 3
 
 
 def test_clients_share_the_process_wide_limiter_by_default() -> None:
