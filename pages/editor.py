@@ -90,9 +90,25 @@ flash = st.session_state.pop("editor_flash", None)
 if flash:
     st.success(flash)
 
-checklist_tab, conflicts_tab, signoff_tab, audit_tab, exports_tab = st.tabs(
-    ["Checklist", f"Conflicts ({conflict_total})", "Sign off", "Audit trail", "Exports"]
+# The open tab is remembered by name, not by label: "Conflicts (n)" changes with every resolution,
+# and a stateless st.tabs is remounted (back on Checklist) whenever the flash above it comes or goes.
+if "editor_tab" not in st.session_state:
+    st.session_state.editor_tab = "Checklist"
+tab_labels = {
+    "Checklist": "Checklist",
+    "Conflicts": f"Conflicts ({conflict_total})",
+    "Sign off": "Sign off",
+    "Audit trail": "Audit trail",
+    "Exports": "Exports",
+}
+tabs = st.tabs(
+    list(tab_labels.values()),
+    default=tab_labels.get(st.session_state.editor_tab, "Checklist"),
+    key="editor_tabs",
+    on_change="rerun",
 )
+st.session_state.editor_tab = next(name for name, tab in zip(tab_labels, tabs, strict=True) if tab.open)
+checklist_tab, conflicts_tab, signoff_tab, audit_tab, exports_tab = tabs
 
 with checklist_tab:
     items = signoff_checklist(cards)
