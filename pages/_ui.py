@@ -221,6 +221,17 @@ def signed_in_name(mode: AuthMode) -> str | None:
     return st.session_state.get(USER_KEY)
 
 
+def client_address() -> str | None:
+    """The browser's address, for counting wrong passwords per client. Streamlit gives None for a
+    loopback peer: behind a local reverse proxy (docs/deploy.md) the proxy's X-Forwarded-For names the
+    client, its last entry being the one the proxy itself saw (earlier entries come from the client)."""
+    address = st.context.ip_address
+    if address:
+        return address
+    forwarded = st.context.headers.get("X-Forwarded-For", "")
+    return forwarded.rsplit(",", 1)[-1].strip() or None
+
+
 def current_user() -> CurrentUser | None:
     """The signed-in, active user with their role as the database has it now (roles can change)."""
     try:

@@ -18,6 +18,7 @@ from sqlmodel import Session
 from db.corpus.study_facts import FACTS
 from db.engine import engine_for, init_db
 from db.read.summary import SUMMARY
+from db.review.throttle import SIGN_IN_THROTTLE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEST_DATA = Path(__file__).resolve().parent / "data"
@@ -44,6 +45,7 @@ def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("NCBI_EMAIL", "tests@example.org")
     monkeypatch.delenv("NCBI_API_KEY", raising=False)
     monkeypatch.delenv("KETAMINE_EVIDENCE_USER", raising=False)  # a developer's own must not act in tests
+    SIGN_IN_THROTTLE.clear()  # wrong passwords of one test must not make the next one wait
 
 
 @pytest.fixture(scope="session")
