@@ -319,12 +319,15 @@ def progress_chart(rows: Sequence[dict[str, object]], claim_order: Sequence[str]
             color=alt.Color(
                 "Verdict:N",
                 scale=verdict_scale(PROGRESS_KEYS),
-                legend=alt.Legend(orient="top", title=None, columns=3, labelLimit=200),
+                legend=alt.Legend(orient="bottom", title=None, columns=2, labelLimit=180),
             ),
             order=alt.Order("order:Q"),
             tooltip=["claim:N", "Verdict:N", "studies:Q"],
         )
-        .properties(height=alt.Step(26))
+        # A three-column legend on top was wider than the page's narrow column and clipped; below in two
+        # columns it fits. fit-x: Streamlit's default "fit" cannot fit a step height, so the legend's
+        # rows were cut off at the bottom; the height grows with the legend instead.
+        .properties(height=alt.Step(26), autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
     )
 
 
