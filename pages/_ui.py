@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import altair as alt
 import pandas as pd
 import streamlit as st
+from pandas.io.formats.style import Styler
 
 from db.corpus.study_facts import study_facts
 from db.engine import open_session
@@ -129,13 +130,29 @@ def plain_html(text: str) -> str:
     return marked_html(text, [])
 
 
+_LIGHT_VERDICTS = {"mixed", "not_relevant", "insufficient_evidence"}  # black text reads better on these
+
+
 def badge(verdict: str | None, label: str | None = None) -> str:
     """A coloured verdict badge as HTML (the label is escaped)."""
     key = verdict or "conflict"
     color = VERDICT_COLORS.get(key, "#999999")
-    light = " ke-light" if key in {"mixed", "not_relevant", "insufficient_evidence"} else ""
+    light = " ke-light" if key in _LIGHT_VERDICTS else ""
     text = escape(label or VERDICT_LABELS.get(key, key))
     return f'<span class="ke-badge{light}" style="background:{color}">{text}</span>'
+
+
+def verdict_cells(frame: pd.DataFrame, column: str, keys: Sequence[str | None]) -> Styler:
+    """`frame` for st.dataframe with `column` (verdict labels) coloured like badge(): `keys` are the
+    rows' verdict keys (None: no verdict yet, left plain)."""
+    styles = [
+        ""
+        if key is None
+        else f"background-color: {VERDICT_COLORS.get(key, '#999999')}; "
+        f"color: {'#000' if key in _LIGHT_VERDICTS else '#fff'}; font-weight: 600"
+        for key in keys
+    ]
+    return frame.style.apply(lambda _: styles, subset=[column], axis=0)
 
 
 def html_block(markup: str) -> None:

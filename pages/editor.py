@@ -33,6 +33,7 @@ from pages._ui import (
     html_block,
     md_escape,
     require_user,
+    verdict_cells,
 )
 
 CONFLICTS_PER_PAGE = 10
@@ -144,18 +145,22 @@ with checklist_tab:
             )
     if cards:
         st.dataframe(
-            pd.DataFrame(
-                {
-                    "claim": c.key,
-                    "verdict": VERDICT_LABELS.get(c.verdict, c.verdict),
-                    "strength": c.strength.label,
-                    "judged": c.judged,
-                    "conflicts": c.conflicts,
-                    "sign-off": c.signoff.decision.label if c.signoff else "",
-                    "signed by": (c.signoff.signed_by or "") if c.signoff else "",
-                    "evidence changed since": bool(c.signoff and c.signoff.evidence_changed),
-                }
-                for c in cards
+            verdict_cells(
+                pd.DataFrame(
+                    {
+                        "claim": c.key,
+                        "verdict": VERDICT_LABELS.get(c.verdict, c.verdict) if c.verdict else "",
+                        "strength": c.strength.label,
+                        "judged": c.judged,
+                        "conflicts": c.conflicts,
+                        "sign-off": c.signoff.decision.label if c.signoff else "",
+                        "signed by": (c.signoff.signed_by or "") if c.signoff else "",
+                        "evidence changed since": bool(c.signoff and c.signoff.evidence_changed),
+                    }
+                    for c in cards
+                ),
+                "verdict",
+                [c.verdict for c in cards],
             ),
             hide_index=True,
             width="stretch",
@@ -360,6 +365,9 @@ with exports_tab:
         "Publisher for ClaimReview", value="Ketamine Evidence", key="editor_publisher"
     )
     publisher_url = cols[2].text_input("Publisher URL (optional)", key="editor_publisher_url")
+    # The same rule as db.exports.claimreview: a sign-off whose evidence has not changed since.
+    every_card = data.claim_cards(url, user.name, None, "graded")
+    publishable = any(c.signoff is not None and not c.signoff.evidence_changed for c in every_card)
     cols[2].download_button(
         "ClaimReview (JSON-LD)",
         _claimreview(publisher, publisher_url),
@@ -367,7 +375,10 @@ with exports_tab:
         "application/ld+json",
         on_click="ignore",
         icon=":material/data_object:",
+        disabled=not publishable,
     )
+    if not publishable:
+        cols[2].caption("Nothing to publish yet: sign a claim off first (on the **Sign off** tab).")
     cols[2].download_button(
         "Audit trail (CSV)", _audit_csv, "audit.csv", "text/csv", on_click="ignore", icon=":material/history:"
     )

@@ -109,6 +109,16 @@ def test_overview_progress_legend_sits_below_the_chart_and_fits(sample: str) -> 
     assert progress["autosize"] == {"type": "fit-x", "contains": "padding"}
 
 
+def test_claims_verdict_filter_is_pills_that_wrap_instead_of_truncated_chips(sample: str) -> None:
+    vote_as(sample, "rita", CLAIM, 90000002, StudyVerdict.SUPPORTED)
+    at = open_page("claims", "vic")
+    pills = at.pills(key="claims_verdicts")
+    assert pills.value == ["supported", "mixed", "unsupported", "conflict"]
+    pills.set_value(["unsupported"]).run()
+    assert not at.exception
+    assert any("No judged study matches" in c.value for c in at.caption)
+
+
 def test_overview_on_an_empty_corpus_says_what_to_do_next(sqlite_url: str) -> None:
     from tests.dashboard_builders import add_team
 

@@ -13,6 +13,7 @@ from db.review.claims import find_claim
 from db.review.pairs import pair_statuses
 from db.review.roles import find_user
 from db.vocab import PairState, ProposalStatus, StudyVerdict
+from pages._ui import VERDICT_COLORS
 from tests.dashboard_builders import navigation_only_in_apptest, open_page, vote_as, world
 
 CLAIM = "suicidal-ideation"
@@ -142,6 +143,30 @@ def test_editor_offers_every_export_as_a_download(conflicted: str) -> None:
         "ClaimReview (JSON-LD)",
         "Audit trail (CSV)",
     ]
+
+
+def test_editor_table_shows_verdicts_in_the_badge_colours(conflicted: str) -> None:
+    at = open_page("editor", "eve")
+    table = at.dataframe[0]
+    assert set(table.value["verdict"]) == {"Insufficient evidence"}
+    assert f"background-color: {VERDICT_COLORS['insufficient_evidence']}" in table.proto.arrow_data.styler.styles
+
+
+def test_claimreview_download_waits_for_a_sign_off_and_says_so(conflicted: str) -> None:
+    at = open_page("editor", "eve")
+    button = next(b for b in at.get("download_button") if b.label == "ClaimReview (JSON-LD)")
+    assert button.proto.disabled
+    assert any("Nothing to publish yet: sign a claim off first" in c.value for c in at.caption)
+
+    labelled(at.selectbox, "Final verdict").set_value("supported")
+    labelled(at.text_input, "Reason").input("large effect at day 1 is the claim's time frame")
+    labelled(at.button, "Resolve").click().run()
+    labelled(at.text_area, "Rationale").input("One meta-analysis, large effect at day 1.")
+    labelled(at.button, "Sign off").click().run()
+    assert not at.exception
+    button = next(b for b in at.get("download_button") if b.label == "ClaimReview (JSON-LD)")
+    assert not button.proto.disabled
+    assert not any("Nothing to publish yet" in c.value for c in at.caption)
 
 
 def test_audit_trail_lists_the_changes(conflicted: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
@@ -92,6 +93,15 @@ def test_text_that_is_no_stored_identifier_names_no_study(sqlite_url: str) -> No
         for text in ("12345", "10.1000/not-stored", "ketamine 90000002", "suicidal ideation"):
             assert named_study(session, text) is None
         assert [p for p, _ in search_pmids(session, "suicidal ideation")] == [90000002]
+
+
+def test_studies_table_keeps_year_and_design_before_long_titles(sqlite_url: str) -> None:
+    world(sqlite_url)
+    at = open_page("studies", "vic")
+    table = at.dataframe[0]
+    assert list(table.value.columns[:4]) == ["pmid", "year", "design_label", "title"]
+    config = json.loads(table.proto.columns)
+    assert config["year"]["width"] == "small" and config["design_label"]["width"] == "medium"
 
 
 def test_studies_search_finds_a_study_by_pmid_or_doi_first(db_url: str) -> None:
