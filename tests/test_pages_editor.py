@@ -149,7 +149,9 @@ def test_editor_table_shows_verdicts_in_the_badge_colours(conflicted: str) -> No
     at = open_page("editor", "eve")
     table = at.dataframe[0]
     assert set(table.value["verdict"]) == {"Insufficient evidence"}
-    assert f"background-color: {VERDICT_COLORS['insufficient_evidence']}" in table.proto.arrow_data.styler.styles
+    assert (
+        f"background-color: {VERDICT_COLORS['insufficient_evidence']}" in table.proto.arrow_data.styler.styles
+    )
 
 
 def test_claimreview_download_waits_for_a_sign_off_and_says_so(conflicted: str) -> None:
