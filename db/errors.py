@@ -42,3 +42,13 @@ class ImportRejected(ReviewError):
 
 class AuditImmutableError(ReviewError):
     """Something tried to change or delete an audit event."""
+
+
+class SignInThrottled(ReviewError):
+    """Too many wrong passwords in a row for a name (or from a client): attempts wait `retry_after` s."""
+
+    def __init__(self, name: str, retry_after: int, *, per_client: bool = False) -> None:
+        self.name = name
+        self.retry_after = retry_after
+        who = "from this address" if per_client else f"for {name}"
+        super().__init__(f"Too many wrong passwords {who}; try again in {retry_after} s.")

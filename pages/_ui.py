@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import altair as alt
 import pandas as pd
 import streamlit as st
+from pandas.io.formats.style import Styler
 
 from db.corpus.study_facts import study_facts
 from db.engine import open_session
@@ -129,13 +130,29 @@ def plain_html(text: str) -> str:
     return marked_html(text, [])
 
 
+_LIGHT_VERDICTS = {"mixed", "not_relevant", "insufficient_evidence"}  # black text reads better on these
+
+
 def badge(verdict: str | None, label: str | None = None) -> str:
     """A coloured verdict badge as HTML (the label is escaped)."""
     key = verdict or "conflict"
     color = VERDICT_COLORS.get(key, "#999999")
-    light = " ke-light" if key in {"mixed", "not_relevant", "insufficient_evidence"} else ""
+    light = " ke-light" if key in _LIGHT_VERDICTS else ""
     text = escape(label or VERDICT_LABELS.get(key, key))
     return f'<span class="ke-badge{light}" style="background:{color}">{text}</span>'
+
+
+def verdict_cells(frame: pd.DataFrame, column: str, keys: Sequence[str | None]) -> Styler:
+    """`frame` for st.dataframe with `column` (verdict labels) coloured like badge(): `keys` are the
+    rows' verdict keys (None: no verdict yet, left plain)."""
+    styles = [
+        ""
+        if key is None
+        else f"background-color: {VERDICT_COLORS.get(key, '#999999')}; "
+        f"color: {'#000' if key in _LIGHT_VERDICTS else '#fff'}; font-weight: 600"
+        for key in keys
+    ]
+    return frame.style.apply(lambda _: styles, subset=[column], axis=0)
 
 
 def html_block(markup: str) -> None:
@@ -219,6 +236,17 @@ def signed_in_name(mode: AuthMode) -> str | None:
         email = st.user.get("email") or st.user.get("name")
         return str(email) if email else None
     return st.session_state.get(USER_KEY)
+
+
+def client_address() -> str | None:
+    """The browser's address, for counting wrong passwords per client. Streamlit gives None for a
+    loopback peer: behind a local reverse proxy (docs/deploy.md) the proxy's X-Forwarded-For names the
+    client, its last entry being the one the proxy itself saw (earlier entries come from the client)."""
+    address = st.context.ip_address
+    if address:
+        return address
+    forwarded = st.context.headers.get("X-Forwarded-For", "")
+    return forwarded.rsplit(",", 1)[-1].strip() or None
 
 
 def current_user() -> CurrentUser | None:
@@ -308,12 +336,15 @@ def progress_chart(rows: Sequence[dict[str, object]], claim_order: Sequence[str]
             color=alt.Color(
                 "Verdict:N",
                 scale=verdict_scale(PROGRESS_KEYS),
-                legend=alt.Legend(orient="top", title=None, columns=3, labelLimit=200),
+                legend=alt.Legend(orient="bottom", title=None, columns=2, labelLimit=180),
             ),
             order=alt.Order("order:Q"),
             tooltip=["claim:N", "Verdict:N", "studies:Q"],
         )
-        .properties(height=alt.Step(26))
+        # A three-column legend on top was wider than the page's narrow column and clipped; below in two
+        # columns it fits. fit-x: Streamlit's default "fit" cannot fit a step height, so the legend's
+        # rows were cut off at the bottom; the height grows with the legend instead.
+        .properties(height=alt.Step(26), autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
     )
 
 

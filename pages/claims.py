@@ -170,15 +170,20 @@ def _study_html(row: StudyRow) -> str:
 
 st.divider()
 st.subheader(f"Studies judged for “{card.key}”")
-filters = st.columns([2, 3, 1])
+filters = st.columns([3, 3, 1])
 if "claims_verdicts" not in st.session_state:
     # Studies screened out as not relevant are most of a large review: listed on request.
     st.session_state.claims_verdicts = [*METER_VERDICTS, "conflict"]
-verdict_filter = filters[0].multiselect(
-    "Verdict",
-    [*METER_VERDICTS, "not_relevant", "conflict"],
-    format_func=lambda v: VERDICT_LABELS[v],
-    key="claims_verdicts",
+# Pills, not a multiselect: a narrow multiselect truncated its chips ("Unsupp…"); pills wrap.
+verdict_filter = (
+    filters[0].pills(
+        "Verdict",
+        [*METER_VERDICTS, "not_relevant", "conflict"],
+        selection_mode="multi",
+        format_func=lambda v: VERDICT_LABELS[v],
+        key="claims_verdicts",
+    )
+    or []
 )
 design_filter = filters[1].multiselect(
     "Design",

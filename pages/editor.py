@@ -33,6 +33,7 @@ from pages._ui import (
     html_block,
     md_escape,
     require_user,
+    verdict_cells,
 )
 
 CONFLICTS_PER_PAGE = 10
@@ -90,9 +91,25 @@ flash = st.session_state.pop("editor_flash", None)
 if flash:
     st.success(flash)
 
-checklist_tab, conflicts_tab, signoff_tab, audit_tab, exports_tab = st.tabs(
-    ["Checklist", f"Conflicts ({conflict_total})", "Sign off", "Audit trail", "Exports"]
+# The open tab is remembered by name, not by label: "Conflicts (n)" changes with every resolution,
+# and a stateless st.tabs is remounted (back on Checklist) whenever the flash above it comes or goes.
+if "editor_tab" not in st.session_state:
+    st.session_state.editor_tab = "Checklist"
+tab_labels = {
+    "Checklist": "Checklist",
+    "Conflicts": f"Conflicts ({conflict_total})",
+    "Sign off": "Sign off",
+    "Audit trail": "Audit trail",
+    "Exports": "Exports",
+}
+tabs = st.tabs(
+    list(tab_labels.values()),
+    default=tab_labels.get(st.session_state.editor_tab, "Checklist"),
+    key="editor_tabs",
+    on_change="rerun",
 )
+st.session_state.editor_tab = next(name for name, tab in zip(tab_labels, tabs, strict=True) if tab.open)
+checklist_tab, conflicts_tab, signoff_tab, audit_tab, exports_tab = tabs
 
 with checklist_tab:
     items = signoff_checklist(cards)
@@ -128,18 +145,22 @@ with checklist_tab:
             )
     if cards:
         st.dataframe(
-            pd.DataFrame(
-                {
-                    "claim": c.key,
-                    "verdict": VERDICT_LABELS.get(c.verdict, c.verdict),
-                    "strength": c.strength.label,
-                    "judged": c.judged,
-                    "conflicts": c.conflicts,
-                    "sign-off": c.signoff.decision.label if c.signoff else "",
-                    "signed by": (c.signoff.signed_by or "") if c.signoff else "",
-                    "evidence changed since": bool(c.signoff and c.signoff.evidence_changed),
-                }
-                for c in cards
+            verdict_cells(
+                pd.DataFrame(
+                    {
+                        "claim": c.key,
+                        "verdict": VERDICT_LABELS.get(c.verdict, c.verdict) if c.verdict else "",
+                        "strength": c.strength.label,
+                        "judged": c.judged,
+                        "conflicts": c.conflicts,
+                        "sign-off": c.signoff.decision.label if c.signoff else "",
+                        "signed by": (c.signoff.signed_by or "") if c.signoff else "",
+                        "evidence changed since": bool(c.signoff and c.signoff.evidence_changed),
+                    }
+                    for c in cards
+                ),
+                "verdict",
+                [c.verdict for c in cards],
             ),
             hide_index=True,
             width="stretch",
@@ -344,6 +365,9 @@ with exports_tab:
         "Publisher for ClaimReview", value="Ketamine Evidence", key="editor_publisher"
     )
     publisher_url = cols[2].text_input("Publisher URL (optional)", key="editor_publisher_url")
+    # The same rule as db.exports.claimreview: a sign-off whose evidence has not changed since.
+    every_card = data.claim_cards(url, user.name, None, "graded")
+    publishable = any(c.signoff is not None and not c.signoff.evidence_changed for c in every_card)
     cols[2].download_button(
         "ClaimReview (JSON-LD)",
         _claimreview(publisher, publisher_url),
@@ -351,7 +375,10 @@ with exports_tab:
         "application/ld+json",
         on_click="ignore",
         icon=":material/data_object:",
+        disabled=not publishable,
     )
+    if not publishable:
+        cols[2].caption("Nothing to publish yet: sign a claim off first (on the **Sign off** tab).")
     cols[2].download_button(
         "Audit trail (CSV)", _audit_csv, "audit.csv", "text/csv", on_click="ignore", icon=":material/history:"
     )

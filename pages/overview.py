@@ -3,10 +3,11 @@
 import streamlit as st
 
 from db.read.cards import DESIGN_ORDER
+from db.read.overview import Freshness
 from db.review.roles import Action
 from db.review.verdicts import DesignScope
 from pages import _data as data
-from pages._ui import PROGRESS_KEYS, db_url, progress_chart, require_user, year_design_chart
+from pages._ui import PROGRESS_KEYS, db_url, md_escape, progress_chart, require_user, year_design_chart
 
 user = require_user()
 url = db_url()
@@ -29,19 +30,36 @@ columns[4].metric(
     f"{fresh.added_since_last_harvest:,}" if fresh.last_harvest else "–",
     help=f"{fresh.added_last_7_days:,} added in the last 7 days",
 )
-if fresh.last_harvest:
-    run = fresh.last_harvest
-    st.caption(
-        f"Last successful harvest: {run['started_at']:%Y-%m-%d %H:%M} UTC, {run['records_new']:,} new, "
-        f"{run['records_updated']:,} updated."
+
+
+def corpus_line(fresh: Freshness) -> str:
+    """The corpus as it is, whatever filled it: imports count as much as harvests."""
+    if fresh.articles == 0:
+        return "No harvest or import yet." if fresh.last_success is None else "The corpus is empty."
+    harvests, imports = fresh.succeeded_runs.get("harvest", 0), fresh.succeeded_runs.get("import", 0)
+    line = (
+        f"{fresh.articles:,} studies, from {harvests:,} harvest{'s' * (harvests != 1)} "
+        f"and {imports:,} import{'s' * (imports != 1)}."
     )
-elif fresh.last_run:
-    run = fresh.last_run
-    st.caption(
-        f"Last {run['kind']}: {run['started_at']:%Y-%m-%d %H:%M} UTC, {run['status']}. No harvest yet."
+    run = fresh.last_success
+    if run is not None:
+        line += (
+            f" Last {run['kind']}: {run['started_at']:%Y-%m-%d %H:%M} UTC, succeeded: "
+            f"{run['records_new']:,} new, {run['records_updated']:,} updated."
+        )
+    return line
+
+
+st.caption(corpus_line(fresh))
+if fresh.last_failure:
+    run = fresh.last_failure
+    st.warning(
+        f"The last {run['kind']}, started {run['started_at']:%Y-%m-%d %H:%M} UTC, {run['status']}"
+        + (f": {md_escape(run['error'])}" if run["error"] else "")
+        + (". The studies above come from earlier runs" if fresh.articles else "")
+        + ". See the **Harvest** page.",
+        icon=":material/warning:",
     )
-else:
-    st.caption("No harvest or import yet.")
 
 left, right = st.columns([3, 2], gap="large")
 with left:

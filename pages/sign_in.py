@@ -6,15 +6,35 @@ The first run of an empty database offers to create the first admin, who then ad
 import streamlit as st
 
 from db.engine import open_session
-from db.errors import ReviewError
+from db.errors import ReviewError, SignInThrottled
 from db.review.auth import active_user, active_user_names, authenticate, create_first_admin, user_count
 from db.vocab import AuthMode
 from pages._data import after_users_change
-from pages._ui import USER_KEY, current_mode, db_url, signed_in_name
+from pages._ui import USER_KEY, client_address, current_mode, db_url, signed_in_name
 
 url = db_url()
 mode = current_mode()
 st.title("Sign in")
+MODE_MEANING = {
+    AuthMode.LOCAL: (
+        "**Local mode**: anyone who reaches this page can pick any name, with no password. "
+        "Fine on one machine you trust; a shared server should use passwords or OIDC (README, *Signing in*)."
+    ),
+    AuthMode.PASSWORD: (
+        "**Password mode**: each person signs in with their own password, set by an admin on the Team page. "
+        "After 5 wrong passwords in a row for a name, that name waits before it may try again."
+    ),
+    AuthMode.OIDC: (
+        "**OIDC mode**: you sign in with your organisation's account; "
+        "your role still comes from this dashboard's team list."
+    ),
+}
+st.caption(MODE_MEANING[mode])
+st.caption(
+    "The login is kept in a cookie: a reload or a new tab keeps you signed in."
+    if mode is AuthMode.OIDC
+    else "Signing in lasts for this browser tab: a reload or a new tab asks again."
+)
 
 with open_session(url) as session:
     nobody_yet = user_count(session) == 0
@@ -88,16 +108,17 @@ if mode is AuthMode.LOCAL:
                 _sign_in(name)
             else:
                 st.error("Choose your name first, or ask an admin to add you.")
-    st.caption(
-        "Local mode suits one machine you trust. Shared servers use passwords or OIDC (see the README)."
-    )
 else:
     with st.form("password_sign_in"):
         name = st.text_input("Name")
         password = st.text_input("Password", type="password")
         if st.form_submit_button("Sign in", type="primary"):
             with open_session(url) as session:
-                user = authenticate(session, name, password)
+                try:
+                    user = authenticate(session, name, password, client=client_address())
+                except SignInThrottled as exc:
+                    st.error(str(exc))
+                    st.stop()
             if user is None:
                 # One message for every failure: it must not tell which names exist.
                 st.error("That name and password do not match an active user. Check both, or ask an admin.")

@@ -120,7 +120,8 @@ shown = frame.head(SHOWN).assign(
     types=lambda f: f["publication_types"].map(", ".join),
     standing=lambda f: f["retraction_status"].map(lambda s: RetractionStatus(s).label if s else ""),
 )
-columns = ["pmid", "title", "journal", "year", "design_label", "types", "standing"]
+# Year and Design before the title, in narrow columns: a long title pushed them off the table.
+columns = ["pmid", "year", "design_label", "title", "journal", "types", "standing"]
 if "score" in shown:
     columns.append("score")
 table = st.dataframe(
@@ -131,11 +132,11 @@ table = st.dataframe(
     selection_mode="single-row",
     key="studies_table",
     column_config={
-        "pmid": st.column_config.NumberColumn("PMID", format="%d"),
+        "pmid": st.column_config.NumberColumn("PMID", format="%d", width="small"),
         "title": st.column_config.TextColumn("Title", width="large"),
-        "journal": "Journal",
-        "year": st.column_config.NumberColumn("Year", format="%d"),
-        "design_label": "Design",
+        "journal": st.column_config.TextColumn("Journal", width="medium"),
+        "year": st.column_config.NumberColumn("Year", format="%d", width="small"),
+        "design_label": st.column_config.TextColumn("Design", width="medium"),
         "types": "Publication types",
         "standing": "Status",
         "score": st.column_config.NumberColumn("Relevance", format="%.2f"),

@@ -19,6 +19,7 @@ from sqlmodel import Session
 from db.corpus.study_facts import FACTS
 from db.engine import engine_for, init_db
 from db.read.summary import SUMMARY
+from db.review.throttle import SIGN_IN_THROTTLE
 from tests.eutils_server import cleared, running_server
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +47,7 @@ def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("NCBI_EMAIL", "tests@example.org")
     monkeypatch.delenv("NCBI_API_KEY", raising=False)
     monkeypatch.delenv("KETAMINE_EVIDENCE_USER", raising=False)  # a developer's own must not act in tests
+    SIGN_IN_THROTTLE.clear()  # wrong passwords of one test must not make the next one wait
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,33 @@ def test_password_mode_signs_in_only_with_the_right_password(
     assert not at.exception
     assert at.session_state[USER_KEY] == "rita"
     assert at.title[0].value == "Overview"
+
+
+def test_password_mode_says_what_it_means_and_throttles_wrong_passwords(
+    team: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DASHBOARD_AUTH", "password")
+    with open_session(team) as session:
+        set_password(session, get_user(session, "ada"), "rita", "correct horse battery")
+        session.commit()
+    at = signed_in(None)
+    captions = " ".join(c.value for c in at.caption)
+    assert "Password mode" in captions and "a reload or a new tab asks again" in captions
+    at.text_input[0].input("rita")
+    for _ in range(5):
+        at.text_input[1].input("wrong password!")
+        at.button[0].click().run()
+        assert "do not match" in at.error[0].value
+    at.text_input[1].input("correct horse battery")
+    at.button[0].click().run()
+    assert not at.exception
+    assert re.fullmatch(r"Too many wrong passwords for rita; try again in \d+ s\.", at.error[0].value)
+    assert USER_KEY not in at.session_state
+
+
+def test_local_mode_says_anyone_can_pick_any_name(team: str) -> None:
+    at = signed_in(None)
+    assert "anyone who reaches this page can pick any name" in " ".join(c.value for c in at.caption)
 
 
 def test_password_mode_first_admin_sets_a_password(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

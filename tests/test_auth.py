@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from sqlalchemy import select
 
 from db.engine import open_session
-from db.errors import InvalidInputError, NotFoundError, PermissionDenied
+from db.errors import InvalidInputError, NotFoundError, PermissionDenied, SignInThrottled
 from db.models import UserCredential
 from db.review.audit import audit_events
 from db.review.auth import (
@@ -18,6 +21,7 @@ from db.review.auth import (
     verify_password,
 )
 from db.review.roles import deactivate_user, get_user
+from db.review.throttle import SignInThrottle
 from db.vocab import AuditAction, AuthMode
 from tests.dashboard_builders import add_team
 
@@ -92,6 +96,73 @@ def test_authenticate_needs_name_password_and_an_active_user(sqlite_url: str) ->
         assert authenticate(session, "rob", PASSWORD) is None  # no password set
         deactivate_user(session, team["ada"], "rita")
         assert authenticate(session, "rita", PASSWORD) is None
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def test_wrong_passwords_in_a_row_make_the_name_wait_longer_each_time(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock, throttle = FakeClock(), SignInThrottle()
+    with open_session(sqlite_url) as session:
+        team = add_team(session)
+        set_password(session, team["ada"], "rita", PASSWORD)
+        session.flush()
+        caplog.set_level(logging.WARNING, logger="db.review.auth")
+        for _ in range(5):
+            assert authenticate(session, "rita", "a wrong guess", clock=clock, throttle=throttle) is None
+        # Refused even with the right password, without checking it.
+        with pytest.raises(SignInThrottled, match=r"Too many wrong passwords for rita; try again in 30 s"):
+            authenticate(session, "rita", PASSWORD, clock=clock, throttle=throttle)
+        assert (
+            authenticate(session, "rob", "a wrong guess", clock=clock, throttle=throttle) is None
+        )  # others not
+        clock.advance(30)
+        assert authenticate(session, "rita", "another guess", clock=clock, throttle=throttle) is None
+        with pytest.raises(SignInThrottled, match="try again in 60 s"):  # the delay doubles
+            authenticate(session, "rita", PASSWORD, clock=clock, throttle=throttle)
+        clock.advance(60)
+        assert authenticate(session, "rita", PASSWORD, clock=clock, throttle=throttle) is team["rita"]
+        assert authenticate(session, "rita", "one slip", clock=clock, throttle=throttle) is None
+        assert (
+            authenticate(session, "rita", PASSWORD, clock=clock, throttle=throttle) is team["rita"]
+        )  # reset
+
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("Wrong password for user 'rita'" in m for m in messages) == 7
+    assert any("'rita' signed in from None after 6 wrong password(s)" in m for m in messages)
+    assert not any("guess" in m or PASSWORD in m for m in messages)
+
+
+def test_unknown_names_and_one_client_are_throttled_too(sqlite_url: str) -> None:
+    clock, throttle = FakeClock(), SignInThrottle(per_user=5, per_client=3)
+    with open_session(sqlite_url) as session:
+        team = add_team(session)
+        set_password(session, team["ada"], "rita", PASSWORD)
+        session.flush()
+        for name in ("zed", "yan", "xia"):
+            assert (
+                authenticate(session, name, "guess", client="203.0.113.9", clock=clock, throttle=throttle)
+                is None
+            )
+        with pytest.raises(
+            SignInThrottled, match="Too many wrong passwords from this address; try again in 30 s"
+        ):
+            authenticate(session, "rita", PASSWORD, client="203.0.113.9", clock=clock, throttle=throttle)
+        assert authenticate(session, "rita", PASSWORD, client="198.51.100.7", clock=clock, throttle=throttle)
+        for _ in range(5):
+            authenticate(session, "nobody", "guess", clock=clock, throttle=throttle)
+        with pytest.raises(SignInThrottled, match="for nobody"):  # the same answer as for a real name
+            authenticate(session, "nobody", "guess", clock=clock, throttle=throttle)
 
 
 def test_only_admins_set_other_peoples_passwords(sqlite_url: str) -> None:

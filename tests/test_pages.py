@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 import pytest
 import streamlit as st
@@ -9,7 +11,7 @@ from sqlalchemy import select
 
 from db.engine import open_session
 from db.errors import PermissionDenied
-from db.models import Assessment, DesignCorrection
+from db.models import Assessment, DesignCorrection, HarvestRun
 from db.review.assessments import record_assessment
 from db.review.claims import get_claim
 from db.review.roles import get_user
@@ -80,6 +82,41 @@ def test_overview_shows_corpus_size_freshness_and_what_needs_attention(sample: s
     assert metrics["Judged claims not signed off"] == "1"
     assert "Last import" in at.caption[0].value or "No harvest yet" in at.caption[0].value
     assert len(at.get("vega_lite_chart")) == 2  # studies by year and design; review progress
+
+
+def test_overview_reports_imported_studies_and_a_failed_run_apart(sample: str) -> None:
+    with open_session(sample) as session:  # the sample came by import; then a harvest failed
+        session.add(HarvestRun(kind="harvest", status="failed", error="NCBI answered 429 three times"))
+        session.commit()
+
+    at = open_page("overview", "eve")
+
+    line = at.caption[0].value
+    assert line.startswith("6 studies, from 0 harvests and 1 import. Last import: ")
+    assert "succeeded: 6 new" in line
+    assert not any("No harvest yet" in c.value for c in at.caption)
+    (warning,) = at.warning
+    assert warning.value.startswith("The last harvest, started ")
+    assert "failed: NCBI answered 429 three times. The studies above come from earlier runs" in warning.value
+
+
+def test_overview_progress_legend_sits_below_the_chart_and_fits(sample: str) -> None:
+    vote_as(sample, "rita", CLAIM, 90000002, StudyVerdict.SUPPORTED)
+    at = open_page("overview", "eve")
+    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    (progress,) = [s for s in specs if s["encoding"]["x"].get("title") == "Judged studies"]
+    assert progress["encoding"]["color"]["legend"]["orient"] == "bottom"
+    assert progress["autosize"] == {"type": "fit-x", "contains": "padding"}
+
+
+def test_claims_verdict_filter_is_pills_that_wrap_instead_of_truncated_chips(sample: str) -> None:
+    vote_as(sample, "rita", CLAIM, 90000002, StudyVerdict.SUPPORTED)
+    at = open_page("claims", "vic")
+    pills = at.pills(key="claims_verdicts")
+    assert pills.value == ["supported", "mixed", "unsupported", "conflict"]
+    pills.set_value(["unsupported"]).run()
+    assert not at.exception
+    assert any("No judged study matches" in c.value for c in at.caption)
 
 
 def test_overview_on_an_empty_corpus_says_what_to_do_next(sqlite_url: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import streamlit as st
 from sqlalchemy import select
+from streamlit.proto.Block_pb2 import Block as BlockProto
 
 from db.engine import open_session
 from db.models import ClaimProposal, ConflictResolution, SignOff
@@ -12,6 +13,7 @@ from db.review.claims import find_claim
 from db.review.pairs import pair_statuses
 from db.review.roles import find_user
 from db.vocab import PairState, ProposalStatus, StudyVerdict
+from pages._ui import VERDICT_COLORS
 from tests.dashboard_builders import navigation_only_in_apptest, open_page, vote_as, world
 
 CLAIM = "suicidal-ideation"
@@ -53,6 +55,42 @@ def test_editor_resolves_a_conflict_and_keeps_the_votes(conflicted: str) -> None
         (status,) = pair_statuses(session, claim.id)
         assert (status.state, status.verdict) == (PairState.RESOLVED, StudyVerdict.MIXED)
         assert set(status.votes) == {"rita", "rob"}  # the original votes stay
+
+
+def open_tab(at: object) -> str:
+    """The label of the tab the browser shows: the tab container's selected index."""
+    nodes = [at._tree]  # type: ignore[attr-defined]
+    while nodes:
+        node = nodes.pop()
+        proto = getattr(node, "proto", None)
+        if isinstance(proto, BlockProto) and proto.HasField("tab_container"):
+            return [t.label for t in node.tabs][proto.tab_container.default_tab_index]
+        nodes.extend(getattr(node, "children", {}).values())
+    raise AssertionError("no tabs on the page")
+
+
+def test_editor_stays_on_the_tab_in_use_across_resolve_and_sign_off(conflicted: str) -> None:
+    at = open_page("editor", "eve")
+    assert open_tab(at) == "Checklist"
+    at.session_state["editor_tabs"] = "Conflicts (1)"  # what a click on the tab sends
+    at.run()
+    assert open_tab(at) == "Conflicts (1)"
+    labelled(at.selectbox, "Final verdict").set_value("supported")
+    labelled(at.text_input, "Reason").input("large effect at day 1 is the claim's time frame")
+    labelled(at.button, "Resolve").click().run()
+    assert not at.exception and at.success
+    assert open_tab(at) == "Conflicts (0)"  # the label changed; the tab stays
+
+    at.session_state["editor_tabs"] = "Sign off"
+    at.run()
+    labelled(at.text_area, "Rationale").input("One meta-analysis, large effect at day 1.")
+    labelled(at.button, "Sign off").click().run()
+    assert not at.exception and "Signed off" in at.success[0].value
+    assert open_tab(at) == "Sign off"
+    box = at.selectbox(key="editor_signoff_claim")
+    box.select_index(1 - box.index).run()  # another claim, and the flash goes away
+    assert not at.exception and not any("Signed off" in m.value for m in at.success)
+    assert open_tab(at) == "Sign off"
 
 
 def test_resolving_without_a_reason_is_refused_in_words(conflicted: str) -> None:
@@ -105,6 +143,32 @@ def test_editor_offers_every_export_as_a_download(conflicted: str) -> None:
         "ClaimReview (JSON-LD)",
         "Audit trail (CSV)",
     ]
+
+
+def test_editor_table_shows_verdicts_in_the_badge_colours(conflicted: str) -> None:
+    at = open_page("editor", "eve")
+    table = at.dataframe[0]
+    assert set(table.value["verdict"]) == {"Insufficient evidence"}
+    assert (
+        f"background-color: {VERDICT_COLORS['insufficient_evidence']}" in table.proto.arrow_data.styler.styles
+    )
+
+
+def test_claimreview_download_waits_for_a_sign_off_and_says_so(conflicted: str) -> None:
+    at = open_page("editor", "eve")
+    button = next(b for b in at.get("download_button") if b.label == "ClaimReview (JSON-LD)")
+    assert button.proto.disabled
+    assert any("Nothing to publish yet: sign a claim off first" in c.value for c in at.caption)
+
+    labelled(at.selectbox, "Final verdict").set_value("supported")
+    labelled(at.text_input, "Reason").input("large effect at day 1 is the claim's time frame")
+    labelled(at.button, "Resolve").click().run()
+    labelled(at.text_area, "Rationale").input("One meta-analysis, large effect at day 1.")
+    labelled(at.button, "Sign off").click().run()
+    assert not at.exception
+    button = next(b for b in at.get("download_button") if b.label == "ClaimReview (JSON-LD)")
+    assert not button.proto.disabled
+    assert not any("Nothing to publish yet" in c.value for c in at.caption)
 
 
 def test_audit_trail_lists_the_changes(conflicted: str) -> None:

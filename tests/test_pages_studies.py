@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import func, select
 
 from db.engine import open_session
 from db.models import Article, HarvestRun
+from db.read.studies import named_study, search_pmids
 from db.vocab import StudyVerdict
 from tests.conftest import TEST_DATA
 from tests.dashboard_builders import navigation_only_in_apptest, open_page, vote_as, world
@@ -51,6 +53,52 @@ def test_search_uses_the_full_text_index_and_filters_narrow_it(db_url: str) -> N
     assert sorted(listed(at)) == [90000001, 90000002]
     at.multiselect(key="studies_types").set_value(["Randomized Controlled Trial"]).run()
     assert listed(at) == [90000001]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "90000002",
+        " PMID: 90000002 ",
+        "pmid90000002",
+        "10.1016/j.jadr.2023.0002",
+        "10.1016/J.JADR.2023.0002.",
+        "doi:10.1016/j.jadr.2023.0002",
+        "https://doi.org/10.1016%2Fj.jadr.2023.0002",
+    ],
+)
+def test_a_pmid_or_doi_names_its_study(sqlite_url: str, text: str) -> None:
+    world(sqlite_url)
+    with open_session(sqlite_url) as session:
+        assert named_study(session, text) == 90000002
+        assert search_pmids(session, text)[0][0] == 90000002
+
+
+def test_text_that_is_no_stored_identifier_names_no_study(sqlite_url: str) -> None:
+    world(sqlite_url)
+    with open_session(sqlite_url) as session:
+        for text in ("12345", "10.1000/not-stored", "ketamine 90000002", "suicidal ideation"):
+            assert named_study(session, text) is None
+        assert [p for p, _ in search_pmids(session, "suicidal ideation")] == [90000002]
+
+
+def test_studies_table_keeps_year_and_design_before_long_titles(sqlite_url: str) -> None:
+    world(sqlite_url)
+    at = open_page("studies", "vic")
+    table = at.dataframe[0]
+    assert list(table.value.columns[:4]) == ["pmid", "year", "design_label", "title"]
+    config = json.loads(table.proto.columns)
+    assert config["year"]["width"] == "small" and config["design_label"]["width"] == "medium"
+
+
+def test_studies_search_finds_a_study_by_pmid_or_doi_first(db_url: str) -> None:
+    world(db_url)
+    at = open_page("studies", "vic")
+    at.text_input(key="studies_query").input("PMID: 90000004").run()
+    assert not at.exception
+    assert listed(at)[0] == 90000004
+    at.text_input(key="studies_query").input("https://doi.org/10.1016/j.jadr.2023.0002").run()
+    assert listed(at)[0] == 90000002
 
 
 def test_tagged_and_claim_filters(sqlite_url: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +30,9 @@ class Freshness:
     last_harvest: dict[str, Any] | None  # the latest successful harvest
     added_since_last_harvest: int
     added_last_7_days: int
+    last_success: dict[str, Any] | None = None  # the latest successful harvest or import
+    succeeded_runs: dict[str, int] = field(default_factory=dict)  # successful runs per kind
+    last_failure: dict[str, Any] | None = None  # the latest run, when it failed or was interrupted
 
 
 def corpus_freshness(session: Session, now: datetime | None = None) -> Freshness:
@@ -46,6 +49,15 @@ def corpus_freshness(session: Session, now: datetime | None = None) -> Freshness
         )
         .mappings()
         .first()
+    )
+    succeeded = runs.c.status == RunStatus.SUCCEEDED.value
+    last_success = (
+        session.execute(select(runs).where(succeeded).order_by(runs.c.id.desc()).limit(1)).mappings().first()
+    )
+    per_kind = session.execute(select(runs.c.kind, func.count()).where(succeeded).group_by(runs.c.kind))
+    failed = last_run is not None and last_run["status"] in (
+        RunStatus.FAILED.value,
+        RunStatus.INTERRUPTED.value,
     )
     table = Article.__table__
     now = now or utcnow()
@@ -67,6 +79,9 @@ def corpus_freshness(session: Session, now: datetime | None = None) -> Freshness
         last_harvest=dict(last_harvest) if last_harvest is not None else None,
         added_since_last_harvest=since_harvest,
         added_last_7_days=added_since(now - timedelta(days=7)),
+        last_success=dict(last_success) if last_success is not None else None,
+        succeeded_runs={kind: int(n) for kind, n in per_kind},
+        last_failure=dict(last_run) if failed and last_run is not None else None,
     )
 
 

@@ -3,11 +3,13 @@ Review page's queue, study card and highlighted terms. Plain data only (see db.r
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote
 
 from sqlalchemy import func, select
 from sqlmodel import Session, col
@@ -70,8 +72,38 @@ def study_index(session: Session) -> list[dict[str, Any]]:
 
 def search_pmids(session: Session, text: str, limit: int | None = None) -> list[tuple[int, float]]:
     """(pmid, score) of the articles matching search-box text, best first, from the full-text index
-    (title, abstract, MeSH and keywords; db.corpus.fulltext). An empty search matches nothing."""
-    return search_articles_fulltext(session, text, limit=limit)
+    (title, abstract, MeSH and keywords; db.corpus.fulltext). An empty search matches nothing.
+
+    Text that names a stored study by PMID or DOI (see named_study) puts that study first."""
+    hits = search_articles_fulltext(session, text, limit=limit)
+    named = named_study(session, text)
+    if named is None:
+        return hits
+    best = max((score for _, score in hits), default=0.0) + 1.0
+    found = [(named, best), *((pmid, score) for pmid, score in hits if pmid != named)]
+    return found[:limit] if limit is not None else found
+
+
+_PMID_TEXT = re.compile(r"(?:pmid\s*:?\s*)?(\d{1,9})", re.IGNORECASE)
+_DOI_TEXT = re.compile(
+    r"(?:doi\s*:?\s*|https?://(?:dx\.)?doi\.org/|(?:dx\.)?doi\.org/)?(10\.\d{4,9}/\S+)", re.IGNORECASE
+)
+
+
+def named_study(session: Session, text: str) -> int | None:
+    """The PMID of the stored study that search text names by identifier, else None: a PMID
+    ("27797938", "PMID: 27797938") or a DOI ("10.1001/jama.2016.1234", "doi:10...", a doi.org URL).
+    DOIs compare without regard to case, as the DOI system does."""
+    text = text.strip()
+    table = Article.__table__
+    if match := _PMID_TEXT.fullmatch(text):
+        query = select(table.c.pmid).where(table.c.pmid == int(match.group(1)))
+    elif match := _DOI_TEXT.fullmatch(unquote(text) if "doi.org/" in text.lower() else text):
+        doi = match.group(1).rstrip(".,;")  # a DOI pasted from a sentence keeps its full stop
+        query = select(table.c.pmid).where(func.lower(table.c.doi) == doi.lower()).order_by(table.c.pmid)
+    else:
+        return None
+    return session.scalars(query.limit(1)).first()
 
 
 def judged_pmids_by_claim(session: Session) -> dict[int, set[int]]:

@@ -14,17 +14,23 @@ import base64
 import functools
 import hashlib
 import hmac
+import logging
 import secrets
+from collections.abc import Callable
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from db.clock import utcnow
-from db.errors import InvalidInputError, PermissionDenied
+from db.errors import InvalidInputError, PermissionDenied, SignInThrottled
 from db.models import User, UserCredential
 from db.review.audit import record_event
 from db.review.roles import Action, add_user, find_user, get_user, require
+from db.review.throttle import SIGN_IN_THROTTLE, SignInThrottle
 from db.vocab import AuditAction, AuthMode, Role
+
+_log = logging.getLogger(__name__)
 
 MIN_PASSWORD_LENGTH = 10
 # scrypt cost: n=2**15, r=8 needs 32 MiB and about 50-100 ms per check, which makes guessing
@@ -131,14 +137,38 @@ def users_with_password(session: Session) -> set[int]:
     return set(session.scalars(select(col(UserCredential.user_id))))
 
 
-def authenticate(session: Session, name: str, password: str) -> User | None:
-    """The active user with this name and password, else None (whatever was wrong)."""
+def authenticate(
+    session: Session,
+    name: str,
+    password: str,
+    *,
+    client: str | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    throttle: SignInThrottle = SIGN_IN_THROTTLE,
+) -> User | None:
+    """The active user with this name and password, else None (whatever was wrong).
+
+    After too many wrong passwords in a row for the name, or from `client` (the browser's address),
+    raises SignInThrottled without checking the password (db/review/throttle.py). Unknown names count
+    like known ones, so the refusal does not tell which names exist.
+    """
+    now = clock()
+    waiting = throttle.wait(name, client, now)
+    if waiting is not None:
+        kind, seconds = waiting
+        _log.warning("Sign-in refused for user %r from %s: throttled for %d s", name.strip(), client, seconds)
+        raise SignInThrottled(name.strip(), seconds, per_client=kind == "client")
     user = find_user(session, name.strip())
     credential = session.get(UserCredential, user.id) if user is not None and user.id is not None else None
     encoded = credential.password_hash if credential is not None else _dummy_hash()
     matches = verify_password(password, encoded)
     if user is None or credential is None or not user.active or not matches:
+        failures = throttle.failed(name, client, now)
+        _log.warning("Wrong password for user %r from %s (%d in a row)", name.strip(), client, failures)
         return None
+    earlier = throttle.succeeded(name, client)
+    if earlier:
+        _log.warning("User %r signed in from %s after %d wrong password(s)", user.name, client, earlier)
     return user
 
 
