@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from ingest.eutils import EutilsError, SearchResult
+from ingest.eutils_answers import EutilsError, SearchResult
 
 # The sweep starts here; the harvest's sum check catches anything outside [EARLIEST_EDAT, tomorrow].
 EARLIEST_EDAT = date(1700, 1, 1)

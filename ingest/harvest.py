@@ -20,14 +20,8 @@ from db.settings import Settings
 from db.vocab import RunStatus
 from ingest.batch_sizes import DEFAULT_BATCH_SIZE
 from ingest.date_windows import DateWindow, ncbi_day, plan_windows
-from ingest.eutils import (
-    ConfigurationError,
-    EutilsClient,
-    EutilsError,
-    HistoryExpiredError,
-    SearchResult,
-    only_asked,
-)
+from ingest.eutils import ConfigurationError, EutilsClient
+from ingest.eutils_answers import EutilsError, HistoryExpiredError, SearchResult, only_asked
 from ingest.records import DeletedCitation, PubmedRecord
 from ingest.store import store_batch, to_stored_items
 

@@ -10,7 +10,8 @@ import streamlit as st
 from db.errors import DatabaseError
 from db.review.roles import Action
 from db.settings import load_settings
-from ingest.eutils import ConfigurationError, EutilsError
+from ingest.eutils import ConfigurationError
+from ingest.eutils_answers import EutilsError
 from ingest.harvest import DEFAULT_QUERY, harvest
 from ingest.importer import import_file
 from ingest.pubmed_xml import PubmedFormatError

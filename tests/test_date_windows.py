@@ -10,7 +10,7 @@ from datetime import date, timedelta
 import pytest
 
 from ingest.date_windows import EARLIEST_EDAT, plan_windows
-from ingest.eutils import EutilsError, SearchResult
+from ingest.eutils_answers import EutilsError, SearchResult
 
 LAST_DAY = date(2026, 11, 27)
 

@@ -13,14 +13,8 @@ from lxml import etree
 from pytest_httpserver import HTTPServer
 
 from db.settings import load_settings
-from ingest.eutils import (
-    ConfigurationError,
-    EutilsClient,
-    EutilsError,
-    InvalidQueryError,
-    RateLimiter,
-    process_rate_limiter,
-)
+from ingest.eutils import ConfigurationError, EutilsClient, RateLimiter, process_rate_limiter
+from ingest.eutils_answers import EutilsError, InvalidQueryError
 from ingest.records import PubmedRecord
 from tests.conftest import shared_file
 from tests.eutils_server import FakeEutils, Fault, article_set_xml, make_records

@@ -18,14 +18,8 @@ from sqlalchemy import func, select
 from db.engine import init_db, open_session
 from db.models import Article, ArticleRevision, HarvestRun
 from db.settings import Settings
-from ingest.eutils import (
-    ConfigurationError,
-    EutilsClient,
-    EutilsError,
-    HistoryExpiredError,
-    InvalidQueryError,
-    RateLimiter,
-)
+from ingest.eutils import ConfigurationError, EutilsClient, RateLimiter
+from ingest.eutils_answers import EutilsError, HistoryExpiredError, InvalidQueryError
 from ingest.harvest import DEFAULT_QUERY, MAX_RESEARCHES, harvest, term_since
 from tests.eutils_server import FakeEutils, FakeRecord, Fault, make_records
 

@@ -18,7 +18,8 @@ from werkzeug import Request, Response
 from db.engine import open_session
 from db.models import Article, HarvestRun
 from db.settings import Settings
-from ingest.eutils import AnswerTooLargeError, EutilsClient, EutilsError, RateLimiter
+from ingest.eutils import EutilsClient, RateLimiter
+from ingest.eutils_answers import AnswerTooLargeError, EutilsError
 from ingest.harvest import harvest
 from tests.eutils_server import FakeEutils, article_set_xml, make_records
 

@@ -43,7 +43,8 @@ def _explain_work_error(exc: BaseException) -> str | None:
     from db.engine import describe_operational_error
     from db.errors import DatabaseError, ImportRejected, ReviewError
     from db.settings import load_settings
-    from ingest.eutils import ConfigurationError, EutilsError
+    from ingest.eutils import ConfigurationError
+    from ingest.eutils_answers import EutilsError
     from ingest.pubmed_xml import PubmedFormatError
 
     if isinstance(exc, MemoryError):
