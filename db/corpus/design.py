@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from sqlalchemy import func, select, update
+from sqlmodel import Session
+
+from db.clock import utcnow
+from db.corpus.classifier import CLASSIFIER_VERSION, LOW_CONFIDENCE, DesignGuess, classify_design
+from db.corpus.notices import notice_kind, notice_target
+from db.models import Article, DesignCorrection
 from db.vocab import EvidenceTier, StudyDesign
 
 DESIGN_TIER: dict[StudyDesign, EvidenceTier] = {
@@ -70,7 +77,9 @@ _REVIEW_TYPES = frozenset({"Review", "Scoping Review"})
 
 
 def suggest_design(publication_types: Iterable[str], mesh_terms: Iterable[str] = ()) -> StudyDesign:
-    """The design PubMed's publication types (and MeSH) suggest; a reviewer confirms or corrects it.
+    """The design PubMed's publication types (and MeSH) alone suggest: the prefill before the classifier.
+
+    Kept as the baseline bench/design_classifier.py compares with; records get `prefill_columns`.
 
     Preclinical wins first: a "meta-analysis" of rat studies is still preclinical evidence. MeSH
     "Animals" (or "In Vitro Techniques") without "Humans" marks animal / in vitro work; a record
@@ -140,3 +149,96 @@ def parse_design(text: str) -> StudyDesign:
         return _ALIASES[cleaned]
     known = ", ".join(d.value for d in StudyDesign)
     raise ValueError(f"unknown design {text!r}; use one of {known}")
+
+
+# --- the prefill stored with each article ------------------------------------------------------------
+
+PREFILL_COLUMNS = ("design", "design_confidence", "design_cues", "design_version", "is_notice", "notice_of")
+
+
+def prefill_columns(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The design prefill of an article's column values (title, abstract, journal, types, MeSH, notices).
+
+    A publication notice is not a study: it gets design "other" with full confidence and the link to
+    the study it concerns, and the classifier is not asked.
+    """
+    types = list(fields.get("publication_types") or ())
+    title = str(fields.get("title") or "")
+    kind = notice_kind(types, title)
+    if kind is not None:
+        guess = DesignGuess(StudyDesign.OTHER, 1.0, (f"publication notice: {kind}",))
+        target = notice_target(fields.get("notices") or ())
+    else:
+        guess = classify_design(
+            title,
+            str(fields.get("abstract") or ""),
+            str(fields.get("journal") or ""),
+            types,
+            mesh_descriptors(fields.get("mesh_headings") or ()),
+        )
+        target = None
+    return {
+        "design": guess.design.value,
+        "design_confidence": guess.confidence,
+        "design_cues": list(guess.cues),
+        "design_version": CLASSIFIER_VERSION,
+        "is_notice": kind is not None,
+        "notice_of": target,
+    }
+
+
+def reclassify(session: Session, *, everything: bool = False, chunk: int = 1000) -> dict[str, int]:
+    """Redo the design prefill of articles made by an older classifier (all of them with `everything`).
+
+    Reviewers' designs are DesignCorrection rows, which always win over the prefill, so they are never
+    touched; the counts say how many changed prefills lie under one. Does not commit.
+    """
+    table = Article.__table__
+    corrected = set(session.scalars(select(DesignCorrection.pmid).distinct()))
+    counts = {"checked": 0, "changed": 0, "changed_under_correction": 0, "notices": 0, "low_confidence": 0}
+    last = -1
+    now = utcnow()
+    columns = (
+        table.c.pmid, table.c.title, table.c.abstract, table.c.journal, table.c.publication_types,
+        table.c.mesh_headings, table.c.notices, table.c.retraction_status,
+        *(table.c[name] for name in PREFILL_COLUMNS),
+    )  # fmt: skip
+    while True:
+        query = select(*columns).where(table.c.pmid > last).order_by(table.c.pmid).limit(chunk)
+        if not everything:
+            query = query.where(table.c.design_version < CLASSIFIER_VERSION)
+        rows = session.execute(query).mappings().all()
+        if not rows:
+            return counts
+        for row in rows:
+            counts["checked"] += 1
+            values = prefill_columns(row)
+            counts["notices"] += values["is_notice"]
+            counts["low_confidence"] += values["design_confidence"] < LOW_CONFIDENCE
+            # An expression-of-concern notice is not itself under concern (see ingest.records).
+            if values["is_notice"] and row["retraction_status"] == "expression_of_concern":
+                values["retraction_status"] = _notice_standing(row)
+            changed = any(row[name] != values[name] for name in values)
+            if values["design"] != row["design"] and row["design_version"]:
+                counts["changed"] += 1
+                counts["changed_under_correction"] += row["pmid"] in corrected
+            if changed:
+                # updated_at moves so per-process caches of study facts see the change.
+                session.execute(
+                    update(table).where(table.c.pmid == row["pmid"]).values(**values, updated_at=now)
+                )
+        last = rows[-1]["pmid"]
+
+
+def _notice_standing(row: Mapping[str, Any]) -> str | None:
+    kinds = {n.get("ref_type") for n in row["notices"] or ()}
+    return "expression_of_concern" if "ExpressionOfConcernIn" in kinds else None
+
+
+def prefill_summary(session: Session) -> dict[str, int]:
+    """How many articles have each prefilled design (notices counted apart)."""
+    table = Article.__table__
+    query = select(table.c.design, func.count()).where(~table.c.is_notice).group_by(table.c.design)
+    summary = {str(design): int(n) for design, n in session.execute(query)}
+    summary["notice"] = int(session.scalar(select(func.count()).where(table.c.is_notice)) or 0)
+    return summary

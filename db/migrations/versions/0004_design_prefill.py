@@ -1,0 +1,58 @@
+"""Design prefill: each article's classified design, its confidence and cues; publication notices.
+
+Revision ID: 0004_design_prefill
+Revises: 0003_article_terms
+Create Date: 2026-12-04 17:40:00.000000
+
+Adds the columns and fills them for every existing article with db.corpus.design.reclassify (the
+classifier that ships with the package, a few milliseconds per article). Reviewers' designs live in
+design_correction and are not touched: they still win over the prefill.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlmodel import Session
+
+revision: str = "0004_design_prefill"
+down_revision: str | None = "0003_article_terms"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("article") as batch:
+        batch.add_column(sa.Column("design", sa.String(length=32), server_default="other", nullable=False))
+        batch.add_column(sa.Column("design_confidence", sa.Float(), server_default="0", nullable=False))
+        batch.add_column(sa.Column("design_cues", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column("design_version", sa.Integer(), server_default="0", nullable=False))
+        batch.add_column(sa.Column("is_notice", sa.Boolean(), server_default="0", nullable=False))
+        batch.add_column(sa.Column("notice_of", sa.BigInteger(), nullable=True))
+    op.create_index("ix_article_design", "article", ["design"], unique=False)
+    op.create_index("ix_article_is_notice", "article", ["is_notice"], unique=False)
+    op.create_index("ix_article_notice_of", "article", ["notice_of"], unique=False)
+
+    from db.corpus.design import reclassify  # the package's classifier, as of this release
+
+    with Session(bind=op.get_bind()) as session:
+        reclassify(session)
+        session.flush()
+
+
+def downgrade() -> None:
+    op.drop_index("ix_article_notice_of", table_name="article")
+    op.drop_index("ix_article_is_notice", table_name="article")
+    op.drop_index("ix_article_design", table_name="article")
+    with op.batch_alter_table("article") as batch:
+        for name in (
+            "notice_of",
+            "is_notice",
+            "design_version",
+            "design_cues",
+            "design_confidence",
+            "design",
+        ):
+            batch.drop_column(name)
