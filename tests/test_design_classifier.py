@@ -27,8 +27,7 @@ from db.errors import InvalidInputError
 from db.exports.articles import write_articles
 from db.models import Article
 from db.review.assessments import confirm_design, correct_design, effective_design
-from db.review.pairs import claim_evidence
-from db.review.signoff import sign_off
+from db.review.signoff import claim_verdict, sign_off
 from db.vocab import StudyDesign
 from ingest.records import AbstractSection, Notice, PubmedRecord
 from tests.review_builders import add_article, add_claim, team, vote
@@ -176,6 +175,7 @@ def test_a_notice_links_the_study_it_concerns_and_is_not_a_study() -> None:
 
     assert record.retraction_status is None  # the notice is not itself under concern
     assert columns["is_notice"] and columns["notice_of"] == 901
+    assert columns["retraction_status"] == "notice"  # excluded by the verdict rule as not a study
     assert columns["design"] == StudyDesign.OTHER.value and columns["design_confidence"] == 1.0
     assert notice_target([{"ref_type": "ErratumFor", "pmid": 5}]) == 5
 
@@ -253,7 +253,7 @@ def test_signoff_refuses_unconfirmed_low_confidence_designs_until_confirmed(sess
     assert confirm_design(session, people["reviewer"], 1) is None  # nothing left to confirm
 
 
-def test_a_notice_is_never_claim_evidence(session: Session) -> None:
+def test_a_notice_is_excluded_from_a_claims_evidence_as_not_a_study(session: Session) -> None:
     people = team(session)
     claim = add_claim(session)
     add_article(session, 1)
@@ -261,7 +261,10 @@ def test_a_notice_is_never_claim_evidence(session: Session) -> None:
     vote(session, people["reviewer"], claim, 1)
     vote(session, people["reviewer"], claim, 2)
 
-    assert [e.pmid for e in claim_evidence(session, claim)] == [1]
+    result = claim_verdict(session, claim)
+
+    assert [(e.pmid, e.reason) for e in result.excluded] == [(2, "a publication notice, not a study")]
+    assert "1 RCT" in result.reasoning
 
 
 # --- the real labelled abstracts: a sane floor only (quality targets live in bench/) --------------------

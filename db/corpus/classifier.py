@@ -126,11 +126,11 @@ METADATA_WEIGHTS: dict[str, dict[StudyDesign, float]] = {
     "pt:scoping review": {StudyDesign.SYSTEMATIC_REVIEW: 3.0},
     "pt:clinical trial protocol": {StudyDesign.OTHER: 6.0},
     "pt:editorial": {StudyDesign.OTHER: 5.0},
-    "pt:letter": {StudyDesign.OTHER: 2.0},
+    "pt:letter": {StudyDesign.OTHER: 4.0},
     "pt:news": {StudyDesign.OTHER: 5.0},
     "pt:guideline": {StudyDesign.OTHER: 4.0},
     "pt:practice guideline": {StudyDesign.OTHER: 4.0},
-    "mh:animals-only": {StudyDesign.PRECLINICAL: 5.0},
+    "mh:animals-only": {StudyDesign.PRECLINICAL: 9.0},  # preclinical wins: a rat RCT is animal evidence
     "mh:in vitro techniques": {StudyDesign.PRECLINICAL: 2.0},
     "mh:cohort studies": {StudyDesign.OBSERVATIONAL: 2.5},
     "mh:case-control studies": {StudyDesign.OBSERVATIONAL: 2.5},
@@ -142,6 +142,11 @@ METADATA_WEIGHTS: dict[str, dict[StudyDesign, float]] = {
     "mh:double-blind method": {StudyDesign.RCT: 1.5},
 }
 _META_TYPES = frozenset({"meta-analysis", "network meta-analysis"})
+_META_TITLE = frozenset({"t:meta-analysis", "t:meta-analyses", "t:meta_analysis", "t:meta-analytic"})
+_POOLING = frozenset(
+    {"pooled", "random-effects", "random_effects", "random-effect", "fixed-effect", "fixed-effects",
+     "smd", "forest_plot", "i2", "standardized_mean", "standardised_mean", "pooling"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,8 +284,11 @@ def _refine(design: StudyDesign, features: set[str], types: Sequence[str]) -> tu
     if design is StudyDesign.SYSTEMATIC_REVIEW:
         if _META_TYPES.intersection(types):
             return StudyDesign.META_ANALYSIS, "publication type: Meta-Analysis"
-        if "c:meta_analysis" in features:
-            return StudyDesign.META_ANALYSIS, 'text: "meta-analysis"'
+        if not _META_TITLE.isdisjoint(features):
+            return StudyDesign.META_ANALYSIS, 'title: "meta-analysis"'
+        # "We excluded meta-analyses" names one without being one: the abstract must pool as well.
+        if "c:meta_analysis" in features and not _POOLING.isdisjoint(features):
+            return StudyDesign.META_ANALYSIS, 'text: "meta-analysis" with pooled estimates'
     return design, None
 
 

@@ -12,7 +12,7 @@ from db.clock import utcnow
 from db.corpus.classifier import CLASSIFIER_VERSION, LOW_CONFIDENCE, DesignGuess, classify_design
 from db.corpus.notices import notice_kind, notice_target
 from db.models import Article, DesignCorrection
-from db.vocab import EvidenceTier, StudyDesign
+from db.vocab import EvidenceTier, RetractionStatus, StudyDesign
 
 DESIGN_TIER: dict[StudyDesign, EvidenceTier] = {
     StudyDesign.META_ANALYSIS: EvidenceTier.DECISIVE,
@@ -177,7 +177,7 @@ def prefill_columns(fields: Mapping[str, Any]) -> dict[str, Any]:
             mesh_descriptors(fields.get("mesh_headings") or ()),
         )
         target = None
-    return {
+    columns = {
         "design": guess.design.value,
         "design_confidence": guess.confidence,
         "design_cues": list(guess.cues),
@@ -185,6 +185,16 @@ def prefill_columns(fields: Mapping[str, Any]) -> dict[str, Any]:
         "is_notice": kind is not None,
         "notice_of": target,
     }
+    if kind is not None:
+        # The verdict rule excludes a record by its standing (db.review.verdicts.EXCLUDING_STATUSES):
+        # a notice is never counted as a study, whatever PubMed's types say of it.
+        standing = fields.get("retraction_status")
+        if standing not in (RetractionStatus.RETRACTED, RetractionStatus.RETRACTION_NOTICE):
+            standing = (
+                RetractionStatus.RETRACTION_NOTICE if kind == "retraction notice" else RetractionStatus.NOTICE
+            )
+        columns["retraction_status"] = str(standing)
+    return columns
 
 
 def reclassify(session: Session, *, everything: bool = False, chunk: int = 1000) -> dict[str, int]:
@@ -215,9 +225,6 @@ def reclassify(session: Session, *, everything: bool = False, chunk: int = 1000)
             values = prefill_columns(row)
             counts["notices"] += values["is_notice"]
             counts["low_confidence"] += values["design_confidence"] < LOW_CONFIDENCE
-            # An expression-of-concern notice is not itself under concern (see ingest.records).
-            if values["is_notice"] and row["retraction_status"] == "expression_of_concern":
-                values["retraction_status"] = _notice_standing(row)
             changed = any(row[name] != values[name] for name in values)
             if values["design"] != row["design"] and row["design_version"]:
                 counts["changed"] += 1
@@ -228,11 +235,6 @@ def reclassify(session: Session, *, everything: bool = False, chunk: int = 1000)
                     update(table).where(table.c.pmid == row["pmid"]).values(**values, updated_at=now)
                 )
         last = rows[-1]["pmid"]
-
-
-def _notice_standing(row: Mapping[str, Any]) -> str | None:
-    kinds = {n.get("ref_type") for n in row["notices"] or ()}
-    return "expression_of_concern" if "ExpressionOfConcernIn" in kinds else None
 
 
 def prefill_summary(session: Session) -> dict[str, int]:

@@ -142,6 +142,12 @@ class StudyDetail:
     revisions: tuple[Revision, ...]
     pubmed_url: str
     doi_url: str | None
+    # The prefill's confidence and the features that decided it; 1.0 and none once a reviewer set it.
+    design_confidence: float = 1.0
+    design_cues: tuple[str, ...] = ()
+    needs_design_confirmation: bool = False
+    is_notice: bool = False
+    notice_of: int | None = None
 
 
 def author_name(author: dict[str, Any]) -> str:
@@ -221,6 +227,11 @@ def study_detail(session: Session, viewer: User, pmid: int) -> StudyDetail:
         revisions=tuple(Revision(r.changed_at, r.change, tuple(r.changed_fields or ())) for r in revisions),
         pubmed_url=PUBMED_URL.format(pmid=pmid),
         doi_url=DOI_URL.format(doi=article.doi) if article.doi else None,
+        design_confidence=facts.design_confidence,
+        design_cues=tuple(article.design_cues or ()),
+        needs_design_confirmation=facts.needs_design_confirmation,
+        is_notice=article.is_notice,
+        notice_of=article.notice_of,
     )
 
 

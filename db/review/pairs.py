@@ -229,7 +229,6 @@ def claim_evidence(session: Session, claim: Claim) -> list[StudyEvidence]:
     return [
         StudyEvidence(pmid, verdict, facts[pmid].design, facts[pmid].retraction_status)
         for pmid, verdict in pairs
-        if not facts[pmid].is_notice  # a retraction notice or erratum is not a study
     ]
 
 
@@ -242,9 +241,7 @@ def listed_evidence(session: Session, claim: Claim) -> tuple[list[StudyEvidence]
     """
     assert claim.id is not None
     facts = study_facts(session)
-    excluded = [
-        pmid for pmid, fact in facts.items() if fact.retraction_status in EXCLUDING_STATUSES or fact.is_notice
-    ]
+    excluded = [pmid for pmid, fact in facts.items() if fact.retraction_status in EXCLUDING_STATUSES]
     pairs = evidence_pairs(session, [claim.id], excluded).get(claim.id, [])
     screened = screened_out_tally(session, [claim.id], excluded).get(claim.id, 0)
     evidence = [

@@ -24,13 +24,16 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("article") as batch:
-        batch.add_column(sa.Column("design", sa.String(length=32), server_default="other", nullable=False))
-        batch.add_column(sa.Column("design_confidence", sa.Float(), server_default="0", nullable=False))
-        batch.add_column(sa.Column("design_cues", sa.JSON(), nullable=True))
-        batch.add_column(sa.Column("design_version", sa.Integer(), server_default="0", nullable=False))
-        batch.add_column(sa.Column("is_notice", sa.Boolean(), server_default="0", nullable=False))
-        batch.add_column(sa.Column("notice_of", sa.BigInteger(), nullable=True))
+    # Plain ADD / DROP COLUMN (SQLite 3.35+): a batch copy of the table would trip the foreign keys
+    # that reviewers' tables hold on article.pmid.
+    op.add_column(
+        "article", sa.Column("design", sa.String(length=32), server_default="other", nullable=False)
+    )
+    op.add_column("article", sa.Column("design_confidence", sa.Float(), server_default="0", nullable=False))
+    op.add_column("article", sa.Column("design_cues", sa.JSON(), nullable=True))
+    op.add_column("article", sa.Column("design_version", sa.Integer(), server_default="0", nullable=False))
+    op.add_column("article", sa.Column("is_notice", sa.Boolean(), server_default="0", nullable=False))
+    op.add_column("article", sa.Column("notice_of", sa.BigInteger(), nullable=True))
     op.create_index("ix_article_design", "article", ["design"], unique=False)
     op.create_index("ix_article_is_notice", "article", ["is_notice"], unique=False)
     op.create_index("ix_article_notice_of", "article", ["notice_of"], unique=False)
@@ -46,13 +49,5 @@ def downgrade() -> None:
     op.drop_index("ix_article_notice_of", table_name="article")
     op.drop_index("ix_article_is_notice", table_name="article")
     op.drop_index("ix_article_design", table_name="article")
-    with op.batch_alter_table("article") as batch:
-        for name in (
-            "notice_of",
-            "is_notice",
-            "design_version",
-            "design_cues",
-            "design_confidence",
-            "design",
-        ):
-            batch.drop_column(name)
+    for name in ("notice_of", "is_notice", "design_version", "design_cues", "design_confidence", "design"):
+        op.drop_column("article", name)
