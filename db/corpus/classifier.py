@@ -10,10 +10,8 @@ get them weeks or months after they appear. Every guess says which features deci
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -39,67 +37,49 @@ MODEL_CLASSES: tuple[StudyDesign, ...] = (
     StudyDesign.OTHER,
 )
 
-_TOKEN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+# Everything but letters, digits and hyphens becomes a space, so that str.split() tokenises the
+# abstract: a third of the cost of a regular expression's findall, the bulk of the classifier's time.
+# A byte table (bytes.translate is a C table lookup; str.translate with a dict is not): ASCII
+# separators become spaces, UTF-8's non-ASCII bytes stay as they are.
+_SEPARATORS = bytes(
+    code if code >= 128 or chr(code).isalnum() or chr(code) == "-" else ord(" ") for code in range(256)
+)
 
-# Rule cues: (feature name, what a reviewer reads, words or word pairs that raise it). The model learns
-# how much each weighs; they also make the reasons readable. Word sets, not regular expressions: a set
-# test costs a fraction of a regex pass over the abstract, which matters at import (see docs).
-_CUE_WORDS: tuple[tuple[str, str, str], ...] = (
-    (
-        "randomized",
-        '"randomized"',
-        "randomized randomised randomization randomisation randomly_assigned randomly_allocated",
-    ),
-    ("placebo", '"placebo"', "placebo placebo-controlled sham sham-controlled"),
-    ("blind", '"double-blind"', "double-blind double-blinded single-blind triple-blind double_blind"),
-    (
-        "meta_analysis",
-        '"meta-analysis"',
-        "meta-analysis meta-analyses meta-analytic meta_analysis meta_analyses pooled_analysis",
-    ),
-    (
-        "systematic_review",
-        '"systematic review"',
-        "systematic_review systematically_reviewed systematic_search prisma scoping_review umbrella_review",
-    ),
-    (
-        "databases",
-        "searched literature databases",
-        "medline embase pubmed cochrane psycinfo cinahl scopus web_of",
-    ),
-    (
-        "case_report",
-        '"case report"',
-        "case_report case_reports we_report we_describe we_present case_series a_case",
-    ),
-    ("cohort", '"cohort"', "cohort cohorts longitudinal follow-up_study"),
-    ("case_control", '"case-control"', "case-control case_control"),
-    ("cross_sectional", '"cross-sectional"', "cross-sectional survey questionnaire questionnaires"),
-    ("retrospective", '"retrospective"', "retrospective retrospectively chart_review registry"),
-    ("prospective", '"prospective"', "prospective prospectively"),
-    ("protocol", '"protocol"', "study_protocol trial_protocol protocol_for will_be"),
-    ("open_label", '"open-label"', "open-label open_label single-arm pilot_study phase_ii phase_i"),
-    (
-        "animal",
-        "animal terms",
-        "mice mouse rat rats murine rodent rodents zebrafish primate primates monkeys macaques marmosets rabbits pigs piglets dogs sheep drosophila wistar sprague-dawley knockout transgenic",
-    ),
-    ("in_vitro", '"in vitro"', "in_vitro cell_line cell_lines cultured cell_culture cell_cultures slices"),
-    ("review_word", '"review"', "review reviews reviewed overview we_discuss"),
-    ("patients", '"patients"', "patient patients participants subjects volunteers"),
+# Rule cues: (feature name, what a reviewer reads, words that raise it, phrases that raise it). The
+# model learns how much each weighs; they also make the reasons readable. Word-set tests and plain
+# substring searches, not regular expressions: each costs a microsecond or less per abstract, which
+# matters at import (see docs/performance.md).
+_CUE_SPECS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("randomized", '"randomized"', "randomized randomised randomization randomisation", ("randomly assigned", "randomly allocated")),
+    ("placebo", '"placebo"', "placebo placebo-controlled sham sham-controlled", ()),
+    ("blind", '"double-blind"', "double-blind double-blinded single-blind triple-blind", ("double blind",)),
+    ("meta_analysis", '"meta-analysis"', "meta-analysis meta-analyses meta-analytic", ("meta analysis", "pooled analysis")),
+    ("systematic_review", '"systematic review"', "prisma", ("systematic review", "systematically reviewed", "systematic search", "scoping review", "umbrella review", "systematic literature")),
+    ("databases", "searched literature databases", "medline embase pubmed cochrane psycinfo cinahl scopus", ("web of science",)),
+    ("case_report", '"case report"', "", ("case report", "we report", "we describe", "we present", "case series", "-year-old")),
+    ("cohort", '"cohort"', "cohort cohorts longitudinal", ("follow-up study",)),
+    ("case_control", '"case-control"', "case-control", ("case control",)),
+    ("cross_sectional", '"cross-sectional"', "cross-sectional survey questionnaire questionnaires", ()),
+    ("retrospective", '"retrospective"', "retrospective retrospectively registry", ("chart review",)),
+    ("prospective", '"prospective"', "prospective prospectively", ()),
+    ("protocol", '"protocol"', "", ("study protocol", "trial protocol", "protocol for", "will be")),
+    ("open_label", '"open-label"', "open-label single-arm", ("open label", "pilot study", "phase ii", "phase i ")),
+    ("animal", "animal terms", "mice mouse rat rats murine rodent rodents zebrafish primate primates monkeys macaques marmosets rabbits pigs piglets dogs sheep drosophila wistar sprague-dawley knockout transgenic", ()),
+    ("in_vitro", '"in vitro"', "cultured slices", ("in vitro", "cell line", "cell culture")),
+    ("review_word", '"review"', "review reviews reviewed overview", ("we discuss",)),
+    ("patients", '"patients"', "patient patients participants subjects volunteers", ()),
+    ("trial_registration", "a trial registration number", "isrctn eudract chictr", ("nct0", "actrn", "drks0")),
+)  # fmt: skip
+_CUES: tuple[tuple[str, str, frozenset[str], tuple[str, ...]], ...] = tuple(
+    (name, label, frozenset(words.split()), phrases) for name, label, words, phrases in _CUE_SPECS
 )
-_CUES: tuple[tuple[str, str, frozenset[str]], ...] = tuple(
-    (name, label, frozenset(words.split())) for name, label, words in _CUE_WORDS
+_CUE_WORDS = tuple(("c:" + name, words) for name, _label, words, _phrases in _CUES if words)
+# (feature, a word the text must have for the phrase to be worth a search or None, the phrase)
+_CUE_PHRASES = tuple(
+    ("c:" + name, phrase.split()[0] if " " in phrase.strip() and phrase[0].isalpha() else None, phrase)
+    for name, _label, _words, phrases in _CUES
+    for phrase in phrases
 )
-# The two cues that words cannot spell: a trial registration number and "a 45-year-old ...".
-_PATTERN_CUES = re.compile(
-    r"\b(?P<trial_registration>nct\d{8}|isrctn\d|chictr|actrn\d|eudract|drks\d|irct\d|ctri/)"
-    r"|\b(?P<aged_patient>\d+-(?:year|month)-old (?:man|woman|boy|girl|male|female|patient|child))"
-)
-_PATTERN_LABELS = {
-    "trial_registration": "a trial registration number",
-    "aged_patient": '"a N-year-old patient"',
-}
 
 # PubMed's own metadata, weighed by hand (logit points added to a class): strong for the types
 # indexers give from the full text, weak for "Review", which systematic reviews carry as well.
@@ -142,11 +122,24 @@ METADATA_WEIGHTS: dict[str, dict[StudyDesign, float]] = {
     "mh:double-blind method": {StudyDesign.RCT: 1.5},
 }
 _META_TYPES = frozenset({"meta-analysis", "network meta-analysis"})
+
+
+def _metadata_margin(name: str, design: StudyDesign) -> float:
+    # A hand-set weight's margin over its mean across the model's classes, as for learned ones.
+    boosts = METADATA_WEIGHTS[name]
+    return boosts.get(design, 0.0) - sum(boosts.values()) / len(MODEL_CLASSES)
+
+
 _META_TITLE = frozenset({"t:meta-analysis", "t:meta-analyses", "t:meta_analysis", "t:meta-analytic"})
+# Words of an abstract that pools estimates (unigrams: see text_features).
 _POOLING = frozenset(
     {"pooled", "random-effects", "random_effects", "random-effect", "fixed-effect", "fixed-effects",
      "smd", "forest_plot", "i2", "standardized_mean", "standardised_mean", "pooling"}
 )  # fmt: skip
+
+
+# (title, abstract, journal, publication types, MeSH descriptors) of one record.
+RecordText = tuple[str, str, str, Sequence[str], Sequence[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,21 +156,25 @@ class DesignGuess:
 
 
 def text_features(title: str, abstract: str = "", journal: str = "") -> set[str]:
-    """The learnable features of a record: words and word pairs (title ones marked), journal words, cues."""
+    """The learnable features of a record: its words, the title's words and word pairs, journal words, cues.
+
+    The abstract gives single words only: its word pairs added little on the labelled abstracts and
+    cost most of the time at import.
+    """
     title_lower = title.lower()
     text = f"{title_lower}\n{abstract.lower()}"
-    title_words = _TOKEN.findall(title_lower)
-    words = _TOKEN.findall(text)
+    title_words = title_lower.encode().translate(_SEPARATORS).decode().split()
+    features = set(text.encode().translate(_SEPARATORS).decode().split())
+    features.discard("-")
+    cues = {name for name, words in _CUE_WORDS if not words.isdisjoint(features)}
+    for name, guard, phrase in _CUE_PHRASES:
+        if name not in cues and (guard is None or guard in features) and phrase in text:
+            cues.add(name)
+    features |= cues
     # map/zip/str.join run in C: several times cheaper than a comprehension building each pair.
-    title_features = set(map("t:".__add__, title_words))
-    title_features.update(map("t:".__add__, map("_".join, zip(title_words, title_words[1:], strict=False))))
-    features = set(words)
-    features.update(map("_".join, zip(words, words[1:], strict=False)))
-    cues = ["c:" + name for name, _label, keys in _CUES if not keys.isdisjoint(features)]
-    cues.extend("c:" + m.lastgroup for m in _PATTERN_CUES.finditer(text) if m.lastgroup)
-    features.update(cues)
-    features |= title_features
-    features.update(map("j:".__add__, _TOKEN.findall(journal.lower())))
+    features.update(map("t:".__add__, title_words))
+    features.update(map("t:".__add__, map("_".join, zip(title_words, title_words[1:], strict=False))))
+    features.update(map("j:".__add__, journal.lower().encode().translate(_SEPARATORS).decode().split()))
     return features
 
 
@@ -203,6 +200,8 @@ class DesignModel:
     names: tuple[str, ...]
     metadata: np.ndarray  # (len(METADATA_WEIGHTS), n_classes): the hand-set weights as rows
     metadata_rows: dict[str, int]
+    vocabulary: frozenset[str]  # the features' names, for a set intersection in C
+    margins: np.ndarray  # weights minus each feature's mean over the classes: what explains a guess
 
     @classmethod
     def from_arrays(
@@ -218,21 +217,25 @@ class DesignModel:
         for row, boosts in enumerate(METADATA_WEIGHTS.values()):
             for design, value in boosts.items():
                 metadata[row, columns[design]] = value
-        weights = np.asarray(weights, dtype=np.float32)
+        weights = np.vstack(
+            [np.zeros((1, weights.shape[1]), dtype=np.float32), np.asarray(weights, np.float32)]
+        )
         return cls(
             features={name: i + 1 for i, name in enumerate(names)},
-            weights=np.vstack([np.zeros((1, weights.shape[1]), dtype=np.float32), weights]),
+            weights=weights,
             bias=np.asarray(bias, dtype=np.float32),
             classes=tuple(classes),
             temperature=float(temperature),
             names=tuple(names),
             metadata=metadata,
             metadata_rows={name: i for i, name in enumerate(METADATA_WEIGHTS)},
+            vocabulary=frozenset(names),
+            margins=weights - weights.mean(axis=1, keepdims=True),
         )
 
     def logits(self, features: Iterable[str], metadata: Sequence[str] = ()) -> tuple[np.ndarray, list[int]]:
-        # Row 0 of `weights` is zeros: unknown features map there, all in C (no Python-level test).
-        rows = [r for r in map(self.features.get, features, repeat(0)) if r]
+        known = self.vocabulary.intersection(features)
+        rows = list(map(self.features.__getitem__, known))
         scores = self.bias + self.weights[rows].sum(axis=0) if rows else self.bias.copy()
         if metadata:
             scores = scores + self.metadata[[self.metadata_rows[m] for m in metadata]].sum(axis=0)
@@ -246,38 +249,85 @@ class DesignModel:
         publication_types: Sequence[str] = (),
         mesh_terms: Sequence[str] = (),
     ) -> DesignGuess:
-        types = [t.lower() for t in publication_types]
-        metadata = metadata_features(types, mesh_terms)
-        features = text_features(title, abstract, journal)
-        scores, rows = self.logits(features, metadata)
-        scaled = scores / self.temperature
-        probabilities = np.exp(scaled - scaled.max())
-        probabilities /= probabilities.sum()
-        best = int(probabilities.argmax())
-        design = self.classes[best]
-        cues = self._cues(best, rows, metadata)
-        design, cue = _refine(design, features, types)
-        if cue:
-            cues = (cue, *cues)
-        return DesignGuess(design, round(float(probabilities[best]), 3), cues)
+        return self.classify_many([(title, abstract, journal, publication_types, mesh_terms)])[0]
 
-    def _cues(self, best: int, rows: list[int], metadata: Sequence[str], limit: int = 4) -> tuple[str, ...]:
-        # What pushed the winning class above the others: each feature's weight for it minus its
-        # mean weight over the classes.
-        contributions: list[tuple[float, str]] = []
+    def classify_many(self, records: Sequence[RecordText], explain: bool = True) -> list[DesignGuess]:
+        """Guesses for many records with one pass of array operations (the import's batches).
+
+        Without `explain` the guesses carry only rule refinements as cues: a third of the cost.
+        """
+        if not records:
+            return []
+        all_features, all_types, all_metadata, rows, metadata_rows = [], [], [], [], []
+        row_owner, metadata_owner = [], []
+        for i, (title, abstract, journal, publication_types, mesh_terms) in enumerate(records):
+            types = [t.lower() for t in publication_types]
+            metadata = metadata_features(types, mesh_terms)
+            features = text_features(title, abstract, journal)
+            known = list(map(self.features.__getitem__, self.vocabulary.intersection(features)))
+            rows.extend(known)
+            row_owner.extend([i] * len(known))
+            metadata_rows.extend(self.metadata_rows[m] for m in metadata)
+            metadata_owner.extend([i] * len(metadata))
+            all_features.append(features)
+            all_types.append(types)
+            all_metadata.append(metadata)
+        scores = np.tile(self.bias, (len(records), 1))
         if rows:
-            block = self.weights[rows]
-            margin = block[:, best] - block.mean(axis=1)
-            for i in np.argsort(-margin)[:limit]:
-                if margin[i] > 0.05:
-                    contributions.append((float(margin[i]), describe_feature(self.names[rows[i] - 1])))
-        for name in metadata:
-            row = self.metadata[self.metadata_rows[name]]
-            margin = float(row[best] - row.mean())
-            if margin > 0:
-                contributions.append((margin, describe_feature(name)))
-        contributions.sort(key=lambda item: -item[0])
-        return tuple(dict.fromkeys(label for _, label in contributions[:limit]))
+            # Each record's rows are contiguous: sums per segment, for the records that have any.
+            owners = np.asarray(row_owner, dtype=np.intp)
+            firsts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+            scores[owners[firsts]] += np.add.reduceat(self.weights[rows], firsts, axis=0)
+        if metadata_rows:
+            np.add.at(scores, np.asarray(metadata_owner, dtype=np.intp), self.metadata[metadata_rows])
+        scaled = scores / self.temperature
+        scaled -= scaled.max(axis=1, keepdims=True)
+        probabilities = np.exp(scaled)
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        best = probabilities.argmax(axis=1)
+        confidence = probabilities[np.arange(len(records)), best].round(3).tolist()
+        cues = (
+            self._cues_many(best, rows, row_owner, all_metadata, self.classes)
+            if explain
+            else [()] * len(records)
+        )
+        guesses = []
+        for i, features in enumerate(all_features):
+            design, cue = _refine(self.classes[best[i]], features, all_types[i])
+            guesses.append(DesignGuess(design, confidence[i], (cue, *cues[i]) if cue else cues[i]))
+        return guesses
+
+    def _cues_many(
+        self,
+        best: np.ndarray,
+        rows: list[int],
+        owner: list[int],
+        metadata: list[list[str]],
+        classes: Sequence[StudyDesign],
+        limit: int = 4,
+    ) -> list[tuple[str, ...]]:
+        # What pushed each winning class above the others: each feature's weight for it minus its mean
+        # weight over the classes (precomputed as `margins`), the largest first.
+        owners = np.asarray(owner, dtype=np.intp)
+        margin = self.margins[rows, best[owners]] if rows else np.zeros(0, dtype=np.float32)
+        order = np.lexsort((-margin, owners))
+        starts = np.searchsorted(owners[order], np.arange(len(metadata) + 1))
+        # Plain lists from here: indexing numpy arrays one element at a time costs more than the work.
+        names, margin_list, order_list = self.names, margin.tolist(), order.tolist()
+        starts_list, best_list = starts.tolist(), best.tolist()
+        found = []
+        for i, record_metadata in enumerate(metadata):
+            contributions = []
+            for position in order_list[starts_list[i] : min(starts_list[i] + limit, starts_list[i + 1])]:
+                if margin_list[position] > 0.05:
+                    contributions.append((margin_list[position], names[rows[position] - 1]))
+            for name in record_metadata:
+                value = _metadata_margin(name, classes[best_list[i]])
+                if value > 0:
+                    contributions.append((value, name))
+            contributions.sort(key=lambda item: -item[0])
+            found.append(tuple(dict.fromkeys(describe_feature(name) for _, name in contributions[:limit])))
+        return found
 
 
 def _refine(design: StudyDesign, features: set[str], types: Sequence[str]) -> tuple[StudyDesign, str | None]:
@@ -292,9 +342,10 @@ def _refine(design: StudyDesign, features: set[str], types: Sequence[str]) -> tu
     return design, None
 
 
-_CUE_LABELS = {name: label for name, label, _ in _CUES} | _PATTERN_LABELS
+_CUE_LABELS = {name: label for name, label, _words, _phrases in _CUES}
 
 
+@functools.lru_cache(maxsize=65536)
 def describe_feature(name: str) -> str:
     """A feature as a reviewer reads it: 'title: "randomized"', 'publication type: Review', ..."""
     kind, _, value = name.partition(":")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from db.clock import utcnow
-from db.corpus.classifier import CLASSIFIER_VERSION, LOW_CONFIDENCE, DesignGuess, classify_design
+from db.corpus.classifier import CLASSIFIER_VERSION, LOW_CONFIDENCE, DesignGuess, shipped_model
 from db.corpus.notices import notice_kind, notice_target
 from db.models import Article, DesignCorrection
 from db.vocab import EvidenceTier, RetractionStatus, StudyDesign
@@ -153,48 +153,87 @@ def parse_design(text: str) -> StudyDesign:
 
 # --- the prefill stored with each article ------------------------------------------------------------
 
-PREFILL_COLUMNS = ("design", "design_confidence", "design_cues", "design_version", "is_notice", "notice_of")
+PREFILL_COLUMNS = ("design", "design_confidence", "design_version", "is_notice", "notice_of")
 
 
 def prefill_columns(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The design prefill of an article's column values (title, abstract, journal, types, MeSH, notices).
+    """The design prefill of an article's column values (title, abstract, journal, types, MeSH, notices)."""
+    return prefill_many([fields])[0]
 
-    A publication notice is not a study: it gets design "other" with full confidence and the link to
-    the study it concerns, and the classifier is not asked.
+
+def prefill_many(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """prefill_columns for many articles at once: the classifier scores them in one array pass.
+
+    A publication notice is not a study: it gets design "other" with full confidence, the link to the
+    study it concerns and a standing the verdict rule excludes; the classifier is not asked.
     """
-    types = list(fields.get("publication_types") or ())
-    title = str(fields.get("title") or "")
-    kind = notice_kind(types, title)
-    if kind is not None:
-        guess = DesignGuess(StudyDesign.OTHER, 1.0, (f"publication notice: {kind}",))
-        target = notice_target(fields.get("notices") or ())
-    else:
-        guess = classify_design(
-            title,
-            str(fields.get("abstract") or ""),
-            str(fields.get("journal") or ""),
-            types,
-            mesh_descriptors(fields.get("mesh_headings") or ()),
+    kinds = [notice_kind(row.get("publication_types") or (), str(row.get("title") or "")) for row in rows]
+    studies = [row for row, kind in zip(rows, kinds, strict=True) if kind is None]
+    guesses = iter(
+        shipped_model().classify_many(
+            explain=False,  # the cues are worked out when a person looks (`explain_design`)
+            records=[
+                (
+                    str(row.get("title") or ""),
+                    str(row.get("abstract") or ""),
+                    str(row.get("journal") or ""),
+                    list(row.get("publication_types") or ()),
+                    mesh_descriptors(row.get("mesh_headings") or ()),
+                )
+                for row in studies
+            ],
         )
-        target = None
-    columns = {
-        "design": guess.design.value,
-        "design_confidence": guess.confidence,
-        "design_cues": list(guess.cues),
-        "design_version": CLASSIFIER_VERSION,
-        "is_notice": kind is not None,
-        "notice_of": target,
-    }
-    if kind is not None:
+    )
+    prefills = []
+    for row, kind in zip(rows, kinds, strict=True):
+        if kind is None:
+            guess = next(guesses)
+            prefills.append(_columns(guess, False, None))
+            continue
+        columns = _columns(
+            DesignGuess(StudyDesign.OTHER, 1.0, (f"publication notice: {kind}",)),
+            True,
+            notice_target(row.get("notices") or ()),
+        )
         # The verdict rule excludes a record by its standing (db.review.verdicts.EXCLUDING_STATUSES):
         # a notice is never counted as a study, whatever PubMed's types say of it.
-        standing = fields.get("retraction_status")
+        standing = row.get("retraction_status")
         if standing not in (RetractionStatus.RETRACTED, RetractionStatus.RETRACTION_NOTICE):
             standing = (
                 RetractionStatus.RETRACTION_NOTICE if kind == "retraction notice" else RetractionStatus.NOTICE
             )
         columns["retraction_status"] = str(standing)
-    return columns
+        prefills.append(columns)
+    return prefills
+
+
+def explain_design(article: Any) -> tuple[str, ...]:
+    """The cues that decided an article's prefilled design, as a reviewer reads them.
+
+    Worked out on demand (milliseconds) rather than stored: the import stays cheap, and the cues
+    are those of the classifier that made the stored prefill (see reclassify).
+    """
+    if article.is_notice:
+        kind = notice_kind(article.publication_types or (), article.title or "")
+        return (f"publication notice: {kind}",)
+    guess = shipped_model().classify(
+        article.title or "",
+        article.abstract or "",
+        article.journal or "",
+        list(article.publication_types or ()),
+        mesh_descriptors(article.mesh_headings or ()),
+    )
+    return guess.cues
+
+
+def _columns(guess: DesignGuess, is_notice: bool, notice_of: int | None) -> dict[str, Any]:
+    return {
+        "design": guess.design.value,
+        "design_confidence": guess.confidence,
+        "design_version": CLASSIFIER_VERSION,
+        "is_notice": is_notice,
+        "notice_of": notice_of,
+    }
 
 
 def reclassify(session: Session, *, everything: bool = False, chunk: int = 1000) -> dict[str, int]:
@@ -220,9 +259,8 @@ def reclassify(session: Session, *, everything: bool = False, chunk: int = 1000)
         rows = session.execute(query).mappings().all()
         if not rows:
             return counts
-        for row in rows:
+        for row, values in zip(rows, prefill_many(rows), strict=True):
             counts["checked"] += 1
-            values = prefill_columns(row)
             counts["notices"] += values["is_notice"]
             counts["low_confidence"] += values["design_confidence"] < LOW_CONFIDENCE
             changed = any(row[name] != values[name] for name in values)

@@ -36,7 +36,6 @@ ARTICLE_COLUMNS = (
     "deleted_in_pubmed",
     "design",
     "design_confidence",
-    "design_cues",
     "is_notice",
     "notice_of",
 )
@@ -72,7 +71,6 @@ def article_row(article: Article, corrected: StudyDesign | None = None) -> dict[
         "deleted_in_pubmed": article.deleted_in_pubmed,
         "design": corrected.value if corrected else article.design,
         "design_confidence": 1.0 if corrected else article.design_confidence,
-        "design_cues": list(article.design_cues or []),
         "is_notice": article.is_notice,
         "notice_of": article.notice_of,
     }

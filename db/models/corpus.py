@@ -36,14 +36,13 @@ class Article(SQLModel, table=True):
     notices: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     date_revised: date | None = None
     # The design prefill (db.corpus.design.prefill_columns): the classifier's suggestion, how sure it
-    # is (0-1), the features that decided it, and which classifier made it. A reviewer's
+    # is (0-1), and which classifier made it (the cues that decided it: db.corpus.design.explain_design). A reviewer's
     # DesignCorrection overrides it; a low-confidence one waits for a person to confirm it.
     design: str = Field(
         default=StudyDesign.OTHER.value,
         sa_column=Column(String(32), nullable=False, index=True, server_default=StudyDesign.OTHER.value),
     )
     design_confidence: float = Field(default=0.0, sa_column=Column(Float, nullable=False, server_default="0"))
-    design_cues: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     design_version: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     # A retraction notice, expression of concern, erratum or comment: never counted as a study.
     is_notice: bool = Field(

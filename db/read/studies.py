@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from db.corpus.design import explain_design
 from db.corpus.fulltext import search_articles_fulltext
 from db.errors import NotFoundError
 from db.models import Article, ArticleRevision, Assessment, Claim, DesignCorrection, User
@@ -228,7 +229,7 @@ def study_detail(session: Session, viewer: User, pmid: int) -> StudyDetail:
         pubmed_url=PUBMED_URL.format(pmid=pmid),
         doi_url=DOI_URL.format(doi=article.doi) if article.doi else None,
         design_confidence=facts.design_confidence,
-        design_cues=tuple(article.design_cues or ()),
+        design_cues=explain_design(article) if not history else (),
         needs_design_confirmation=facts.needs_design_confirmation,
         is_notice=article.is_notice,
         notice_of=article.notice_of,

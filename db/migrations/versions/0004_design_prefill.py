@@ -1,4 +1,4 @@
-"""Design prefill: each article's classified design, its confidence and cues; publication notices.
+"""Design prefill: each article's classified design and its confidence; publication notices.
 
 Revision ID: 0004_design_prefill
 Revises: 0003_article_terms
@@ -30,7 +30,6 @@ def upgrade() -> None:
         "article", sa.Column("design", sa.String(length=32), server_default="other", nullable=False)
     )
     op.add_column("article", sa.Column("design_confidence", sa.Float(), server_default="0", nullable=False))
-    op.add_column("article", sa.Column("design_cues", sa.JSON(), nullable=True))
     op.add_column("article", sa.Column("design_version", sa.Integer(), server_default="0", nullable=False))
     op.add_column("article", sa.Column("is_notice", sa.Boolean(), server_default="0", nullable=False))
     op.add_column("article", sa.Column("notice_of", sa.BigInteger(), nullable=True))
@@ -49,5 +48,5 @@ def downgrade() -> None:
     op.drop_index("ix_article_notice_of", table_name="article")
     op.drop_index("ix_article_is_notice", table_name="article")
     op.drop_index("ix_article_design", table_name="article")
-    for name in ("notice_of", "is_notice", "design_version", "design_cues", "design_confidence", "design"):
+    for name in ("notice_of", "is_notice", "design_version", "design_confidence", "design"):
         op.drop_column("article", name)
