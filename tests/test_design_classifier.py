@@ -26,6 +26,7 @@ from db.corpus.notices import notice_kind, notice_target
 from db.errors import InvalidInputError
 from db.exports.articles import write_articles
 from db.models import Article
+from db.ranking.queue import rank_studies
 from db.review.assessments import confirm_design, correct_design, effective_design
 from db.review.signoff import claim_verdict, sign_off
 from db.vocab import StudyDesign
@@ -285,3 +286,12 @@ def test_shipped_model_beats_a_sane_floor_on_labelled_abstracts() -> None:
         right += design is LABEL_MAP[row["accepted_label"]]
 
     assert right / len(rows) > 0.5
+
+
+def test_the_review_queue_never_offers_a_notice(session: Session) -> None:
+    claim = add_claim(session)
+    add_article(session, 1)
+    add_article(session, 2, title="Erratum: Ketamine for depression", publication_types=["Published Erratum"])
+    session.commit()
+
+    assert [s.pmid for s in rank_studies(session, claim.key)] == [1]
