@@ -36,21 +36,18 @@ class Article(SQLModel, table=True):
     notices: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     date_revised: date | None = None
     # The design prefill (db.corpus.design.prefill_columns): the classifier's suggestion, how sure it
-    # is (0-1), and which classifier made it (the cues that decided it: db.corpus.design.explain_design). A reviewer's
-    # DesignCorrection overrides it; a low-confidence one waits for a person to confirm it.
+    # is (0-1), and which classifier made it; db.corpus.design.explain_design says what decided it.
+    # A reviewer's DesignCorrection overrides it; a low-confidence one waits for a person to confirm.
     design: str = Field(
         default=StudyDesign.OTHER.value,
-        sa_column=Column(String(32), nullable=False, index=True, server_default=StudyDesign.OTHER.value),
+        sa_column=Column(String(32), nullable=False, server_default=StudyDesign.OTHER.value),
     )
     design_confidence: float = Field(default=0.0, sa_column=Column(Float, nullable=False, server_default="0"))
     design_version: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
-    # A retraction notice, expression of concern, erratum or comment: never counted as a study.
-    is_notice: bool = Field(
-        default=False, sa_column=Column(Boolean, nullable=False, index=True, server_default="0")
-    )
-    notice_of: int | None = Field(
-        default=None, sa_column=Column(BigInteger, index=True)
-    )  # the study it concerns
+    # A retraction notice, expression of concern, erratum or comment: never counted as a study. None of
+    # these columns is indexed: an index costs the import's storing process, which sets its pace.
+    is_notice: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
+    notice_of: int | None = Field(default=None, sa_column=Column(BigInteger))  # the study it concerns
     content_hash: str = Field(max_length=64)
     # Set when a PubMed update file deletes the record but reviewers have used it.
     deleted_in_pubmed: bool = False

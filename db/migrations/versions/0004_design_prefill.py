@@ -33,9 +33,6 @@ def upgrade() -> None:
     op.add_column("article", sa.Column("design_version", sa.Integer(), server_default="0", nullable=False))
     op.add_column("article", sa.Column("is_notice", sa.Boolean(), server_default="0", nullable=False))
     op.add_column("article", sa.Column("notice_of", sa.BigInteger(), nullable=True))
-    op.create_index("ix_article_design", "article", ["design"], unique=False)
-    op.create_index("ix_article_is_notice", "article", ["is_notice"], unique=False)
-    op.create_index("ix_article_notice_of", "article", ["notice_of"], unique=False)
 
     from db.corpus.design import reclassify  # the package's classifier, as of this release
 
@@ -45,8 +42,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_article_notice_of", table_name="article")
-    op.drop_index("ix_article_is_notice", table_name="article")
-    op.drop_index("ix_article_design", table_name="article")
     for name in ("notice_of", "is_notice", "design_version", "design_confidence", "design"):
         op.drop_column("article", name)
