@@ -32,6 +32,7 @@ class RetractionStatus(Labelled):
     RETRACTED = "retracted"  # publication type "Retracted Publication" or a RetractionIn link
     EXPRESSION_OF_CONCERN = "expression_of_concern"  # "Expression of Concern" / ExpressionOfConcernIn
     RETRACTION_NOTICE = "retraction_notice"  # the record *is* a notice: "Retraction of Publication"
+    NOTICE = "notice"  # the record *is* another notice: expression of concern, erratum, comment
     CORRECTED = "corrected"  # an ErratumIn link: still citable, but read the erratum
 
 

@@ -19,7 +19,15 @@ _AID = re.compile(r"^(\S+) \[(\w+)\]$")
 _YEAR = re.compile(r"\b(1[89]\d\d|2\d\d\d)\b")
 _NOTICE_PMID = re.compile(r"PMID:\s*(\d+)")
 # MEDLINE tags for the CommentsCorrections links that matter to evidence.
-_NOTICE_TAGS = {"RIN": "RetractionIn", "EIN": "ErratumIn", "ECI": "ExpressionOfConcernIn"}
+_NOTICE_TAGS = {
+    "RIN": "RetractionIn",
+    "EIN": "ErratumIn",
+    "ECI": "ExpressionOfConcernIn",
+    "ROF": "RetractionOf",
+    "EFR": "ErratumFor",
+    "ECF": "ExpressionOfConcernFor",
+    "CON": "CommentOn",
+}
 
 
 def looks_like_medline(head: bytes) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO
 
 from ingest.records import (
-    NOTICE_REF_TYPES,
+    KEPT_REF_TYPES,
     AbstractSection,
     Author,
     DeletedCitation,
@@ -538,7 +538,7 @@ def _notices(corrections: ET.Element | None) -> tuple[Notice, ...]:
     notices = []
     for link in corrections.findall("CommentsCorrections"):
         ref_type = link.get("RefType", "")
-        if ref_type in NOTICE_REF_TYPES:
+        if ref_type in KEPT_REF_TYPES:
             notices.append(
                 Notice(
                     ref_type=ref_type,

@@ -14,6 +14,10 @@ RETRACTION_NOTICE_TYPES = frozenset({"Retraction of Publication"})
 CONCERN_TYPES = frozenset({"Expression of Concern"})
 # CommentsCorrections RefTypes that change how a study may be used, and what they mean.
 NOTICE_REF_TYPES = frozenset({"RetractionIn", "ExpressionOfConcernIn", "ErratumIn"})
+# ... and the reverse links a notice carries to the study it concerns (see db.corpus.notices).
+NOTICE_OF_REF_TYPES = frozenset({"RetractionOf", "ExpressionOfConcernFor", "ErratumFor", "CommentOn"})
+KEPT_REF_TYPES = NOTICE_REF_TYPES | NOTICE_OF_REF_TYPES
+
 # PMIDs are PubMed's 1-8 digit accession numbers; three more digits leave room to grow and keep every
 # PMID far inside the 64-bit integer both databases store.
 MAX_PMID = 99_999_999_999
@@ -106,7 +110,8 @@ class PubmedRecord:
         types = set(self.publication_types)
         if types & RETRACTED_TYPES or "RetractionIn" in kinds:
             return "retracted"
-        if types & CONCERN_TYPES or "ExpressionOfConcernIn" in kinds:
+        # The "Expression of Concern" type marks the notice itself, not the study it concerns.
+        if "ExpressionOfConcernIn" in kinds or (types & CONCERN_TYPES and not kinds & NOTICE_OF_REF_TYPES):
             return "expression_of_concern"
         if types & RETRACTION_NOTICE_TYPES:
             return "retraction_notice"

@@ -13,6 +13,7 @@ from db.corpus.articles import (
     encode_article,
     upsert_encoded_articles,
 )
+from db.corpus.design import prefill_many
 from db.corpus.runs import record_batch
 from db.models import HarvestRun
 from db.review.signoff import flag_changed_evidence
@@ -23,7 +24,10 @@ StoredItem = EncodedArticle | DeletedCitation
 
 
 def to_stored_items(records: Sequence[PubmedRecord | DeletedCitation]) -> list[StoredItem]:
-    return [r if isinstance(r, DeletedCitation) else encode_article(r.article_fields()) for r in records]
+    rows = [r.article_fields() for r in records if not isinstance(r, DeletedCitation)]
+    # The design prefill of the whole batch in one pass of the classifier (in the import's workers).
+    prefilled = iter([row | prefill for row, prefill in zip(rows, prefill_many(rows), strict=True)])
+    return [r if isinstance(r, DeletedCitation) else encode_article(next(prefilled)) for r in records]
 
 
 def store_batch(

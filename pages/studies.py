@@ -186,6 +186,20 @@ with facts:
     if detail.design != detail.suggested_design:
         design_line += f" (PubMed suggested {StudyDesign(detail.suggested_design).label})"
     st.markdown(design_line)
+    if detail.is_notice:
+        concerns = f" about PMID {detail.notice_of}" if detail.notice_of else ""
+        st.info(f"A publication notice{concerns}, not a study: never counted in a verdict.")
+    elif not detail.design_history:
+        st.caption(
+            md_escape(
+                f"Suggested with confidence {detail.design_confidence:.2f} from: "
+                + ("; ".join(detail.design_cues) or "no telling features")
+            )
+        )
+    if detail.needs_design_confirmation:
+        st.warning(
+            "Low-confidence design: a reviewer confirms or corrects it before its claims can be signed off."
+        )
     for change in detail.design_history:
         st.caption(
             md_escape(

@@ -112,12 +112,12 @@ def test_design_correction_is_kept_with_its_author(session: Session) -> None:
     assessment = vote(session, people["reviewer"], claim, 1, design=StudyDesign.OBSERVATIONAL)
     correct_design(session, people["reviewer2"], 1, StudyDesign.CONTROLLED_TRIAL, "Non-randomised arms.")
 
-    assert assessment.suggested_design is StudyDesign.OTHER
+    assert assessment.suggested_design is StudyDesign(article.design)  # the stored prefill
     assert assessment.design is StudyDesign.OBSERVATIONAL
     assert effective_design(session, article) is StudyDesign.CONTROLLED_TRIAL
     corrections = design_corrections(session, 1)
     assert [(c.previous, c.design, c.corrected_by_id) for c in corrections] == [
-        (StudyDesign.OTHER, StudyDesign.OBSERVATIONAL, people["reviewer"].id),
+        (StudyDesign(article.design), StudyDesign.OBSERVATIONAL, people["reviewer"].id),
         (StudyDesign.OBSERVATIONAL, StudyDesign.CONTROLLED_TRIAL, people["reviewer2"].id),
     ]
     # Confirming the current design is no correction.

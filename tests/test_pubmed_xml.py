@@ -111,7 +111,7 @@ def test_record_without_abstract_has_empty_abstract_and_season_date() -> None:
     ("pmid", "status", "notice"),
     [
         (90000004, "retracted", ("RetractionIn", 90000005)),
-        (90000005, "retraction_notice", None),
+        (90000005, "retraction_notice", ("RetractionOf", 90000004)),  # the notice names its study
         (90000006, "expression_of_concern", ("ExpressionOfConcernIn", 90000008)),
         (90000002, "corrected", ("ErratumIn", 90000007)),
         (90000001, None, None),

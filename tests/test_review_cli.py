@@ -231,7 +231,7 @@ def test_round_trip_import_then_export_claims(
     suicidal = claims["suicidal-ideation"]
     assert (suicidal["verdict"], suicidal["strength"]) == ("supported", "high")
     assert suicidal["reasoning"].startswith(
-        "1 systematic review and 1 RCT support; excluded: PMID 40044086 (expression of concern); "
+        "1 systematic review and 1 RCT support; excluded: PMID 40044086 (a publication notice, not a study); "
         "1 study awaiting conflict resolution."
     )
     assert suicidal["unresolved"] == [39940002]

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Dialect
 from sqlmodel import Session, SQLModel, col
 
 from db.clock import utcnow
+from db.corpus.design import prefill_columns
 from db.models import Article, ArticleRevision
 
 # Fields compared to tell what a revision changed (everything but bookkeeping).
@@ -60,8 +61,11 @@ _ENCODING = tuple((name, name in _JSON_COLUMNS) for name in ENCODED_COLUMNS)
 def encode_article(fields: dict[str, Any]) -> EncodedArticle:
     """Column values (see PubmedRecord.article_fields) as an EncodedArticle. Needs no database.
 
-    A column missing from `fields` gets the model's default: the row is the whole record.
+    A column missing from `fields` gets the model's default: the row is the whole record. The design
+    prefill is made here (db.corpus.design.prefill_columns) unless `fields` carry one.
     """
+    if "design_version" not in fields:
+        fields = {**fields, **prefill_columns(fields)}
     if len(fields) < len(ENCODED_COLUMNS) or not fields.keys() >= _ENCODED_SET:
         fields = {name: fields[name] if name in fields else _default(name) for name in ENCODED_COLUMNS}
     return tuple(

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from db.vocab import EvidenceTier, StudyDesign
+from sqlalchemy import func, select, update
+from sqlmodel import Session, col
+
+from db.clock import utcnow
+from db.corpus.classifier import CLASSIFIER_VERSION, LOW_CONFIDENCE, DesignGuess, shipped_model
+from db.corpus.notices import notice_kind, notice_target
+from db.models import Article, DesignCorrection
+from db.vocab import EvidenceTier, RetractionStatus, StudyDesign
 
 DESIGN_TIER: dict[StudyDesign, EvidenceTier] = {
     StudyDesign.META_ANALYSIS: EvidenceTier.DECISIVE,
@@ -73,7 +80,9 @@ _REVIEW_TYPES = frozenset({"Review", "Scoping Review"})
 
 
 def suggest_design(publication_types: Iterable[str], mesh_terms: Iterable[str] = ()) -> StudyDesign:
-    """The design PubMed's publication types (and MeSH) suggest; a reviewer confirms or corrects it.
+    """The design PubMed's publication types (and MeSH) alone suggest: the prefill before the classifier.
+
+    Kept as the baseline bench/design_classifier.py compares with; records get `prefill_columns`.
 
     Preclinical wins first: a "meta-analysis" of rat studies is still preclinical evidence. MeSH
     "Animals" (or "In Vitro Techniques") without "Humans" marks animal / in vitro work; a record
@@ -143,3 +152,136 @@ def parse_design(text: str) -> StudyDesign:
         return _ALIASES[cleaned]
     known = ", ".join(d.value for d in StudyDesign)
     raise ValueError(f"unknown design {text!r}; use one of {known}")
+
+
+# --- the prefill stored with each article ------------------------------------------------------------
+
+PREFILL_COLUMNS = ("design", "design_confidence", "design_version", "is_notice", "notice_of")
+
+
+def prefill_columns(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The design prefill of an article's column values (title, abstract, journal, types, MeSH, notices)."""
+    return prefill_many([fields])[0]
+
+
+def prefill_many(rows: Sequence[Mapping[Any, Any]]) -> list[dict[str, Any]]:
+    """prefill_columns for many articles at once: the classifier scores them in one array pass.
+
+    A publication notice is not a study: it gets design "other" with full confidence, the link to the
+    study it concerns and a standing the verdict rule excludes; the classifier is not asked.
+    """
+    kinds = [notice_kind(row.get("publication_types") or (), str(row.get("title") or "")) for row in rows]
+    studies = [row for row, kind in zip(rows, kinds, strict=True) if kind is None]
+    guesses = iter(
+        shipped_model().classify_many(
+            explain=False,  # the cues are worked out when a person looks (`explain_design`)
+            records=[
+                (
+                    str(row.get("title") or ""),
+                    str(row.get("abstract") or ""),
+                    str(row.get("journal") or ""),
+                    list(row.get("publication_types") or ()),
+                    mesh_descriptors(row.get("mesh_headings") or ()),
+                )
+                for row in studies
+            ],
+        )
+    )
+    prefills = []
+    for row, kind in zip(rows, kinds, strict=True):
+        if kind is None:
+            guess = next(guesses)
+            prefills.append(_columns(guess, False, None))
+            continue
+        columns = _columns(
+            DesignGuess(StudyDesign.OTHER, 1.0, (f"publication notice: {kind}",)),
+            True,
+            notice_target(row.get("notices") or ()),
+        )
+        # The verdict rule excludes a record by its standing (db.review.verdicts.EXCLUDING_STATUSES):
+        # a notice is never counted as a study, whatever PubMed's types say of it.
+        standing = row.get("retraction_status")
+        if standing not in (RetractionStatus.RETRACTED, RetractionStatus.RETRACTION_NOTICE):
+            standing = (
+                RetractionStatus.RETRACTION_NOTICE if kind == "retraction notice" else RetractionStatus.NOTICE
+            )
+        columns["retraction_status"] = str(standing)
+        prefills.append(columns)
+    return prefills
+
+
+def explain_design(article: Any) -> tuple[str, ...]:
+    """The cues that decided an article's prefilled design, as a reviewer reads them.
+
+    Worked out on demand (milliseconds) rather than stored: the import stays cheap, and the cues
+    are those of the classifier that made the stored prefill (see reclassify).
+    """
+    if article.is_notice:
+        kind = notice_kind(article.publication_types or (), article.title or "")
+        return (f"publication notice: {kind}",)
+    guess = shipped_model().classify(
+        article.title or "",
+        article.abstract or "",
+        article.journal or "",
+        list(article.publication_types or ()),
+        mesh_descriptors(article.mesh_headings or ()),
+    )
+    return guess.cues
+
+
+def _columns(guess: DesignGuess, is_notice: bool, notice_of: int | None) -> dict[str, Any]:
+    return {
+        "design": guess.design.value,
+        "design_confidence": guess.confidence,
+        "design_version": CLASSIFIER_VERSION,
+        "is_notice": is_notice,
+        "notice_of": notice_of,
+    }
+
+
+def reclassify(session: Session, *, everything: bool = False, chunk: int = 1000) -> dict[str, int]:
+    """Redo the design prefill of articles made by an older classifier (all of them with `everything`).
+
+    Reviewers' designs are DesignCorrection rows, which always win over the prefill, so they are never
+    touched; the counts say how many changed prefills lie under one. Does not commit.
+    """
+    table = Article.__table__
+    corrected = set(session.scalars(select(col(DesignCorrection.pmid)).distinct()))
+    counts = {"checked": 0, "changed": 0, "changed_under_correction": 0, "notices": 0, "low_confidence": 0}
+    last = -1
+    now = utcnow()
+    columns = (
+        table.c.pmid, table.c.title, table.c.abstract, table.c.journal, table.c.publication_types,
+        table.c.mesh_headings, table.c.notices, table.c.retraction_status,
+        *(table.c[name] for name in PREFILL_COLUMNS),
+    )  # fmt: skip
+    while True:
+        query = select(*columns).where(table.c.pmid > last).order_by(table.c.pmid).limit(chunk)
+        if not everything:
+            query = query.where(table.c.design_version < CLASSIFIER_VERSION)
+        rows = session.execute(query).mappings().all()
+        if not rows:
+            return counts
+        for row, values in zip(rows, prefill_many(rows), strict=True):
+            counts["checked"] += 1
+            counts["notices"] += values["is_notice"]
+            counts["low_confidence"] += values["design_confidence"] < LOW_CONFIDENCE
+            changed = any(row[name] != values[name] for name in values)
+            if values["design"] != row["design"] and row["design_version"]:
+                counts["changed"] += 1
+                counts["changed_under_correction"] += row["pmid"] in corrected
+            if changed:
+                # updated_at moves so per-process caches of study facts see the change.
+                session.execute(
+                    update(table).where(table.c.pmid == row["pmid"]).values(**values, updated_at=now)
+                )
+        last = rows[-1]["pmid"]
+
+
+def prefill_summary(session: Session) -> dict[str, int]:
+    """How many articles have each prefilled design (notices counted apart)."""
+    table = Article.__table__
+    query = select(table.c.design, func.count()).where(~table.c.is_notice).group_by(table.c.design)
+    summary = {str(design): int(n) for design, n in session.execute(query)}
+    summary["notice"] = int(session.scalar(select(func.count()).where(table.c.is_notice)) or 0)
+    return summary

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from db.chunks import chunked
-from db.corpus.design import mesh_descriptors, suggest_design
+from db.corpus.classifier import LOW_CONFIDENCE
 from db.models import Article, DesignCorrection
 from db.review.assessments import latest_design_corrections
 from db.vocab import StudyDesign
@@ -31,10 +31,18 @@ class StudyFacts:
     design: StudyDesign
     retraction_status: str | None
     pub_year: int | None
+    # 1.0 once a reviewer set or confirmed the design (a DesignCorrection), else the prefill's.
+    design_confidence: float = 1.0
+    is_notice: bool = False
+
+    @property
+    def needs_design_confirmation(self) -> bool:
+        """A prefilled design too unsure to sign a claim off on until a person confirms it."""
+        return self.design_confidence < LOW_CONFIDENCE
 
 
 def study_facts(session: Session, pmids: Collection[int] | None = None) -> dict[int, StudyFacts]:
-    """Design (latest reviewer correction, else PubMed's suggestion) and standing per PMID.
+    """Design (latest reviewer correction, else the stored prefill) and standing per PMID.
 
     `None` means every article. Same rule as db.review.assessments.effective_design, without a query
     per study. Large requests are served from a per-process copy of every study's facts that is
@@ -50,8 +58,9 @@ def _read_study_facts(session: Session, pmids: list[int] | None) -> dict[int, St
     table = Article.__table__
     columns = (
         table.c.pmid,
-        table.c.publication_types,
-        table.c.mesh_headings,
+        table.c.design,
+        table.c.design_confidence,
+        table.c.is_notice,
         table.c.retraction_status,
         table.c.pub_year,
     )
@@ -63,9 +72,12 @@ def _read_study_facts(session: Session, pmids: list[int] | None) -> dict[int, St
             rows.extend(session.execute(select(*columns).where(table.c.pmid.in_(chunk))))
     corrected = latest_design_corrections(session, pmids)
     facts = {}
-    for pmid, types, mesh, status, year in rows:
-        design = corrected.get(pmid) or suggest_design(types or [], mesh_descriptors(mesh or []))
-        facts[pmid] = StudyFacts(design, status, year)
+    for pmid, design, confidence, is_notice, status, year in rows:
+        reviewer = corrected.get(pmid)
+        if reviewer is not None:
+            facts[pmid] = StudyFacts(reviewer, status, year, 1.0, bool(is_notice))
+        else:
+            facts[pmid] = StudyFacts(StudyDesign(design), status, year, float(confidence), bool(is_notice))
     return facts
 
 

@@ -12,7 +12,8 @@ from db.corpus.articles import iter_articles
 from db.corpus.authors import author_name
 from db.exports.formats import SafeCsvWriter
 from db.models import Article
-from db.vocab import RetractionStatus
+from db.review.assessments import latest_design_corrections
+from db.vocab import RetractionStatus, StudyDesign
 
 ARTICLE_COLUMNS = (
     "pmid",
@@ -34,12 +35,19 @@ ARTICLE_COLUMNS = (
     "notices",
     "date_revised",
     "deleted_in_pubmed",
+    "design",
+    "design_confidence",
+    "is_notice",
+    "notice_of",
 )
 EXPORT_FORMATS = ("jsonl", "csv")
 
 
-def article_row(article: Article) -> dict[str, Any]:
-    """The export shape of one article: lists stay lists (CSV joins them with '; ')."""
+def article_row(article: Article, corrected: StudyDesign | None = None) -> dict[str, Any]:
+    """The export shape of one article: lists stay lists (CSV joins them with '; ').
+
+    `design` is the study's design: a reviewer's (`corrected`, confidence 1) or else the prefill.
+    """
     return {
         "pmid": article.pmid,
         "title": article.title,
@@ -62,12 +70,17 @@ def article_row(article: Article) -> dict[str, Any]:
         ],
         "date_revised": article.date_revised.isoformat() if article.date_revised else None,
         "deleted_in_pubmed": article.deleted_in_pubmed,
+        "design": corrected.value if corrected else article.design,
+        "design_confidence": 1.0 if corrected else article.design_confidence,
+        "is_notice": article.is_notice,
+        "notice_of": article.notice_of,
     }
 
 
 def article_rows(session: Session) -> Iterator[dict[str, Any]]:
+    corrected = latest_design_corrections(session)
     for article in iter_articles(session):
-        yield article_row(article)
+        yield article_row(article, corrected.get(article.pmid))
 
 
 def write_articles(session: Session, out: TextIO, fmt: str) -> int:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, Integer, String, Text, event
 from sqlmodel import Field
 
 from db.clock import utcnow
 from db.models.base import TableModel
-from db.vocab import RunStatus
+from db.vocab import RunStatus, StudyDesign
 
 
 class Article(TableModel, table=True):
@@ -36,6 +36,19 @@ class Article(TableModel, table=True):
     # [{"type": "RetractionIn", "pmid": 123, "source": "..."}] from CommentsCorrections
     notices: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     date_revised: date | None = None
+    # The design prefill (db.corpus.design.prefill_columns): the classifier's suggestion, how sure it
+    # is (0-1), and which classifier made it; db.corpus.design.explain_design says what decided it.
+    # A reviewer's DesignCorrection overrides it; a low-confidence one waits for a person to confirm.
+    design: str = Field(
+        default=StudyDesign.OTHER.value,
+        sa_column=Column(String(32), nullable=False, server_default=StudyDesign.OTHER.value),
+    )
+    design_confidence: float = Field(default=0.0, sa_column=Column(Float, nullable=False, server_default="0"))
+    design_version: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    # A retraction notice, expression of concern, erratum or comment: never counted as a study. None of
+    # these columns is indexed: an index costs the import's storing process, which sets its pace.
+    is_notice: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="0"))
+    notice_of: int | None = Field(default=None, sa_column=Column(BigInteger))  # the study it concerns
     content_hash: str = Field(max_length=64)
     # Set when a PubMed update file deletes the record but reviewers have used it.
     deleted_in_pubmed: bool = False
@@ -87,3 +100,15 @@ class HarvestRun(TableModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text))
     pid: int | None = None
     host: str | None = None
+
+
+@event.listens_for(Article, "before_insert")
+def _prefill_design(_mapper: Any, _connection: Any, article: Article) -> None:
+    # Articles added through the ORM (seed data, tests, pages) get the same design prefill as the
+    # import's bulk rows (db.corpus.articles.encode_article) unless the caller set one.
+    if article.design_version:
+        return
+    from db.corpus.design import prefill_columns  # db.corpus.design reads these models: import late
+
+    for name, value in prefill_columns(article.model_dump()).items():
+        setattr(article, name, value)

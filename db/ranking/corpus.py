@@ -39,7 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
 from db.chunks import chunked
-from db.corpus.design import mesh_descriptors, suggest_design
+from db.corpus.design import mesh_descriptors
 from db.engine import SQLITE_BUSY_TIMEOUT_MS
 from db.models import Article, ArticleRevision, ArticleTerms
 from db.text import feature_word_counts, fold
@@ -103,6 +103,7 @@ class _Study:
     title: str
     design: StudyDesign
     terms: bytes | None = None  # _Tokeniser.of; None until features are first needed
+    is_notice: bool = False  # a retraction notice, erratum, ...: never queued as a study
 
 
 @dataclass(frozen=True)
@@ -123,13 +124,18 @@ class Corpus:
     signature: tuple[object, ...]
     pmids: np.ndarray  # int64, ascending
     titles: tuple[str, ...]
-    designs: tuple[StudyDesign, ...]  # as PubMed's publication types suggest (corrections come later)
+    designs: tuple[StudyDesign, ...]  # the stored prefill (db.corpus.design; corrections come later)
     studies: tuple[_Study, ...] = field(repr=False)
     _features: list[Features] = field(default_factory=list, repr=False)  # filled once by corpus_features
 
     @property
     def size(self) -> int:
         return len(self.pmids)
+
+    @property
+    def notices(self) -> np.ndarray:
+        """True for the rows that are publication notices, not studies (db.corpus.notices)."""
+        return np.fromiter((study.is_notice for study in self.studies), dtype=bool, count=len(self.studies))
 
     def positions(self, pmids: Iterable[int]) -> np.ndarray:
         """Row numbers of the given PMIDs that are in the corpus, in the order given."""
@@ -206,7 +212,7 @@ def current_corpus(session: Session) -> Corpus:
 def _article_rows(
     session: Session, pmids: Sequence[int], everything: bool, text: bool = True
 ) -> Iterable[Row[*tuple[Any, ...]]]:
-    """(pmid, content_hash, title, abstract, publication_types, mesh_headings, keywords) of the articles;
+    """(pmid, content_hash, title, abstract, design, mesh_headings, keywords, is_notice) of the articles;
     without `text`, abstract and keywords come back empty (the bulk of an article, and not needed for
     titles and designs)."""
     table = Article.__table__
@@ -225,9 +231,10 @@ def _article_rows(
         table.c.content_hash,
         table.c.title,
         table.c.abstract if text else literal(""),
-        table.c.publication_types,
+        table.c.design,
         mesh,
         table.c.keywords if text else null(),
+        table.c.is_notice,
     )
     if everything:
         yield from session.execute(query.execution_options(yield_per=2000))
@@ -254,11 +261,11 @@ def _refresh(session: Session, store: _Store, signature: tuple[object, ...]) -> 
         rows = _article_rows(session, (), True, text=store.features_wanted)
         wanted = None
     tokenised: dict[int, _Study] = {}
-    for pmid, content_hash, title, abstract, types, mesh_headings, keywords in rows:
+    for pmid, content_hash, title, abstract, design, mesh_headings, keywords, is_notice in rows:
         if wanted is not None and pmid not in wanted:
             continue
         mesh = [descriptor for descriptor in mesh_descriptors(mesh_headings or []) if descriptor]
-        study = _Study(content_hash, title or "", suggest_design(types or [], mesh))
+        study = _Study(content_hash, title or "", StudyDesign(design), is_notice=bool(is_notice))
         if store.features_wanted:
             study.terms = store.tokeniser.of(title or "", abstract or "", mesh, keywords or [])
             tokenised[pmid] = study
@@ -295,7 +302,7 @@ def corpus_features(session: Session, corpus: Corpus) -> Features:
             missing.pop(pmid).terms = terms
         if missing:
             tokenised: dict[int, _Study] = {}
-            for pmid, _hash, title, abstract, _types, mesh_headings, keywords in _article_rows(
+            for pmid, _hash, title, abstract, _design, mesh_headings, keywords, _notice in _article_rows(
                 session, sorted(missing), len(missing) > _READ_BY_PMID
             ):
                 study = missing.get(pmid)

@@ -9,6 +9,7 @@ Three signals, each turned into a standing in (0, 1] among all studies so they c
 3. semantic (optional extra): cosine similarity of stored study embeddings to the claim.
 A small bonus for stronger designs puts meta-analyses and RCTs first among equally relevant studies.
 Ranking orders, it never excludes: every untagged study is in the queue, and ties break by PMID.
+Publication notices (retractions, errata, ...) are not studies and are never queued.
 
 What does not change between two requests is kept with the corpus (db.ranking.corpus): a claim's
 lexical scores until the articles or its terms change, its labels and naive Bayes' counts until the
@@ -357,7 +358,7 @@ def _rank(
         final = relevance + bonus
 
     excluded = np.fromiter(exclude, dtype=np.int64, count=len(exclude))
-    candidates = np.flatnonzero(~np.isin(corpus.pmids, excluded))
+    candidates = np.flatnonzero(~np.isin(corpus.pmids, excluded) & ~corpus.notices)
     order = candidates[np.lexsort((corpus.pmids[candidates], -final[candidates]))]
     if top is not None:
         order = order[: max(0, top)]

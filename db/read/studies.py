@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from db.corpus.authors import author_name
+from db.corpus.design import explain_design
 from db.corpus.fulltext import search_articles_fulltext
 from db.corpus.study_facts import study_facts
 from db.errors import NotFoundError
@@ -177,6 +178,12 @@ class StudyDetail:
     revisions: tuple[Revision, ...]
     pubmed_url: str
     doi_url: str | None
+    # The prefill's confidence and the features that decided it; 1.0 and none once a reviewer set it.
+    design_confidence: float = 1.0
+    design_cues: tuple[str, ...] = ()
+    needs_design_confirmation: bool = False
+    is_notice: bool = False
+    notice_of: int | None = None
 
 
 def study_detail(session: Session, viewer: User, pmid: int) -> StudyDetail:
@@ -251,6 +258,11 @@ def study_detail(session: Session, viewer: User, pmid: int) -> StudyDetail:
         revisions=tuple(Revision(r.changed_at, r.change, tuple(r.changed_fields or ())) for r in revisions),
         pubmed_url=PUBMED_URL.format(pmid=pmid),
         doi_url=DOI_URL.format(doi=article.doi) if article.doi else None,
+        design_confidence=facts.design_confidence,
+        design_cues=explain_design(article) if not history else (),
+        needs_design_confirmation=facts.needs_design_confirmation,
+        is_notice=article.is_notice,
+        notice_of=article.notice_of,
     )
 
 

@@ -12,7 +12,7 @@ from sqlmodel import Session, col
 
 from db.chunks import chunked
 from db.clock import utcnow
-from db.corpus.design import mesh_descriptors, suggest_design
+from db.corpus.classifier import LOW_CONFIDENCE
 from db.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDenied
 from db.models import Article, Assessment, AuditEvent, Claim, DesignCorrection, User
 from db.review.audit import record_event
@@ -92,8 +92,8 @@ def _active_claim(claim: Claim) -> Claim:
 
 
 def suggested_design(article: Article) -> StudyDesign:
-    """The design PubMed's metadata suggests for the article (before any reviewer's correction)."""
-    return suggest_design(article.publication_types or [], mesh_descriptors(article.mesh_headings or []))
+    """The prefilled design of the article (before any reviewer's correction), see db.corpus.design."""
+    return StudyDesign(article.design)
 
 
 def effective_design(session: Session, article: Article) -> StudyDesign:
@@ -138,7 +138,7 @@ def _correct_design(
     source: str | None = None,
 ) -> DesignCorrection | None:
     current = effective_design(session, article)
-    if current is design:
+    if current is design and not _unconfirmed_prefill(session, article):
         return None
     assert actor.id is not None
     correction = DesignCorrection(
@@ -158,6 +158,25 @@ def _correct_design(
         source=source,
     )
     return correction
+
+
+def _unconfirmed_prefill(session: Session, article: Article) -> bool:
+    # Recording the prefilled design itself is how a reviewer confirms a low-confidence one.
+    if article.design_confidence >= LOW_CONFIDENCE:
+        return False
+    query = select(col(DesignCorrection.id)).where(col(DesignCorrection.pmid) == article.pmid).limit(1)
+    return session.scalars(query).first() is None
+
+
+def confirm_design(session: Session, actor: User, pmid: int, reason: str = "") -> DesignCorrection | None:
+    """A reviewer confirms the study's current design; kept with its author like a correction.
+
+    None when there is nothing to confirm (a reviewer's design already, or a confident prefill).
+    """
+    require(actor, Action.ASSESS)
+    article = get_article_or_fail(session, pmid)
+    design = effective_design(session, article)
+    return _correct_design(session, actor, article, design, reason or "confirmed")
 
 
 def design_corrections(session: Session, pmid: int) -> list[DesignCorrection]:

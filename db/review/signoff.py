@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from db.clock import utcnow
+from db.corpus.study_facts import study_facts
 from db.errors import InvalidInputError
 from db.models import Assessment, Claim, ClaimProposal, SignOff, User
 from db.review.audit import record_event
@@ -25,7 +26,7 @@ from db.review.verdicts import (
     evidence_fingerprint,
     evidence_snapshot,
 )
-from db.vocab import AuditAction, ClaimStatus, PairState, ProposalStatus, SignOffDecision
+from db.vocab import AuditAction, ClaimStatus, PairState, ProposalStatus, SignOffDecision, StudyDesign
 
 
 def claim_verdict(
@@ -72,6 +73,15 @@ def sign_off(
                 f"Claim {claim.key!r} has unresolved conflicts on PMID {', '.join(map(str, pending))}; "
                 "resolve them before signing it off as ok to publish."
             )
+        unsure = unconfirmed_designs(session, [e.pmid for e in evidence])
+        if unsure:
+            listed = ", ".join(
+                f"PMID {pmid} ({design.value}, confidence {c:.2f})" for pmid, design, c in unsure
+            )
+            raise InvalidInputError(
+                f"Claim {claim.key!r} rests on studies whose design was prefilled with low confidence: "
+                f"{listed}; confirm or correct each design before signing it off as ok to publish."
+            )
     result = derive_claim_verdict(evidence)
     assert claim.id is not None and actor.id is not None
     signoff = SignOff(
@@ -96,6 +106,16 @@ def sign_off(
         claim_id=claim.id,
     )
     return signoff
+
+
+def unconfirmed_designs(session: Session, pmids: Iterable[int]) -> list[tuple[int, StudyDesign, float]]:
+    """Studies whose design is a low-confidence prefill no person has confirmed: (PMID, design, confidence)."""
+    facts = study_facts(session, sorted(set(pmids)))
+    return [
+        (pmid, fact.design, fact.design_confidence)
+        for pmid, fact in sorted(facts.items())
+        if fact.needs_design_confirmation and not fact.is_notice
+    ]
 
 
 def _parse_decision(value: SignOffDecision | str) -> SignOffDecision:

@@ -17,6 +17,7 @@ EXCLUDING_STATUSES: dict[str, str] = {
     RetractionStatus.RETRACTED: "retracted",
     RetractionStatus.EXPRESSION_OF_CONCERN: "expression of concern",
     RetractionStatus.RETRACTION_NOTICE: "a retraction notice, not a study",
+    RetractionStatus.NOTICE: "a publication notice, not a study",
 }
 _STRENGTH_ORDER = (Strength.VERY_LOW, Strength.LOW, Strength.MODERATE, Strength.HIGH)
 _START_STRENGTH = {
