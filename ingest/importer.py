@@ -30,14 +30,8 @@ from db.ops.locks import job_lock
 from db.vocab import RunStatus
 from ingest.batch_sizes import DEFAULT_IMPORT_BATCH
 from ingest.medline_text import iter_medline_text, looks_like_medline
-from ingest.pubmed_xml import (
-    PubmedFormatError,
-    RecordBlock,
-    iter_pubmed_xml,
-    iter_record_blocks,
-    parse_record_chunk,
-    split_block,
-)
+from ingest.pubmed_blocks import GZIP_MAGIC, RecordBlock, iter_record_blocks, split_block
+from ingest.pubmed_xml import PubmedFormatError, iter_pubmed_xml, parse_record_chunk
 from ingest.records import DeletedCitation, PubmedRecord
 from ingest.store import StoredItem, store_batch, to_stored_items
 
@@ -49,7 +43,6 @@ BLOCK_BYTES = 1 << 20  # what one worker task parses: about 150 records of a bas
 # for a core cost more than the workers gained (docs/performance.md).
 WORKER_NICENESS = 19
 MAX_WORKERS = 2
-_GZIP_MAGIC = b"\x1f\x8b"
 Progress = Callable[[int, int | None], None]
 
 
@@ -104,7 +97,7 @@ def _head(path: Path) -> bytes:
     """The first bytes of the (decompressed) content, to tell the format by."""
     try:
         with open(path, "rb") as raw:
-            is_gzip = raw.read(2) == _GZIP_MAGIC
+            is_gzip = raw.read(2) == GZIP_MAGIC
         with gzip.open(path, "rb") if is_gzip else open(path, "rb") as handle:
             return handle.read(4096)
     except (OSError, EOFError) as exc:
@@ -134,7 +127,7 @@ def iter_file_records(
 
 def _is_gzip(path: Path) -> bool:
     with open(path, "rb") as raw:
-        return raw.read(2) == _GZIP_MAGIC
+        return raw.read(2) == GZIP_MAGIC
 
 
 def iter_item_batches(

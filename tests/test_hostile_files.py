@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import ingest.pubmed_blocks as pubmed_blocks
 import ingest.pubmed_xml as pubmed_xml
 from ingest.importer import iter_file_records
 from ingest.medline_text import iter_medline_text
@@ -56,7 +57,7 @@ def test_a_record_that_never_ends_is_refused_before_memory_runs_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A few kilobytes of gzip that unpack to megabytes of one unclosed record (a bomb, scaled down).
-    monkeypatch.setattr(pubmed_xml, "MAX_RECORD_BYTES", 1024 * 1024)
+    monkeypatch.setattr(pubmed_blocks, "MAX_RECORD_BYTES", 1024 * 1024)
     path = tmp_path / "bomb.xml.gz"
     path.write_bytes(gzip.compress(b"<PubmedArticleSet><PubmedArticle>" + b"a" * (8 * 1024 * 1024)))
 

@@ -10,14 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.pubmed_xml import (
-    PubmedFormatError,
-    iter_pubmed_xml,
-    iter_record_blocks,
-    iter_record_chunks,
-    parse_efetch_response,
-    split_block,
-)
+from ingest.pubmed_blocks import iter_record_blocks, iter_record_chunks, split_block
+from ingest.pubmed_xml import PubmedFormatError, iter_pubmed_xml, parse_efetch_response
 from ingest.records import DeletedCitation, PubmedRecord
 from tests.conftest import TEST_DATA, shared_file
 
