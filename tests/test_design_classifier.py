@@ -31,6 +31,7 @@ from db.review.assessments import confirm_design, correct_design, effective_desi
 from db.review.signoff import claim_verdict, sign_off
 from db.vocab import StudyDesign
 from ingest.records import AbstractSection, Notice, PubmedRecord
+from tests.conftest import TEST_DATA
 from tests.review_builders import add_article, add_claim, team, vote
 
 STUDYTYPETELLER = (
@@ -295,3 +296,17 @@ def test_the_review_queue_never_offers_a_notice(session: Session) -> None:
     session.commit()
 
     assert [s.pmid for s in rank_studies(session, claim.key)] == [1]
+
+
+def test_designs_reclassify_on_the_command_line_keeps_reviewers_designs(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ingest.cli import main
+
+    assert main(["import", str(TEST_DATA / "pubmed_ketamine_sample.xml")]) == 0
+    capsys.readouterr()
+
+    assert main(["designs", "reclassify", "--all"]) == 0
+
+    out = capsys.readouterr().out
+    assert out.startswith("Checked 6 articles: ") and "to confirm (low confidence)." in out

@@ -274,7 +274,35 @@ def dashboard_command(port: int, address: str) -> int:
     return subprocess.call([*command, "--server.address", address, "--server.headless", "true"])
 
 
+@click.group("designs", help="The study designs prefilled by the classifier that ships with the package.")
+def designs_group() -> None:
+    pass
+
+
+@designs_group.command(
+    "reclassify",
+    short_help="Prefill designs again with this release's classifier.",
+    help="Prefill the design of every article classified by an older classifier (with --all: every "
+    "article) with this release's classifier. Designs that reviewers confirmed or corrected are kept; "
+    "the counts say how many prefills changed under them.",
+)
+@click.option("--all", "everything", is_flag=True, help="classify every article again, not only older ones")
+def designs_reclassify(everything: bool) -> int:
+    from db.corpus.design import reclassify
+
+    with database_session() as session:
+        counts = reclassify(session, everything=everything)
+        session.commit()
+    say(
+        f"Checked {counts['checked']:,} articles: {counts['changed']:,} prefills changed "
+        f"({counts['changed_under_correction']:,} under a reviewer's design, which stays), "
+        f"{counts['notices']:,} publication notices, {counts['low_confidence']:,} to confirm (low confidence)."
+    )
+    return 0
+
+
 COMMANDS = [
+    designs_group,
     init_db_command,
     harvest_command,
     import_command,
