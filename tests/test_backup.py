@@ -382,6 +382,7 @@ def test_cli_dump_then_restore_into_a_new_database(
         assert session.scalar(select(func.count()).select_from(Assessment)) == 2
 
 
+@pytest.mark.slow  # a subprocess: the command as a user runs it
 def test_restore_in_a_fresh_process_knows_every_table(good_dump: Path, tmp_path: Path) -> None:
     # A new interpreter has imported only what the CLI imports: every table module must still count.
     target = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"

@@ -91,6 +91,7 @@ def test_runs_and_info_describe_the_database(sqlite_url: str, capsys: pytest.Cap
     )
 
 
+@pytest.mark.slow  # a subprocess: the command as a user runs it
 @pytest.mark.parametrize(
     ("make_input", "message"),
     [
@@ -114,6 +115,7 @@ def test_bad_files_give_one_line_errors_and_exit_1(
     assert "Traceback" not in err
 
 
+@pytest.mark.slow  # a subprocess: the command as a user runs it
 def test_usage_errors_exit_2(sqlite_url: str) -> None:
     code, _, err = run_cli("harvest", "--since", "yesterday")
     assert code == 2 and "'yesterday' is not a date" in err
@@ -123,6 +125,7 @@ def test_usage_errors_exit_2(sqlite_url: str) -> None:
     assert code == 1 and "pass --format jsonl or --format csv" in err
 
 
+@pytest.mark.slow  # a subprocess: the command as a user runs it
 def test_read_only_database_is_reported_without_losing_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -139,6 +142,7 @@ def test_read_only_database_is_reported_without_losing_data(
     assert code == 0 and "Articles: 6 " in out
 
 
+@pytest.mark.slow  # a subprocess: the command as a user runs it
 def test_unreachable_database_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
     code, _, err = run_cli("info")
@@ -147,12 +151,14 @@ def test_unreachable_database_is_one_line(monkeypatch: pytest.MonkeyPatch) -> No
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # a subprocess: the command as a user runs it
 def test_bad_database_url_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "not a url")
     code, _, err = run_cli("info")
     assert code == 1 and "is not a database URL" in err
 
 
+@pytest.mark.slow  # a subprocess: the command as a user runs it
 def test_help_and_usage_errors_do_not_load_the_database_layer() -> None:
     code = (
         "import sys\n"
@@ -192,6 +198,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_partial_one(tmp_path: Path) -
     assert [p.name for p in tmp_path.iterdir()] == ["claims.jsonl"]
 
 
+@pytest.mark.slow  # a subprocess: the command as a user runs it
 def test_options_on_a_shared_shell_fall_back_on_the_environment(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

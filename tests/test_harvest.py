@@ -647,6 +647,7 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # a subprocess: the command as a user runs it
 def test_cli_harvest_prints_a_summary_and_full_ignores_the_last_run(
     sqlite_url: str, server: HTTPServer
 ) -> None:
@@ -665,6 +666,7 @@ def test_cli_harvest_prints_a_summary_and_full_ignores_the_last_run(
     assert "7 unchanged" in again.stdout
 
 
+@pytest.mark.slow  # a subprocess: the command as a user runs it
 def test_cli_harvest_without_email_says_how_to_set_it(sqlite_url: str, server: HTTPServer) -> None:
     fake = FakeEutils(server, make_records(1))
     env = {k: v for k, v in os.environ.items() if k != "NCBI_EMAIL"}
@@ -675,6 +677,7 @@ def test_cli_harvest_without_email_says_how_to_set_it(sqlite_url: str, server: H
     assert fake.seen == []
 
 
+@pytest.mark.slow  # a subprocess: the command as a user runs it
 def test_cli_harvest_with_an_invalid_query_fails_in_one_line(sqlite_url: str, server: HTTPServer) -> None:
     fake = FakeEutils(server, make_records(1))
     env = dict(os.environ, DATABASE_URL=sqlite_url, EUTILS_BASE_URL=fake.base_url)
