@@ -317,27 +317,18 @@ def merge_claims(session: Session, actor: User, source_key: str, into_key: str, 
         outcome.moved += 1
         assert source.id is not None
         moved += [(source.id, assessment.pmid), (target.id, assessment.pmid)]
-        record_event(
-            session,
-            actor,
-            AuditAction.ASSESSMENT_MOVED,
-            assessment,
-            before={"claim": source.key},
-            after={"claim": target.key},
-            reason=reason,
-            claim_id=target.id,
-        )
-        # The source claim's history shows where its votes went, too.
-        record_event(
-            session,
-            actor,
-            AuditAction.ASSESSMENT_MOVED,
-            assessment,
-            before={"claim": source.key},
-            after={"claim": target.key},
-            reason=reason,
-            claim_id=source.id,
-        )
+        # Recorded under both claims: the source claim's history shows where its votes went, too.
+        for claim_id in (target.id, source.id):
+            record_event(
+                session,
+                actor,
+                AuditAction.ASSESSMENT_MOVED,
+                assessment,
+                before={"claim": source.key},
+                after={"claim": target.key},
+                reason=reason,
+                claim_id=claim_id,
+            )
     refresh_pairs(session, moved)
     source.status = ClaimStatus.MERGED
     source.merged_into_id = target.id
