@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from machine import describe_machine  # bench/machine.py: scripts run from bench/
+from report import write_section
 from train_design_classifier import DATA, macro_f1, read_split, scored_design, tier_accuracy
 
 from db.corpus.classifier import MODEL_PATH, classify_design, shipped_model
@@ -170,13 +171,7 @@ def main() -> None:
     report = "\n".join(lines)
     print(report)
     if args.write:
-        text = args.write.read_text() if args.write.exists() else "# Performance\n"
-        if MARK_START in text:
-            before, rest = text.split(MARK_START, 1)
-            text = before + report + rest.split(MARK_END, 1)[1]
-        else:
-            text = text.rstrip("\n") + "\n\n" + report + "\n"
-        args.write.write_text(text)
+        write_section(args.write, report, MARK_START, MARK_END)
 
 
 if __name__ == "__main__":

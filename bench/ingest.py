@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from machine import describe_machine  # bench/machine.py: scripts run from bench/
+from report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 MAKE_CORPUS = ROOT.parent / "shared" / "bench" / "make_corpus.py"
@@ -234,13 +235,7 @@ def main() -> None:
     report = "\n".join(lines)
     print(report)
     if args.write:
-        text = args.write.read_text() if args.write.exists() else "# Performance\n"
-        if MARK_START in text:
-            before, rest = text.split(MARK_START, 1)
-            text = before + report + rest.split(MARK_END, 1)[1]
-        else:
-            text = text.rstrip() + "\n\n" + report + "\n"
-        args.write.write_text(text)
+        write_section(args.write, report, MARK_START, MARK_END)
 
 
 if __name__ == "__main__":

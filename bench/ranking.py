@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.ingest import ensure_corpus  # noqa: E402
 from bench.machine import describe_machine  # noqa: E402
+from bench.report import write_section  # noqa: E402
 from db.corpus.fulltext import search_articles_fulltext  # noqa: E402
 from db.engine import engine_for, init_db, open_session  # noqa: E402
 from db.ranking.model import clear_corpus_cache  # noqa: E402
@@ -396,16 +397,6 @@ def report(
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Performance\n"
-    if MARK_START in text:
-        before, rest = text.split(MARK_START, 1)
-        text = before + section + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -436,7 +427,7 @@ def main() -> None:
     section = report(judged, results, timing, cost, args.records, time.perf_counter() - started)
     print(section)
     if args.write:
-        write_section(args.write, section)
+        write_section(args.write, section, MARK_START, MARK_END)
 
 
 if __name__ == "__main__":

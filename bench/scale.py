@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from machine import describe_machine  # bench/machine.py: scripts run from bench/
+from report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -681,19 +682,6 @@ def _rounded(n: int) -> int:
     return round(n, 3 - len(str(abs(n)))) if n else 0
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace this benchmark's marked section of `path` (or append it), leaving the rest alone."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
-    section = f"{MARK_START}\n{body}{MARK_END}"
-    if MARK_START in text and MARK_END in text:
-        before, rest = text.split(MARK_START, 1)
-        after = rest.split(MARK_END, 1)[1]
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--studies", type=int, default=100_000)
@@ -740,7 +728,7 @@ def main() -> None:
         body = report(results, args)
         print(body)
         if args.write:
-            write_section(args.write, body)
+            write_section(args.write, f"{MARK_START}\n{body}{MARK_END}", MARK_START, MARK_END)
             print(f"wrote the results into {args.write}")
         return
     for engine in args.engines.split(","):
@@ -756,7 +744,7 @@ def main() -> None:
     body = report(results, args)
     print(body)
     if args.write:
-        write_section(args.write, body)
+        write_section(args.write, f"{MARK_START}\n{body}{MARK_END}", MARK_START, MARK_END)
         print(f"wrote the results into {args.write}")
 
 
