@@ -148,6 +148,90 @@ class Strength(Labelled):
     VERY_LOW = "very_low"
 
 
+class Population(Labelled):
+    """Whom a study's outcome was measured in (an assessment's `population`)."""
+
+    MDD = "mdd"  # major depressive disorder, not stated to be treatment-resistant
+    TRD = "trd"  # treatment-resistant depression
+    BIPOLAR = "bipolar"  # bipolar depression
+    PTSD = "ptsd"
+    SUICIDAL = "suicidal"  # people with suicidal ideation or behaviour
+    MIXED = "mixed"  # several of these together
+    OTHER = "other"  # healthy volunteers, surgical or pain patients, animals, ...
+
+    @classmethod
+    def _labels(cls) -> Mapping[str, str]:
+        return {
+            "mdd": "major depression",
+            "trd": "treatment-resistant depression",
+            "bipolar": "bipolar depression",
+            "ptsd": "PTSD",
+            "suicidal": "suicidal ideation or behaviour",
+        }
+
+
+class Intervention(Labelled):
+    """Which ketamine a study gave (an assessment's `intervention`)."""
+
+    IV_RACEMIC = "iv_racemic"  # intravenous racemic ketamine
+    INTRANASAL_ESKETAMINE = "intranasal_esketamine"
+    ORAL = "oral"
+    IM = "im"  # intramuscular
+    OTHER = "other"  # another route or drug
+    MIXED = "mixed"  # several of these (typical of reviews)
+    UNCLEAR = "unclear"  # the abstract does not say
+
+    @classmethod
+    def _labels(cls) -> Mapping[str, str]:
+        return {
+            "iv_racemic": "intravenous racemic ketamine",
+            "intranasal_esketamine": "intranasal esketamine",
+            "im": "intramuscular ketamine",
+            "oral": "oral ketamine",
+        }
+
+
+class Directness(Labelled):
+    """Whether a study answers the claim's own question (GRADE's directness)."""
+
+    DIRECT = "direct"
+    INDIRECT = "indirect"  # another population, intervention, outcome or time frame: say which
+
+
+class RiskOfBias(Labelled):
+    """A study's risk of bias for this outcome, in the three levels of Cochrane's RoB 2."""
+
+    LOW = "low"
+    SOME_CONCERNS = "some_concerns"
+    HIGH = "high"
+
+
+class DowngradeDomain(Labelled):
+    """GRADE's reasons to rate the certainty of a body of evidence down."""
+
+    RISK_OF_BIAS = "risk_of_bias"
+    INCONSISTENCY = "inconsistency"
+    INDIRECTNESS = "indirectness"
+    IMPRECISION = "imprecision"
+    PUBLICATION_BIAS = "publication_bias"
+
+
+class Rating(Labelled):
+    """The editor's published rating of a claim: what ClaimReview's reviewRating says (6 best, 1 worst)."""
+
+    ACCURATE = "accurate"  # the studies support it as worded
+    MOSTLY_ACCURATE = "mostly_accurate"  # supported, with a caveat the wording leaves out
+    MIXED = "mixed"  # the studies disagree, or support part of it
+    UNPROVEN = "unproven"  # not tested directly, or too little to say either way
+    MISLEADING = "misleading"  # a grain of evidence, stretched beyond it
+    INACCURATE = "inaccurate"  # tested, and contradicted
+
+    @property
+    def score(self) -> int:
+        """ClaimReview's ratingValue: 6 (accurate) down to 1 (inaccurate)."""
+        return len(Rating) - list(Rating).index(self)
+
+
 class SignOffDecision(Labelled):
     OK_TO_PUBLISH = "ok_to_publish"
     REVISE_WORDING = "revise_wording"

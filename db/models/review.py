@@ -29,9 +29,14 @@ from db.vocab import (
     AuditAction,
     ClaimStatus,
     ClaimVerdict,
+    Directness,
     DocumentStatus,
+    Intervention,
     PairState,
+    Population,
     ProposalStatus,
+    Rating,
+    RiskOfBias,
     Role,
     SignOffDecision,
     Strength,
@@ -106,6 +111,15 @@ class Claim(TableModel, table=True):
     comparator: str | None = Field(default=None, sa_column=Column(Text))
     outcome: str | None = Field(default=None, sa_column=Column(Text))
     time_frame: str | None = None  # "hours to days", "weeks to months"
+    # The time frame as the verdict rule reads it: an outcome measured outside [min, max] days is
+    # indirect evidence for the claim (None: no bound on that side).
+    follow_up_min_days: float | None = None
+    follow_up_max_days: float | None = None
+    # The populations and interventions (db.vocab codes) the claim is about; empty: any.
+    populations: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, default=list))
+    interventions: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, default=list)
+    )
     status: ClaimStatus = Field(sa_column=_enum_column(ClaimStatus, index=True))
     merged_into_id: int | None = Field(default=None, foreign_key="claim.id")
     created_at: datetime = Field(default_factory=utcnow)
@@ -146,6 +160,19 @@ class Assessment(TableModel, table=True):
     # The design as this reviewer confirmed it, and what PubMed's publication types suggested.
     design: StudyDesign = Field(sa_column=_enum_column(StudyDesign))
     suggested_design: StudyDesign = Field(sa_column=_enum_column(StudyDesign))
+    # The study's evidence for this claim (GRADE's raw material): all optional, prefilled as
+    # suggestions by db.review.evidence_prefill, always the reviewer's to change.
+    participants: int | None = None  # analysed for this outcome; 0: a review that pools none
+    follow_up: str | None = Field(default=None, sa_column=Column(Text))  # as stated: "24 hours"
+    follow_up_days: float | None = None  # the same in days: 1.0
+    effect: str | None = Field(default=None, sa_column=Column(Text))  # as stated, short
+    population: Population | None = Field(default=None, sa_column=_enum_column(Population, nullable=True))
+    intervention: Intervention | None = Field(
+        default=None, sa_column=_enum_column(Intervention, nullable=True)
+    )
+    directness: Directness | None = Field(default=None, sa_column=_enum_column(Directness, nullable=True))
+    indirect_reason: str | None = Field(default=None, sa_column=Column(Text))
+    risk_of_bias: RiskOfBias | None = Field(default=None, sa_column=_enum_column(RiskOfBias, nullable=True))
     version: int = Field(default=1, sa_column=Column(Integer, nullable=False, default=1))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -226,7 +253,9 @@ class SignOff(TableModel, table=True):
     signed_by_id: int = Field(foreign_key="app_user.id")
     signed_at: datetime = Field(default_factory=utcnow)
     verdict: ClaimVerdict = Field(sa_column=_enum_column(ClaimVerdict))
-    strength: Strength = Field(sa_column=_enum_column(Strength))
+    strength: Strength = Field(sa_column=_enum_column(Strength))  # the derived certainty then
+    # The editor's published rating (db.vocab.Rating); None only on sign-offs made before ratings.
+    rating: Rating | None = Field(default=None, sa_column=_enum_column(Rating, nullable=True))
     # db.review.verdicts.evidence_fingerprint of the evidence then, and the evidence itself for the diff.
     evidence_fingerprint: str = Field(max_length=64)
     evidence: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))

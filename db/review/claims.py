@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
@@ -15,13 +16,45 @@ from db.models import Assessment, Claim, SourceDocument, User
 from db.review.audit import record_event
 from db.review.pair_index import refresh_pairs
 from db.review.roles import Action, require
-from db.vocab import AuditAction, ClaimStatus
+from db.vocab import AuditAction, ClaimStatus, Intervention, Population
 
 KEY_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-EDITABLE_FIELDS = frozenset(
-    {"statement", "sentence", "span", "population", "intervention", "comparator", "outcome", "time_frame"}
-)
 _PICO_FIELDS = ("population", "intervention", "comparator", "outcome", "time_frame")
+# What the verdict rule reads of a claim's scope (db.review.certainty): the time frame in days and
+# the populations and interventions (db.vocab codes) it is about.
+SCOPE_FIELDS = ("follow_up_min_days", "follow_up_max_days", "populations", "interventions")
+EDITABLE_FIELDS = frozenset({"statement", "sentence", "span", *_PICO_FIELDS, *SCOPE_FIELDS})
+_SCOPE_VOCAB: dict[str, type[StrEnum]] = {"populations": Population, "interventions": Intervention}
+
+
+def checked_scope(name: str, value: Any) -> Any:
+    """A claim scope field's value, checked; raises InvalidInputError naming the field and the fix."""
+    if name in _SCOPE_VOCAB:
+        vocab = _SCOPE_VOCAB[name]
+        codes = [value] if isinstance(value, str) else list(value or [])
+        allowed = [member.value for member in vocab]
+        unknown = [code for code in codes if code not in allowed]
+        if unknown:
+            raise InvalidInputError(
+                f"Unknown {name} {unknown}; use any of {', '.join(allowed)} (none: the claim is about any)."
+            )
+        return [code for code in allowed if code in codes]  # vocabulary order, no repeats
+    if value is None or value == "":
+        return None
+    try:
+        days = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a number of days, not {value!r}; e.g. 7 or 0.5.") from None
+    if not 0 <= days <= 36_500:
+        raise InvalidInputError(f"{name} must be between 0 and 36500 days, not {value!r}.")
+    return days
+
+
+def _check_time_frame(key: str, low: float | None, high: float | None) -> None:
+    if low is not None and high is not None and low > high:
+        raise InvalidInputError(
+            f"Claim {key!r}: follow_up_min_days ({low:g}) is after follow_up_max_days ({high:g}); swap them."
+        )
 
 
 def locate_sentence(
@@ -90,15 +123,21 @@ def insert_claim(
     span: tuple[int, int] | None = None,
     reason: str | None = None,
     source: str | None = None,
-    **pico: str | None,
+    **pico: Any,
 ) -> Claim:
-    """Create a claim without a permission check: for seed loading and already-checked callers."""
+    """Create a claim without a permission check: for seed loading and already-checked callers.
+
+    `pico`: the PICO fields as text, and the scope the verdict rule reads (SCOPE_FIELDS)."""
     check_key(key)
     if not statement.strip():
         raise InvalidInputError(f"Claim {key!r} needs a statement: the words an editor checks.")
-    unknown = set(pico) - set(_PICO_FIELDS)
+    unknown = set(pico) - set(_PICO_FIELDS) - set(SCOPE_FIELDS)
     if unknown:
-        raise InvalidInputError(f"Unknown claim fields {sorted(unknown)}; use {', '.join(_PICO_FIELDS)}.")
+        raise InvalidInputError(
+            f"Unknown claim fields {sorted(unknown)}; use {', '.join(_PICO_FIELDS + SCOPE_FIELDS)}."
+        )
+    scope = {name: checked_scope(name, pico.get(name)) for name in SCOPE_FIELDS}
+    _check_time_frame(key, scope["follow_up_min_days"], scope["follow_up_max_days"])
     if session.scalars(select(Claim).where(col(Claim.key) == key)).first() is not None:
         raise ConflictError(
             f"A claim with key {key!r} exists already; choose another key or edit that claim."
@@ -118,6 +157,7 @@ def insert_claim(
         comparator=pico.get("comparator") or None,
         outcome=pico.get("outcome") or None,
         time_frame=pico.get("time_frame") or None,
+        **scope,
     )
     session.add(claim)
     session.flush()
@@ -143,7 +183,7 @@ def add_claim(
     sentence: str,
     span: tuple[int, int] | None = None,
     reason: str | None = None,
-    **pico: str | None,
+    **pico: Any,
 ) -> Claim:
     """An editor registers a claim of `document`; the sentence is located and validated."""
     require(actor, Action.MANAGE_CLAIMS)
@@ -168,6 +208,7 @@ def claim_fields(claim: Claim) -> dict[str, Any]:
         "sentence": claim.sentence,
         "span": [claim.span_start, claim.span_end],
         **{name: getattr(claim, name) for name in _PICO_FIELDS},
+        **{name: getattr(claim, name) for name in SCOPE_FIELDS},
         "status": ClaimStatus(claim.status).value,
     }
 
@@ -233,6 +274,10 @@ def edit_claim(
     for name in _PICO_FIELDS:
         if name in changes:
             setattr(claim, name, changes[name] or None)
+    for name in SCOPE_FIELDS:
+        if name in changes:
+            setattr(claim, name, checked_scope(name, changes[name]))
+    _check_time_frame(key, claim.follow_up_min_days, claim.follow_up_max_days)
     after = claim_fields(claim)
     changed = {name for name in after if after[name] != before[name]}
     if not changed:
