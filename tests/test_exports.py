@@ -56,7 +56,8 @@ def test_claims_jsonl_carries_verdict_counts_exclusions_and_signoff(session: Ses
     reports = {r["key"]: r for r in map(json.loads, _export_claims(session, ExportFormat.JSONL).splitlines())}
     report = reports["fast-relief"]
 
-    assert report["verdict"] == "supported" and report["strength"] == "high"
+    # No participants stated: precision cannot be judged, so high is rated down once.
+    assert report["verdict"] == "supported" and report["strength"] == "moderate"
     assert report["reasoning"].startswith(
         "1 meta-analysis and 1 RCT support; 1 case report or series not counted; excluded: PMID 4 (retracted)."
     )
@@ -93,7 +94,7 @@ def test_claims_markdown_has_a_summary_table_and_a_section_per_claim(session: Se
 
     text = _export_claims(session, ExportFormat.MARKDOWN)
 
-    assert "| fast-relief | supported | high | 3 | n/a | ok to publish |" in text
+    assert "| fast-relief | supported | moderate | 3 | n/a | ok to publish |" in text
     assert "## stays-well" in text
     assert "Excluded: PMID 4 (retracted)" in text
 

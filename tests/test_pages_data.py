@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from sqlmodel import col
 
 from db.corpus.study_facts import study_facts
 from db.engine import open_session
@@ -16,13 +17,14 @@ from db.read.editor import ChecklistItem, conflict_page, signoff_checklist
 from db.read.overview import corpus_freshness, studies_by_year_and_design
 from db.read.pairs import evidence_by_claim, pair_summaries
 from db.read.studies import claim_terms, next_in_queue, study_index
+from db.read.summary import SUMMARY
 from db.review.assessments import correct_design, update_assessment
 from db.review.claims import get_claim, list_claims
 from db.review.pairs import claim_evidence, pair_statuses, resolve_conflict
 from db.review.roles import get_user
-from db.review.verdicts import DesignScope, derive_claim_verdict
+from db.review.verdicts import ClaimScope, DesignScope, derive_claim_verdict
 from db.text import term_spans
-from db.vocab import StudyDesign, StudyVerdict
+from db.vocab import RiskOfBias, StudyDesign, StudyVerdict
 from pages._ui import marked_html, md_escape
 from tests.dashboard_builders import vote_as, world
 
@@ -265,12 +267,24 @@ def test_claim_cards_verdicts_equal_the_rule_over_every_study(judged: str) -> No
     vote_as(judged, "rita", "long-lasting", 90000005, StudyVerdict.NOT_RELEVANT, quote="")  # a notice
     vote_as(judged, "rob", "long-lasting", 90000003, StudyVerdict.NOT_RELEVANT, quote="")
     vote_as(judged, "rob", "long-lasting", 90000006, StudyVerdict.NOT_RELEVANT, quote="")
+    # Stated evidence on some votes: participants, a follow-up outside rapid-onset's week, a high
+    # risk of bias. The cards list these studies (the rest are counted); the result must not differ.
+    with open_session(judged) as session:
+        stated = session.scalars(select(Assessment).order_by(col(Assessment.id))).all()
+        for assessment, days in zip(stated[::2], (1.0, 84.0, None, 3.0), strict=False):
+            assessment.participants, assessment.follow_up_days = 250, days
+            assessment.risk_of_bias = RiskOfBias.HIGH if days == 3.0 else None
+            session.add(assessment)
+        session.commit()
+    SUMMARY.clear()
     with open_session(judged) as session:
         eve = get_user(session, "eve")
         for scope in DesignScope:
             cards = {c.key: c for c in claim_cards(session, eve, scope=scope)}
             for claim in list_claims(session):
-                expected = derive_claim_verdict(claim_evidence(session, claim), scope)
+                expected = derive_claim_verdict(
+                    claim_evidence(session, claim), scope, claim=ClaimScope.of(claim)
+                )
                 card = cards[claim.key]
                 assert (card.verdict, card.strength, card.reasoning) == (
                     expected.verdict.value,

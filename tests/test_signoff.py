@@ -33,14 +33,23 @@ def test_claim_verdict_from_the_database(session: Session) -> None:
     claim = add_claim(session)
     add_article(session, 1, publication_types=["Meta-Analysis"])
     add_article(session, 2)
-    vote(session, people["reviewer"], claim, 1)
-    vote(session, people["reviewer"], claim, 2)
+    meta_analysis = vote(session, people["reviewer"], claim, 1)
+    trial = vote(session, people["reviewer"], claim, 2)
 
     result = claim_verdict(session, claim)
 
     assert result.verdict is ClaimVerdict.SUPPORTED
-    assert result.strength is Strength.HIGH
+    # No participants stated: precision cannot be judged, rated down once.
+    assert result.strength is Strength.MODERATE
     assert result.reasoning.startswith("1 meta-analysis and 1 RCT support")
+
+    # The stated participants reach the rule from the assessments (900 + 60 >= 400: precise).
+    meta_analysis.participants, trial.participants = 900, 60
+    session.add_all([meta_analysis, trial])
+    session.flush()
+    result = claim_verdict(session, claim)
+    assert result.strength is Strength.HIGH
+    assert result.participants == 960
 
 
 def test_signoff_keeps_the_evidence_and_is_current_until_it_changes(session: Session) -> None:

@@ -11,7 +11,7 @@ from db.review.verdicts import (
     evidence_fingerprint,
     sensitivity,
 )
-from db.vocab import ClaimVerdict, Strength
+from db.vocab import ClaimVerdict, DowngradeDomain, Strength
 from db.vocab import StudyDesign as D
 from db.vocab import StudyVerdict as V
 
@@ -19,30 +19,40 @@ _pmids = count(1)
 
 
 def studies(
-    n: int, design: D, verdict: V | None, retraction_status: str | None = None
+    n: int,
+    design: D,
+    verdict: V | None,
+    retraction_status: str | None = None,
+    *,
+    participants: int | None = None,
 ) -> list[StudyEvidence]:
-    return [StudyEvidence(next(_pmids), verdict, design, retraction_status) for _ in range(n)]
+    return [
+        StudyEvidence(next(_pmids), verdict, design, retraction_status, participants=participants)
+        for _ in range(n)
+    ]
 
 
 def test_issue_example_reads_as_the_issue_says() -> None:
     evidence = (
-        studies(3, D.META_ANALYSIS, V.SUPPORTED)
-        + studies(9, D.RCT, V.SUPPORTED)
-        + studies(2, D.RCT, V.MIXED)
-        + studies(4, D.CASE_REPORT, V.UNSUPPORTED)
+        studies(3, D.META_ANALYSIS, V.SUPPORTED, participants=500)
+        + studies(9, D.RCT, V.SUPPORTED, participants=60)
+        + studies(2, D.RCT, V.MIXED, participants=400)
+        + studies(4, D.CASE_REPORT, V.UNSUPPORTED, participants=1)
     )
 
     result = derive_claim_verdict(evidence)
 
-    # 12 of the 14 decisive studies support: 3 * 12 = 36 >= 2 * 14 = 28, so supported.
-    # Strength: high, minus one for inconsistency (two verdicts among the deciding studies).
+    # Weights: 3 x 500 + 9 x 60 = 2,040 support, 2 x 400 = 800 mixed: 72% support, over 2/3.
+    # Certainty: high, minus one for inconsistency (28% of the weight is mixed, over a fifth).
     assert result.verdict is ClaimVerdict.SUPPORTED
     assert result.strength is Strength.MODERATE
     assert result.reasoning.startswith(
         "3 meta-analyses and 9 RCTs support; 2 RCTs mixed; 4 case reports or series not counted."
     )
     assert "12 of 14 support" in result.reasoning
-    assert "lowered for inconsistency" in result.reasoning
+    assert "72% of the weight supports" in result.reasoning
+    assert [d.domain for d in result.downgrades] == [DowngradeDomain.INCONSISTENCY]
+    assert result.participants == 2_840
 
 
 def test_case_reports_never_outvote_rcts() -> None:
@@ -55,21 +65,23 @@ def test_case_reports_never_outvote_rcts() -> None:
 
 
 def test_observational_studies_do_not_overturn_rcts() -> None:
-    evidence = studies(2, D.RCT, V.UNSUPPORTED) + studies(10, D.OBSERVATIONAL, V.SUPPORTED)
+    evidence = studies(2, D.RCT, V.UNSUPPORTED, participants=250) + studies(
+        10, D.OBSERVATIONAL, V.SUPPORTED, participants=1_000
+    )
 
     result = derive_claim_verdict(evidence)
 
     assert result.verdict is ClaimVerdict.UNSUPPORTED
-    assert result.strength is Strength.HIGH  # two consistent RCTs
+    assert result.strength is Strength.HIGH  # two consistent RCTs, 500 participants
     assert "10 observational studies support" in result.reasoning
 
 
 def test_observational_studies_decide_alone_with_low_strength() -> None:
-    result = derive_claim_verdict(studies(3, D.OBSERVATIONAL, V.SUPPORTED))
+    result = derive_claim_verdict(studies(3, D.OBSERVATIONAL, V.SUPPORTED, participants=200))
 
     assert result.verdict is ClaimVerdict.SUPPORTED
     assert result.strength is Strength.LOW
-    assert "no SR, MA or RCT rated" in result.reasoning
+    assert "no direct SR, MA or RCT rated" in result.reasoning
 
 
 def test_only_weak_designs_give_insufficient_evidence() -> None:
@@ -102,17 +114,21 @@ def test_two_thirds_threshold() -> None:
     assert derive_claim_verdict(against).verdict is ClaimVerdict.UNSUPPORTED
 
 
-def test_a_single_rct_is_downgraded_for_imprecision_but_a_meta_analysis_is_not() -> None:
-    lone_rct = derive_claim_verdict(studies(1, D.RCT, V.SUPPORTED))
-    lone_ma = derive_claim_verdict(studies(1, D.META_ANALYSIS, V.SUPPORTED))
+def test_imprecision_follows_participants_not_the_number_of_studies() -> None:
+    lone_small_rct = derive_claim_verdict(studies(1, D.RCT, V.SUPPORTED, participants=120))
+    lone_large_ma = derive_claim_verdict(studies(1, D.META_ANALYSIS, V.SUPPORTED, participants=2_400))
+    unstated = derive_claim_verdict(studies(3, D.RCT, V.SUPPORTED))
 
-    assert lone_rct.strength is Strength.MODERATE
-    assert "imprecision" in lone_rct.reasoning
-    assert lone_ma.strength is Strength.HIGH
+    assert lone_small_rct.strength is Strength.MODERATE  # 120 < 400: once
+    assert "120 participants, under the optimal information size of 400" in lone_small_rct.reasoning
+    assert lone_large_ma.strength is Strength.HIGH
+    # Nothing stated: precision cannot be judged, and that rates down once (never "high" by head count).
+    assert unstated.strength is Strength.MODERATE
+    assert "precision cannot be judged" in unstated.reasoning
 
 
 def test_weak_evidence_bottoms_out_at_very_low() -> None:
-    # Observational studies start low; a lone one loses a level for imprecision: very low.
+    # Observational studies start low; one without participants stated loses a level: very low.
     assert derive_claim_verdict(studies(1, D.OBSERVATIONAL, V.SUPPORTED)).strength is Strength.VERY_LOW
     # Two disagreeing ones lose a level for inconsistency: very low as well, and no lower.
     split = studies(1, D.OBSERVATIONAL, V.SUPPORTED) + studies(1, D.OBSERVATIONAL, V.UNSUPPORTED)

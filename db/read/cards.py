@@ -31,6 +31,7 @@ from db.review.pair_index import voted_pairs
 from db.review.roles import Action, can, require
 from db.review.signoff import describe_changes
 from db.review.verdicts import (
+    ClaimScope,
     ClaimVerdictResult,
     DesignScope,
     EvidenceCounts,
@@ -172,14 +173,14 @@ def _claim_cards(
             visible = [p for p in rows if p.pmid in mine]
             # Each of the viewer's pairs is either listed or screened out (db.review.pair_index).
             out_visible = len(mine) - len(visible)
-            counts = evidence_counts(visible, facts, out_visible)
+            counts = evidence_counts(visible, facts, out_visible, full.findings)
             progress, conflicts = progress_of(visible, out_visible), conflicts_of(visible)
         else:
             visible, out_visible = rows, full.screened_out
             counts, progress, conflicts = full.counts, full.progress, full.conflicts
         out_total = full.screened_out
         graded, high, every = (
-            outline_verdict(counts, view)
+            outline_verdict(counts, view, ClaimScope.of(claim))
             for view in (DesignScope.GRADED, DesignScope.HIGH_CERTAINTY, DesignScope.ALL_DESIGNS)
         )
         chosen = {

@@ -8,7 +8,7 @@ two agree). Reads in bulk: one query per table, never one per study.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -19,6 +19,7 @@ from sqlmodel import Session, col
 from db.chunks import chunked
 from db.corpus.study_facts import StudyFacts, study_facts
 from db.models import Article, Assessment, ConflictResolution
+from db.review.pair_evidence import Findings, pair_findings, with_findings
 from db.review.pair_index import EvidencePair
 from db.review.pair_rule import pair_standing
 from db.review.pairs import votes_signature
@@ -202,14 +203,26 @@ def evidence_by_claim(
     """claim id -> what db.review.pairs.claim_evidence returns for it, for many claims at once."""
     pairs = pair_summaries(session, claim_ids)
     facts = study_facts(session, {p.pmid for rows in pairs.values() for p in rows})
-    return {claim_id: study_evidence(rows, facts) for claim_id, rows in pairs.items()}
+    findings = pair_findings(session, list(pairs))
+    return {
+        claim_id: study_evidence(rows, facts, {pmid: f for (c, pmid), f in findings.items() if c == claim_id})
+        for claim_id, rows in pairs.items()
+    }
 
 
 def study_evidence(
-    pairs: Iterable[PairSummary | EvidencePair], facts: dict[int, StudyFacts]
+    pairs: Iterable[PairSummary | EvidencePair],
+    facts: dict[int, StudyFacts],
+    findings: Mapping[int, Findings] | None = None,
 ) -> list[StudyEvidence]:
+    """The verdict rule's view of these pairs: design and standing from `facts`, the stated evidence
+    fields from `findings` (PMID -> db.review.pair_evidence.pair_findings of the claim)."""
+    findings = findings or {}
     return [
-        StudyEvidence(p.pmid, p.verdict, facts[p.pmid].design, facts[p.pmid].retraction_status)
+        with_findings(
+            StudyEvidence(p.pmid, p.verdict, facts[p.pmid].design, facts[p.pmid].retraction_status),
+            findings.get(p.pmid),
+        )
         for p in pairs
         if p.pmid in facts
     ]

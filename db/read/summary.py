@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from bisect import insort
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -24,8 +24,9 @@ from db.corpus.study_facts import StudyFacts, facts_signature, study_facts
 from db.models import AuditEvent, Claim, SignOff, User
 from db.read.pairs import NOT_RELEVANT
 from db.review.claims import list_claims
+from db.review.pair_evidence import Findings, pair_findings, with_findings
 from db.review.pair_index import EvidencePair, evidence_pairs, evidence_pairs_of, screened_out_tally
-from db.review.verdicts import EXCLUDING_STATUSES, EvidenceCounts, ExcludedStudy, Tally
+from db.review.verdicts import EXCLUDING_STATUSES, EvidenceCounts, ExcludedStudy, StudyEvidence, Tally
 from db.vocab import AuditAction, PairState, StudyVerdict
 
 
@@ -102,6 +103,7 @@ class ClaimEvidence:
     counts: EvidenceCounts
     progress: dict[str, int]
     conflicts: int
+    findings: dict[int, Findings] = field(default_factory=dict)  # PMID -> the pair's stated evidence
     # (fingerprint, snapshot) of the evidence a sign-off is compared with, worked out once.
     sealed: tuple[str, list[dict[str, object]]] | None = field(default=None, compare=False)
 
@@ -178,8 +180,13 @@ def read_claims(
         return {}
     pairs = evidence_pairs(session, claim_ids, excluded)
     screened = screened_out_tally(session, claim_ids, excluded)
+    findings: dict[int, dict[int, Findings]] = {}
+    for (claim_id, pmid), stated in pair_findings(session, claim_ids).items():
+        findings.setdefault(claim_id, {})[pmid] = stated
     return {
-        claim_id: _claim_evidence(pairs.get(claim_id, []), screened.get(claim_id, 0), facts)
+        claim_id: _claim_evidence(
+            pairs.get(claim_id, []), screened.get(claim_id, 0), facts, findings.get(claim_id, {})
+        )
         for claim_id in claim_ids
     }
 
@@ -203,7 +210,9 @@ def patch_claims(
         rows = [p for p in old.pairs if p.pmid not in pmids]
         for pair in evidence_pairs_of(session, claim_id, pmids, excluded):
             insort(rows, pair, key=_BY_PMID)
-        claims[claim_id] = _claim_evidence(rows, screened.get(claim_id, 0), facts)
+        findings = {pmid: f for pmid, f in old.findings.items() if pmid not in pmids}
+        findings |= {pmid: f for (_, pmid), f in pair_findings(session, [claim_id], pmids).items()}
+        claims[claim_id] = _claim_evidence(rows, screened.get(claim_id, 0), facts, findings)
     return claims
 
 
@@ -211,10 +220,12 @@ _BY_PMID = attrgetter("pmid")
 
 
 def _claim_evidence(
-    rows: list[EvidencePair], screened_out: int, facts: dict[int, StudyFacts]
+    rows: list[EvidencePair], screened_out: int, facts: dict[int, StudyFacts], findings: dict[int, Findings]
 ) -> ClaimEvidence:
-    counts = evidence_counts(rows, facts, screened_out)
-    return ClaimEvidence(rows, screened_out, counts, progress_of(rows, screened_out), conflicts_of(rows))
+    counts = evidence_counts(rows, facts, screened_out, findings)
+    return ClaimEvidence(
+        rows, screened_out, counts, progress_of(rows, screened_out), conflicts_of(rows), findings
+    )
 
 
 # A claim with more changed studies than this since the kept copy is read whole.
@@ -343,10 +354,16 @@ def _nothing_in_flight(session: Session, snapshot: str) -> bool:
 
 
 def evidence_counts(
-    pairs: Iterable[EvidencePair], facts: dict[int, StudyFacts], screened_out: int
+    pairs: Iterable[EvidencePair],
+    facts: dict[int, StudyFacts],
+    screened_out: int,
+    findings: Mapping[int, Findings] | None = None,
 ) -> EvidenceCounts:
     """What db.review.verdicts.derive_claim_verdict reads of these pairs' studies (by PMID) and of
-    `screened_out` more studies screened out as not relevant, counted in one pass."""
+    `screened_out` more studies screened out as not relevant, counted in one pass; the rated
+    studies with stated evidence fields (`findings`, PMID -> fields) are listed as well."""
+    findings = findings or {}
+    detailed: list[StudyEvidence] = []
     rated: Tally = Counter()
     excluded, unresolved, not_relevant = [], 0, screened_out
     for pair in pairs:
@@ -362,4 +379,8 @@ def evidence_counts(
             not_relevant += 1
         else:
             rated[(fact.design, pair.verdict)] += 1
-    return EvidenceCounts(rated, tuple(excluded), unresolved, not_relevant)
+            stated = findings.get(pair.pmid)
+            if stated:
+                study = StudyEvidence(pair.pmid, pair.verdict, fact.design, fact.retraction_status)
+                detailed.append(with_findings(study, stated))
+    return EvidenceCounts(rated, tuple(excluded), unresolved, not_relevant, tuple(detailed))

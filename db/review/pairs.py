@@ -14,6 +14,7 @@ from db.errors import InvalidInputError
 from db.models import Article, Assessment, Claim, ConflictResolution, SourceDocument, User
 from db.review.assessments import get_article_or_fail, parse_verdict
 from db.review.audit import record_event
+from db.review.pair_evidence import pair_findings, with_findings
 from db.review.pair_index import claim_pairs, evidence_pairs, refresh_pairs, screened_out_tally
 from db.review.pair_rule import pair_standing
 from db.review.pair_rule import votes_signature as signature_of
@@ -249,8 +250,12 @@ def claim_evidence(session: Session, claim: Claim) -> list[StudyEvidence]:
     assert claim.id is not None
     pairs = claim_pairs(session, claim.id)
     facts = study_facts(session, [pmid for pmid, _ in pairs])
+    findings = pair_findings(session, [claim.id])
     return [
-        StudyEvidence(pmid, verdict, facts[pmid].design, facts[pmid].retraction_status)
+        with_findings(
+            StudyEvidence(pmid, verdict, facts[pmid].design, facts[pmid].retraction_status),
+            findings.get((claim.id, pmid)),
+        )
         for pmid, verdict in pairs
     ]
 
@@ -267,7 +272,12 @@ def listed_evidence(session: Session, claim: Claim) -> tuple[list[StudyEvidence]
     excluded = [pmid for pmid, fact in facts.items() if fact.retraction_status in EXCLUDING_STATUSES]
     pairs = evidence_pairs(session, [claim.id], excluded).get(claim.id, [])
     screened = screened_out_tally(session, [claim.id], excluded).get(claim.id, 0)
+    findings = pair_findings(session, [claim.id])
     evidence = [
-        StudyEvidence(p.pmid, p.verdict, facts[p.pmid].design, facts[p.pmid].retraction_status) for p in pairs
+        with_findings(
+            StudyEvidence(p.pmid, p.verdict, facts[p.pmid].design, facts[p.pmid].retraction_status),
+            findings.get((claim.id, p.pmid)),
+        )
+        for p in pairs
     ]
     return evidence, screened

@@ -19,6 +19,7 @@ from db.review.claims import list_claims
 from db.review.pairs import claim_evidence, listed_evidence, open_conflicts, pair_statuses
 from db.review.roles import Action, require
 from db.review.verdicts import (
+    ClaimScope,
     ClaimVerdictResult,
     DesignScope,
     Sensitivity,
@@ -34,14 +35,14 @@ def claim_verdict(
 ) -> ClaimVerdictResult:
     """The claim's derived verdict from its current evidence (see db.review.verdicts.derive_claim_verdict)."""
     evidence, screened_out = listed_evidence(session, claim)
-    return derive_claim_verdict(evidence, scope, screened_out=screened_out)
+    return derive_claim_verdict(evidence, scope, screened_out=screened_out, claim=ClaimScope.of(claim))
 
 
 def claim_sensitivity(session: Session, claim: Claim) -> Sensitivity:
     evidence, screened_out = listed_evidence(session, claim)
     return Sensitivity(
         *(
-            derive_claim_verdict(evidence, scope, screened_out=screened_out)
+            derive_claim_verdict(evidence, scope, screened_out=screened_out, claim=ClaimScope.of(claim))
             for scope in (DesignScope.GRADED, DesignScope.HIGH_CERTAINTY, DesignScope.ALL_DESIGNS)
         )
     )
@@ -82,7 +83,7 @@ def sign_off(
                 f"Claim {claim.key!r} rests on studies whose design was prefilled with low confidence: "
                 f"{listed}; confirm or correct each design before signing it off as ok to publish."
             )
-    result = derive_claim_verdict(evidence)
+    result = derive_claim_verdict(evidence, claim=ClaimScope.of(claim))
     assert claim.id is not None and actor.id is not None
     signoff = SignOff(
         claim_id=claim.id,
