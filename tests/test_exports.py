@@ -94,9 +94,9 @@ def test_claims_markdown_has_a_summary_table_and_a_section_per_claim(session: Se
 
     text = _export_claims(session, ExportFormat.MARKDOWN)
 
-    assert "| fast-relief | supported | moderate | 3 | n/a | ok to publish |" in text
+    assert "| fast-relief | supported | moderate | 2 | 0 | not stated | none | ok to publish |" in text
     assert "## stays-well" in text
-    assert "Excluded: PMID 4 (retracted)" in text
+    assert "- PMID 4: retracted" in text
 
 
 def test_assessments_csv_can_be_imported_again_unchanged(session: Session) -> None:

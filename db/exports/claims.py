@@ -6,18 +6,29 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from db.errors import PermissionDenied
-from db.exports.formats import ExportFormat, SafeCsvWriter
-from db.models import Claim, SourceDocument, User
+from db.exports.formats import ExportFormat, SafeCsvWriter, markdown_text
+from db.models import Claim, PairRecord, SourceDocument, User
+from db.read.evidence_profile import evidence_profile
 from db.review.agreement import claim_agreement
 from db.review.claims import list_claims
-from db.review.pairs import claim_evidence, is_blinded
+from db.review.pairs import is_blinded
 from db.review.roles import Action, require
-from db.review.signoff import signoff_state
-from db.review.verdicts import sensitivity
-from db.vocab import ClaimStatus, ClaimVerdict, SignOffDecision, Strength, StudyDesign, StudyVerdict
+from db.review.signoff import SignOffState, signoff_state
+from db.review.verdicts import ClaimScope, days_text
+from db.vocab import (
+    ClaimStatus,
+    ClaimVerdict,
+    PairState,
+    Rating,
+    SignOffDecision,
+    Strength,
+    StudyDesign,
+    StudyVerdict,
+)
 
 
 @dataclass(frozen=True)
@@ -28,9 +39,22 @@ class ClaimReport:
     document: str
     status: str
     time_frame: str | None
-    verdict: str
-    strength: str
+    verdict: str  # supported, mixed, unsupported, insufficient_evidence
+    certainty: str  # high, moderate, low, very_low
+    strength: str  # the certainty, under its earlier name
+    downgrades: list[dict[str, str]]  # [{domain, reason}]
+    participants: int  # stated participants of the deciding studies
+    follow_up_days: list[float] | None  # [shortest, longest] of the deciding studies
     reasoning: str
+    provisional: bool  # no current sign-off: the verdict may still change
+    open_conflicts: int
+    awaiting_second_vote: int
+    rating: str | None  # the editor's published rating (db.vocab.Rating), when signed off with one
+    rating_rationale: str | None
+    studies: list[dict[str, Any]]  # every included study (db.read.evidence_profile.IncludedStudy)
+    left_out: list[dict[str, Any]]  # relevant studies the verdict leaves out, with the reason
+    flow: dict[str, Any]  # PRISMA 2020-style: identified, screened, relevant, included, excluded
+    search: dict[str, Any]  # the queries, the last harvest's date, the files imported
     counts_by_verdict: dict[str, int]
     counts_by_design: dict[str, int]
     excluded: list[dict[str, Any]]
@@ -57,9 +81,8 @@ class ClaimReport:
 
 def claim_report(session: Session, claim: Claim) -> ClaimReport:
     """Everything an editor reads about one claim, as plain data."""
-    evidence = claim_evidence(session, claim)
-    views = sensitivity(evidence)
-    result = views.graded
+    profile = evidence_profile(session, claim)
+    result = profile.result
     by_verdict = {v.value: 0 for v in StudyVerdict}
     for verdict, n in result.counts_by_verdict().items():
         by_verdict[verdict.value] = n
@@ -71,24 +94,39 @@ def claim_report(session: Session, claim: Claim) -> ClaimReport:
     }
     agreement = claim_agreement(session, claim)
     state = signoff_state(session, claim)
+    standing = _standing(session, claim, state)
     document = session.get(SourceDocument, claim.document_id)
+    signed = state.signoff
     return ClaimReport(
         key=claim.key,
         statement=claim.statement,
         sentence=claim.sentence,
         document=document.slug if document else "",
         status=ClaimStatus(claim.status).value,
-        time_frame=claim.time_frame,
+        time_frame=claim.time_frame or ClaimScope.of(claim).time_frame(),
         verdict=result.verdict.value,
+        certainty=result.strength.value,
         strength=result.strength.value,
+        downgrades=[d.as_dict() for d in result.downgrades],
+        participants=result.participants,
+        follow_up_days=list(result.follow_up_days) if result.follow_up_days else None,
         reasoning=result.reasoning,
+        provisional=standing.provisional,
+        open_conflicts=standing.open_conflicts,
+        awaiting_second_vote=standing.awaiting_second_vote,
+        rating=Rating(signed.rating).value if signed is not None and signed.rating else None,
+        rating_rationale=signed.rationale if signed is not None else None,
+        studies=[study.as_dict() for study in profile.studies],
+        left_out=[asdict(item) for item in profile.left_out],
+        flow=profile.flow.as_dict(),
+        search=asdict(profile.provenance),
         counts_by_verdict=by_verdict,
         counts_by_design=by_design,
         excluded=[{"pmid": e.pmid, "reason": e.reason} for e in result.excluded],
         unresolved=list(result.unresolved),
-        high_certainty_verdict=views.high_certainty.verdict.value,
-        all_designs_verdict=views.all_designs.verdict.value,
-        rests_on_weak_studies=views.rests_on_weak_studies,
+        high_certainty_verdict=profile.high_certainty.verdict.value,
+        all_designs_verdict=profile.all_designs.verdict.value,
+        rests_on_weak_studies=profile.high_certainty.verdict is not result.verdict,
         agreement_items=agreement.items,
         percent_agreement=_round(agreement.percent),
         kappa=_round(agreement.kappa),
@@ -98,12 +136,30 @@ def claim_report(session: Session, claim: Claim) -> ClaimReport:
             "relevance_kappa": _round(agreement.relevance_kappa),
             "verdict_kappa": _round(agreement.verdict_kappa),
         },
-        signoff=SignOffDecision(state.signoff.decision).value if state.signoff else None,
+        signoff=SignOffDecision(signed.decision).value if signed else None,
         signed_off_by=state.signed_by,
-        signed_off_at=state.signoff.signed_at.isoformat(timespec="seconds") if state.signoff else None,
+        signed_off_at=signed.signed_at.isoformat(timespec="seconds") if signed else None,
         evidence_changed_since_signoff=state.evidence_changed,
         evidence_changes=state.changes,
     )
+
+
+@dataclass(frozen=True)
+class _Standing:
+    provisional: bool
+    open_conflicts: int
+    awaiting_second_vote: int
+
+
+def _standing(session: Session, claim: Claim, state: SignOffState) -> _Standing:
+    pairs = PairRecord.__table__
+    rows = session.execute(
+        select(
+            func.count().filter(pairs.c.state == PairState.CONFLICT.value),
+            func.count().filter(pairs.c.votes == 1),
+        ).where(pairs.c.claim_id == claim.id)
+    ).one()
+    return _Standing(state.signoff is None or state.evidence_changed, int(rows[0]), int(rows[1]))
 
 
 def _round(value: float | None) -> float | None:
@@ -139,7 +195,9 @@ def write_claims(reports: list[ClaimReport], fmt: ExportFormat, out: TextIO) -> 
 
 
 def _write_claims_csv(reports: list[ClaimReport], out: TextIO) -> None:
-    # Nested fields flatten to one cell each, readable in a spreadsheet ("rct=3; observational=1").
+    # One row per claim, its summary of findings; nested fields flatten to one readable cell each
+    # ("rct=3; observational=1"; studies as "PMID 123 (RCT, 120, 7 days): supported"). The study
+    # table itself is in the Markdown and JSON Lines reports.
     columns = list(ClaimReport.__dataclass_fields__)
     writer = SafeCsvWriter(out, columns)
     writer.writeheader()
@@ -151,6 +209,14 @@ def _write_claims_csv(reports: list[ClaimReport], out: TextIO) -> None:
         row["unresolved"] = "; ".join(map(str, row["unresolved"]))
         row["evidence_changes"] = "; ".join(row["evidence_changes"])
         row["agreement"] = "; ".join(f"{name}={value}" for name, value in row["agreement"].items())
+        row["downgrades"] = "; ".join(f"{d['domain']}: {d['reason']}" for d in row["downgrades"])
+        row["follow_up_days"] = _days_range(report.follow_up_days)
+        row["studies"] = "; ".join(_study_cell(study) for study in report.studies)
+        row["left_out"] = "; ".join(f"{item['pmid']} ({item['reason']})" for item in report.left_out)
+        row["flow"] = _pairs({k: v for k, v in report.flow.items() if isinstance(v, int)})
+        row["search"] = "; ".join(report.search["queries"]) + (
+            f" (last harvest {report.search['last_harvest']})" if report.search["last_harvest"] else ""
+        )
         writer.writerow(row)
 
 
@@ -158,39 +224,129 @@ def _pairs(values: dict[str, int]) -> str:
     return "; ".join(f"{name}={n}" for name, n in values.items() if n)
 
 
+def _study_cell(study: dict[str, Any]) -> str:
+    facts = [StudyDesign(study["design"]).label]
+    if study["participants"] is not None:
+        facts.append(f"{study['participants']:,} participants")
+    if study["follow_up_days"] is not None:
+        facts.append(days_text(study["follow_up_days"]))
+    if not study["direct"]:
+        facts.append("indirect")
+    return f"PMID {study['pmid']} ({', '.join(facts)}): {StudyVerdict(study['verdict']).label}"
+
+
+def _days_range(span: list[float] | None) -> str:
+    if not span:
+        return ""
+    low, high = span
+    return days_text(low) if low == high else f"{days_text(low)} to {days_text(high)}"
+
+
 def claims_markdown(reports: list[ClaimReport]) -> str:
+    """The report an editor hands a writer: a summary of findings, then per claim its verdict, the
+    certainty and why it was rated down, the editor's rating, every included study with its quote,
+    what was left out, and how the studies were found."""
     lines = [
         "# Claim verdicts",
         "",
-        "| claim | verdict | strength | studies | kappa | sign-off |",
-        "|---|---|---|---|---|---|",
+        "Verdicts follow GRADE: studies weigh by design and participants; certainty is rated down for "
+        "risk of bias, inconsistency, indirectness and imprecision. A provisional verdict is not yet "
+        "signed off by an editor and may change.",
+        "",
+        "| claim | verdict | certainty | studies | participants | follow-up | editor's rating | status |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in reports:
-        studies = sum(n for name, n in r.counts_by_verdict.items() if name != StudyVerdict.NOT_RELEVANT.value)
-        kappa = f"{r.kappa:.2f}" if r.kappa is not None else "n/a"
-        signoff = SignOffDecision(r.signoff).label if r.signoff else "not signed off"
-        if r.evidence_changed_since_signoff:
-            signoff += " (evidence changed since)"
         lines.append(
-            f"| {r.key} | {ClaimVerdict(r.verdict).label} | {Strength(r.strength).label} | {studies} | {kappa} | {signoff} |"
+            f"| {markdown_text(r.key)} | {ClaimVerdict(r.verdict).label} | {Strength(r.certainty).label} "
+            f"| {len(r.studies)} | {r.participants:,} | {_days_range(r.follow_up_days) or 'not stated'} "
+            f"| {Rating(r.rating).label if r.rating else 'none'} | {_status(r)} |"
         )
     for r in reports:
-        lines += ["", f"## {r.key}", "", f"> {r.sentence}", "", f"**Claim:** {r.statement}", ""]
-        if r.status != ClaimStatus.ACTIVE.value:
-            lines += [f"*Status: {r.status}.*", ""]
+        lines += _claim_section(r)
+    return "\n".join(lines) + "\n"
+
+
+def _status(r: ClaimReport) -> str:
+    if not r.provisional and r.signoff:
+        return SignOffDecision(r.signoff).label
+    waiting = []
+    if r.open_conflicts:
+        waiting.append(f"{r.open_conflicts} open conflict{'s' if r.open_conflicts != 1 else ''}")
+    if r.awaiting_second_vote:
+        waiting.append(f"{r.awaiting_second_vote} awaiting a second vote")
+    why = "evidence changed since sign-off" if r.evidence_changed_since_signoff else "not signed off"
+    return f"provisional ({why}{'; ' + ', '.join(waiting) if waiting else ''})"
+
+
+def _claim_section(r: ClaimReport) -> list[str]:
+    lines = ["", f"## {markdown_text(r.key)}", "", f"> {markdown_text(r.sentence)}", ""]
+    lines += [f"**Claim:** {markdown_text(r.statement)}", ""]
+    if r.status != ClaimStatus.ACTIVE.value:
+        lines += [f"*Status: {r.status}.*", ""]
+    lines += [
+        f"**Verdict:** {ClaimVerdict(r.verdict).label}, {Strength(r.certainty).label} certainty — {_status(r)}",
+        "",
+    ]
+    if r.rating:
         lines += [
-            f"**Verdict:** {ClaimVerdict(r.verdict).label} ({Strength(r.strength).label} strength)",
-            "",
-            r.reasoning,
+            f"**Editor's rating:** {Rating(r.rating).label}. {markdown_text(r.rating_rationale)}",
             "",
         ]
-        lines.append(
-            f"Sensitivity: high-certainty designs only: {ClaimVerdict(r.high_certainty_verdict).label}; "
-            f"all designs alike: {ClaimVerdict(r.all_designs_verdict).label}"
-            + (" (the verdict rests on weaker studies)." if r.rests_on_weak_studies else ".")
+    if r.downgrades:
+        lines += ["**Rated down for:**", ""]
+        lines += [f"- {d['domain'].replace('_', ' ')}: {markdown_text(d['reason'])}" for d in r.downgrades]
+        lines.append("")
+    lines += [markdown_text(r.reasoning), ""]
+    lines.append(
+        f"Sensitivity: high-certainty designs only: {ClaimVerdict(r.high_certainty_verdict).label}; "
+        f"all designs alike: {ClaimVerdict(r.all_designs_verdict).label}"
+        + (" (the verdict rests on weaker studies)." if r.rests_on_weak_studies else ".")
+    )
+    if r.studies:
+        lines += [
+            "",
+            "### Included studies",
+            "",
+            "| PMID | year | design | participants | follow-up | verdict | direct | effect | quote |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for study in r.studies:
+            days = study["follow_up_days"]
+            direct = "yes" if study["direct"] else f"no: {markdown_text(study['indirect_reason'])}"
+            design = StudyDesign(study["design"]).label + ("" if study["decides"] else " (does not decide)")
+            lines.append(
+                f"| [{study['pmid']}]({study['url']}) | {study['year'] or ''} | {design} "
+                f"| {study['participants'] if study['participants'] is not None else 'not stated'} "
+                f"| {days_text(days) if days is not None else 'not stated'} "
+                f"| {StudyVerdict(study['verdict']).label} | {direct} | {markdown_text(study['effect'])} "
+                f"| {markdown_text(study['quote'])} |"
+            )
+    if r.left_out:
+        lines += ["", "### Left out", ""]
+        lines += [f"- PMID {item['pmid']}: {markdown_text(item['reason'])}" for item in r.left_out]
+    lines += ["", "### How the studies were found", ""]
+    flow = r.flow
+    lines.append(
+        f"Records identified: {flow['identified']:,}; screened for this claim: {flow['screened']:,}; "
+        f"not relevant: {flow['screened'] - flow['relevant']:,}; relevant: {flow['relevant']:,}; "
+        f"included: {flow['included']:,}; excluded: {flow['excluded']:,}"
+        + (
+            " (" + ", ".join(f"{reason}: {n}" for reason, n in flow["excluded_reasons"].items()) + ")"
+            if flow["excluded_reasons"]
+            else ""
         )
-        if r.excluded:
-            lines += ["", "Excluded: " + "; ".join(f"PMID {e['pmid']} ({e['reason']})" for e in r.excluded)]
-        if r.evidence_changes:
-            lines += ["", "Evidence changed since sign-off: " + "; ".join(r.evidence_changes)]
-    return "\n".join(lines) + "\n"
+        + "."
+    )
+    queries = r.search["queries"]
+    searched = "; ".join(f"`{markdown_text(q)}`" for q in queries) if queries else "no PubMed search run"
+    last = f", last run {r.search['last_harvest']}" if r.search["last_harvest"] else ""
+    imports = r.search["imports"]
+    lines.append(
+        f"PubMed search: {searched}{last}"
+        + (f"; {imports} file{'s' if imports != 1 else ''} imported" if imports else "")
+        + "."
+    )
+    if r.evidence_changes:
+        lines += ["", "Evidence changed since sign-off: " + markdown_text("; ".join(r.evidence_changes))]
+    return lines

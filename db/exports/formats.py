@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
@@ -78,3 +79,13 @@ def write_rows(rows: list[dict[str, Any]], columns: tuple[str, ...], fmt: Export
 
 def iso_time(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") if value is not None else None
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|#<>!])")
+
+
+def markdown_text(value: Any) -> str:
+    """Text from PubMed, reviewers or editors made inert in Markdown: its markup characters escaped
+    (no link, image, HTML or table cell can come out of it) and on one line."""
+    text = " ".join(str(value or "").split())
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)

@@ -75,6 +75,39 @@ def pair_findings(
 _ENUMS = frozenset({"population", "intervention", "directness", "risk_of_bias"})
 
 
+# What a report quotes of a pair, beside the rule's fields: merged the same way.
+STATEMENT_FIELDS = ("quote", "effect", "follow_up")
+
+
+def pair_statements(session: Session, claim_id: int, pmids: Collection[int]) -> dict[int, dict[str, str]]:
+    """PMID -> the quote, effect and follow-up (as written) of each of these pairs of one claim, each
+    taken from the pair's votes as `pair_findings` takes its fields (non-empty ones only)."""
+    assessments, pairs = Assessment.__table__, PairRecord.__table__
+    query = (
+        select(
+            assessments.c.pmid,
+            type_coerce(assessments.c.verdict, String) == type_coerce(pairs.c.verdict, String),
+            assessments.c.updated_at,
+            assessments.c.id,
+            *(assessments.c[name] for name in STATEMENT_FIELDS),
+        )
+        .join(pairs, and_(pairs.c.claim_id == assessments.c.claim_id, pairs.c.pmid == assessments.c.pmid))
+        .where(assessments.c.claim_id == claim_id)
+    )
+    rows: list[Any] = []
+    for chunk in chunked(sorted(pmids)):
+        rows += session.execute(query.where(assessments.c.pmid.in_(chunk)))
+    rows.sort(key=lambda r: (r[2], r[3]), reverse=True)
+    rows.sort(key=lambda r: (r[0], not r[1]))
+    found: dict[int, dict[str, str]] = {}
+    for row in rows:
+        statements = found.setdefault(row[0], {})
+        for name, value in zip(STATEMENT_FIELDS, row[4:], strict=True):
+            if value and name not in statements:
+                statements[name] = value
+    return found
+
+
 def with_findings(study: StudyEvidence, findings: Findings | None) -> StudyEvidence:
     """`study` carrying its pair's stated evidence fields."""
     return replace(study, **findings) if findings else study
