@@ -94,7 +94,7 @@ def test_claims_markdown_has_a_summary_table_and_a_section_per_claim(session: Se
 
     text = _export_claims(session, ExportFormat.MARKDOWN)
 
-    assert "| fast-relief | supported | moderate | 2 | 0 | not stated | none | ok to publish |" in text
+    assert "| fast-relief | supported | moderate | 3 | 0 | not stated | none | ok to publish |" in text
     assert "## stays-well" in text
     assert "- PMID 4: retracted" in text
 
