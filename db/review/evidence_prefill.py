@@ -173,33 +173,48 @@ def _participants(sentences: list[TaggedSentence], *, is_review: bool) -> Sugges
     for s in sentences:
         if _ONE_CASE.search(s.body):
             return Suggestion(1, s.text)
-    best: tuple[int, int, int, str] | None = None  # (priority, kind, -position, sentence) -> count
-    best_count = 0
+    best: tuple[int, int] | None = None  # (priority, -position)
+    chosen: Suggestion | None = None
     for position, s in enumerate(sentences):
-        if s.part in (Part.BACKGROUND, Part.CONCLUSIONS, Part.OTHER) or _SCREENED.search(s.body):
+        if s.part in (Part.BACKGROUND, Part.CONCLUSIONS, Part.OTHER):
             continue
-        count, kind = _count_in(s.body)
-        if count is None or count == 0:
-            continue
-        priority = next((p for p, cue in _PRIORITY_CUES if cue.search(s.body)), 0)
-        key = (priority, 0, -position, s.text)
-        if best is None or key[:3] > best[:3]:
-            best, best_count = key, count
-    return Suggestion(best_count, best[3]) if best is not None else None
+        for count, clause in _counts_in(s.body):
+            if count == 0 or _SCREENED.search(clause):
+                continue
+            # The clause's own verb decides ("40 were enrolled and 36 randomized"), else the sentence's.
+            priority = _priority(clause) or _priority(s.body)
+            if best is None or (priority, -position) > best:
+                best, chosen = (priority, -position), Suggestion(count, s.text)
+    return chosen
 
 
-def _count_in(body: str) -> tuple[int | None, str]:
-    """The sentence's count of people: a counted noun first, else "n =" (per-arm counts of a
-    randomisation add up)."""
-    match = _PEOPLE_COUNT.search(body)
-    if match:
-        return _number(match.group("count")), "people"
+def _priority(text: str) -> int:
+    return next((p for p, cue in _PRIORITY_CUES if cue.search(text)), 0)
+
+
+def _counts_in(body: str) -> list[tuple[int, str]]:
+    """The sentence's counts of people, each with its clause (up to the next ',', ';' or 'and'):
+    counted nouns first, else "n =" (per-arm counts of a randomisation add up)."""
+    counted = [
+        (_number(m.group("count")), _clause_from(body, m.start(), m.end()))
+        for m in _PEOPLE_COUNT.finditer(body)
+    ]
+    if counted:
+        return counted
     arms = [_number(m.group("count")) for m in _N_EQUALS.finditer(body)]
     if not arms:
-        return None, ""
+        return []
     if len(arms) > 1 and re.search(r"\brandomi[sz]", body, re.IGNORECASE):
-        return sum(arms), "arms"
-    return max(arms), "n"
+        return [(sum(arms), body)]
+    return [(max(arms), body)]
+
+
+_CLAUSE_END = re.compile(r"[;,]|\band\b")
+
+
+def _clause_from(body: str, start: int, end: int) -> str:
+    stop = _CLAUSE_END.search(body, end)
+    return body[start : stop.start() if stop else len(body)]
 
 
 def _number(text: str) -> int:
@@ -293,6 +308,7 @@ def _last_of_list(point: str) -> str:
 _EFFECT_FIGURE = re.compile(
     r"(?:\b(?:OR|aOR|RR|HR|IRR|SMD|WMD|MD|Hedges'?\s?g|Cohen'?s\s?d|d's|d|g|AUC|β|beta|Rho|r|"
     r"mean difference|odds ratio|risk ratio|hazard ratio|effect size)\s*(?:\(|\[)?\s*[:=]\s*-?\d)"
+    r"|\b(?:OR|aOR|RR|HR|IRR|SMD|WMD|AUC)\s+-?\d+(?:\.\d+)?\b"  # "SMD -0.48", "OR 2.1 (95% CI ...)"
     r"|\b\d+(?:\.\d+)?\s*%\s*(?:vs\.?|versus|and|compared with)\s*\d+(?:\.\d+)?\s*%"
     r"|\bfrom\s+\d+(?:\.\d+)?\b[^.;]{0,30}?\bto\s+\d+(?:\.\d+)?"
     r"|\b(?:reduction|decrease|improvement|difference|change)s?\s+(?:of|in)\s+[^.;]{0,30}?\d+(?:\.\d+)?\s*points?",
