@@ -142,7 +142,8 @@ def main() -> None:
                 "Coverage: suggested where the label has a value. Accuracy: right among the suggestions "
                 "(codes and participants exact, follow-up within 10% of the labelled days). Suggested where "
                 "null: a value the reviewer would not have put there. Directness is scored on the records "
-                "labelled against a seed claim (8 dev, 12 held out), and the reviewer's directness also "
+                f"labelled against a seed claim ({tallies['dev']['directness'].labelled} dev, "
+                f"{tallies['heldout']['directness'].labelled} held out), and the reviewer's directness also "
                 "weighs comparators and outcomes the rule does not read.",
                 "",
                 *table(tallies),
