@@ -18,6 +18,7 @@ from db.read.studies import (
     review_study,
 )
 from db.review.assessments import record_assessment
+from db.review.evidence_prefill import conclusion_quote
 from db.review.pairs import pair_votes
 from db.review.roles import Action, get_user
 from db.text import term_spans
@@ -141,12 +142,9 @@ def _quote_options(study: ReviewStudy) -> list[str]:
 
 
 def _best_quote(study: ReviewStudy, terms: list[str]) -> str:
-    """The sentence with most key terms, ties to the later one (results and conclusions come last);
+    """A results or conclusions sentence, the one with most key terms (never background or methods);
     preselected so a clear case is one key press."""
-    if not study.sentences:
-        return study.title
-    scored = [(len(term_spans(s, terms)), i, s) for i, s in enumerate(study.sentences)]
-    return max(scored)[2]
+    return conclusion_quote(study.title, study.sentences, terms)
 
 
 def _decide(verdict: StudyVerdict, claim_id: int, pmid: int, shown_design: str) -> None:
