@@ -16,7 +16,7 @@ import streamlit as st
 from db.corpus.runs import recent_runs
 from db.engine import open_session
 from db.models import Claim
-from db.read import cards, choices, drilldown, editor, overview
+from db.read import cards, choices, drilldown, editor, evidence_profile, overview
 from db.read import studies as dashboard_studies
 from db.review.auth import users_with_password
 from db.review.roles import get_user, list_users
@@ -43,6 +43,12 @@ def claim_cards(db_url: str, viewer: str, document_id: int | None, scope: str) -
     with open_session(db_url) as session:
         user = get_user(session, viewer)
         return cards.claim_cards(session, user, document_id=document_id, scope=DesignScope(scope))
+
+
+@st.cache_data(ttl=MEDIUM, show_spinner="Weighing the evidence…")
+def claim_profile(db_url: str, viewer: str, claim_id: int) -> evidence_profile.EvidenceProfile | None:
+    with open_session(db_url) as session:
+        return evidence_profile.claim_profile(session, get_user(session, viewer), claim_id)
 
 
 @st.cache_data(ttl=MEDIUM, show_spinner=False)
@@ -172,7 +178,15 @@ def proposals(db_url: str, document_id: int) -> list[dict[str, Any]]:
 
 def after_assessment() -> None:
     """A vote was recorded or changed: meters, drill-downs, conflicts, study pages, the audit."""
-    for loader in (claim_cards, claim_studies, conflicts, audit, judged_by_claim, study_detail):
+    for loader in (
+        claim_cards,
+        claim_profile,
+        claim_studies,
+        conflicts,
+        audit,
+        judged_by_claim,
+        study_detail,
+    ):
         loader.clear()
 
 
@@ -181,13 +195,22 @@ def after_resolution() -> None:
 
 
 def after_signoff() -> None:
-    for loader in (claim_cards, audit):
+    for loader in (claim_cards, claim_profile, audit):
         loader.clear()
 
 
 def after_claims_change() -> None:
     """Documents, claims or proposals changed."""
-    for loader in (documents, claim_choices, claim_cards, claim_terms, proposals, audit, review_order):
+    for loader in (
+        documents,
+        claim_choices,
+        claim_cards,
+        claim_profile,
+        claim_terms,
+        proposals,
+        audit,
+        review_order,
+    ):
         loader.clear()
 
 

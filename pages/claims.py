@@ -8,6 +8,7 @@ from db.read.drilldown import StudyRow
 from db.review.verdicts import DesignScope
 from db.vocab import RetractionStatus, StudyDesign
 from pages import _data as data
+from pages._profile import show_profile
 from pages._ui import (
     METER_VERDICTS,
     VERDICT_COLORS,
@@ -126,6 +127,9 @@ with claim_column:
             + "; ".join(f"<del>PMID {pmid}</del> ({escape(reason)})" for pmid, reason in card.excluded)
             + "</p>"
         )
+    profile = data.claim_profile(url, user.name, card.id)
+    if profile is not None:
+        show_profile(profile)
     if card.signoff is not None:
         s = card.signoff
         line = f"Signed off as **{s.decision.label}** by {s.signed_by or '?'} on {s.signed_at:%Y-%m-%d}"

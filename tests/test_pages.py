@@ -193,6 +193,31 @@ def test_retracted_studies_are_struck_out_and_excluded(sample: str) -> None:
     assert "<del>Single-dose ketamine cures depression" in text
 
 
+def test_claims_page_shows_the_evidence_profile_and_the_prisma_flow(sample: str) -> None:
+    vote_as(sample, "rita", CLAIM, 90000001, StudyVerdict.SUPPORTED)
+    vote_as(sample, "rita", CLAIM, 90000004, StudyVerdict.SUPPORTED)  # retracted: left out
+    at = open_page("claims", "eve", claims_claim=CLAIM)
+    assert not at.exception
+
+    assert [tab.label for tab in at.tabs] == ["Summary of findings", "Included studies", "How they were found"]
+    text = markdown_text(at)
+    assert "<th>Certainty</th>" in text and "<th>Studies included</th><td>1 (1 deciding)</td>" in text
+    assert "imprecision: no deciding study states its participants" in text
+    assert "PMID 90000004: retracted" in text
+    table = at.dataframe[0].value
+    assert list(table["PMID"]) == ["https://pubmed.ncbi.nlm.nih.gov/90000001/"]
+    dot = at.get("graphviz_chart")[0].proto.spec
+    assert "Screened for this claim\\nn = 2" in dot and "Included in the verdict\\nn = 1" in dot
+    assert "retracted: 1" in dot
+
+
+def test_a_blinded_reviewer_sees_no_evidence_profile(sample: str) -> None:
+    vote_as(sample, "rob", CLAIM, 90000001, StudyVerdict.SUPPORTED)
+    at = open_page("claims", "rita", claims_claim=CLAIM)
+    assert not at.exception
+    assert "Summary of findings" not in [tab.label for tab in at.tabs]
+
+
 # --- Review ------------------------------------------------------------------------------------------
 
 

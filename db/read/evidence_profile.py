@@ -11,9 +11,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from db.models import Article, Claim, HarvestRun
+from db.errors import NotFoundError
+from db.models import Article, Claim, HarvestRun, User
 from db.review.pair_evidence import pair_statements
-from db.review.pairs import listed_evidence
+from db.review.pairs import is_blinded, listed_evidence
+from db.review.roles import Action, require
 from db.review.verdicts import (
     ClaimScope,
     ClaimVerdictResult,
@@ -100,6 +102,18 @@ class EvidenceProfile:
     left_out: tuple[LeftOut, ...]
     flow: Flow
     provenance: Provenance
+
+
+def claim_profile(session: Session, viewer: User, claim_id: int) -> EvidenceProfile | None:
+    """The claim's evidence profile for `viewer`, or None while blind mode hides others' votes from
+    them (the profile counts every reviewer's votes)."""
+    require(viewer, Action.READ)
+    claim = session.get(Claim, claim_id)
+    if claim is None:
+        raise NotFoundError(f"No claim with id {claim_id}; reload the page.")
+    if is_blinded(session, viewer, claim):
+        return None
+    return evidence_profile(session, claim)
 
 
 def evidence_profile(session: Session, claim: Claim) -> EvidenceProfile:
