@@ -199,7 +199,11 @@ def test_claims_page_shows_the_evidence_profile_and_the_prisma_flow(sample: str)
     at = open_page("claims", "eve", claims_claim=CLAIM)
     assert not at.exception
 
-    assert [tab.label for tab in at.tabs] == ["Summary of findings", "Included studies", "How they were found"]
+    assert [tab.label for tab in at.tabs] == [
+        "Summary of findings",
+        "Included studies",
+        "How they were found",
+    ]
     text = markdown_text(at)
     assert "<th>Certainty</th>" in text and "<th>Studies included</th><td>1 (1 deciding)</td>" in text
     assert "imprecision: no deciding study states its participants" in text

@@ -12,7 +12,10 @@ from sqlmodel import Session
 from db.corpus.articles import upsert_articles
 from db.engine import engine_for
 from db.models import Article
+from db.review.audit import claim_history
+from db.review.claims import get_claim
 from db.review.signoff import flag_changed_evidence
+from db.vocab import AuditAction
 from ingest.assessment_csv import read_assessment_csv
 from ingest.cli import main
 from tests.conftest import shared_file
@@ -432,3 +435,35 @@ def test_csv_rows_report_the_line_they_start_on(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("who,claim\n", encoding="utf-8")
     with pytest.raises(ValueError, match="lacks the column"):
         read_assessment_csv(tmp_path / "bad.csv")
+
+
+def test_claims_edit_sets_the_time_frame_and_scope_the_rule_reads(
+    db_url: str, users: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edit = ["claims", "edit", "long-lasting"]
+    assert (
+        main(
+            [*edit, "--follow-up-min-days", "56", "--population", "trd", "--population", "mdd", "--as", "eve"]
+        )
+        == 0
+    )
+    assert "time frame at least 8 weeks; mdd, trd; any intervention" in capsys.readouterr().out
+    with Session(engine_for(db_url)) as session:
+        claim = get_claim(session, "long-lasting")
+        assert (claim.follow_up_min_days, claim.populations) == (56.0, ["mdd", "trd"])
+        history = [e.after for e in claim_history(session, claim.id) if e.action == AuditAction.CLAIM_EDITED]
+        assert history[-1] == {"follow_up_min_days": 56.0, "populations": ["mdd", "trd"]}
+
+    assert main([*edit, "--population", "any", "--as", "eve"]) == 0
+    assert main([*edit, "--population", "teens", "--as", "eve"]) == 1
+    assert "Unknown populations ['teens']; use any of mdd, trd" in capsys.readouterr().err
+    assert main([*edit, "--follow-up-max-days", "3", "--as", "eve"]) == 1
+    assert "is after follow_up_max_days (3); swap them" in capsys.readouterr().err
+    assert main([*edit, "--follow-up-min-days", "7", "--as", "ana"]) == 1  # a reviewer
+    assert main([*edit, "--as", "eve"]) == 2
+    with Session(engine_for(db_url)) as session:
+        claim = get_claim(session, "long-lasting")
+        assert (claim.follow_up_min_days, claim.populations) == (
+            56.0,
+            [],
+        )  # the refused edits changed nothing

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from db.vocab import Role, SignOffDecision
+from db.review.verdicts import ClaimScope
+from db.vocab import Intervention, Population, Role, SignOffDecision
 from ingest.cli.options import actor_option
 from ingest.cli.output import say
 from ingest.cli.session import acting_user, database_session
@@ -129,7 +130,7 @@ def users_deactivate(name: str, reason: str | None, actor: str | None) -> int:
 # --- claims ----------------------------------------------------------------------------------------
 
 
-@click.group("claims", help="List or retire claims.")
+@click.group("claims", help="List, edit or retire claims.")
 def claims() -> None:
     pass
 
@@ -142,6 +143,72 @@ def claims_list(include_retired: bool) -> int:
     with database_session(seed=True) as session:
         for claim in list_claims(session, include_retired=include_retired):
             say(f"{claim.key}\t{claim.status}\t{claim.statement}")
+    return 0
+
+
+@claims.command(
+    "edit",
+    short_help="Change a claim's wording, PICO, time frame or scope (editors).",
+    help="Change the claim KEY. The verdict rule reads its time frame in days (a study measured outside "
+    "it is indirect evidence) and the populations and interventions it is about (others are indirect). "
+    "Give --population or --intervention once per code; --population any (or --intervention any) "
+    "clears the list. Every change is kept in the claim's history.",
+)
+@click.argument("key")
+@click.option("--statement", help="the words an editor checks")
+@click.option("--time-frame", help='the time frame in words, e.g. "weeks to months"')
+@click.option("--follow-up-min-days", type=float, help="outcomes measured earlier are indirect evidence")
+@click.option("--follow-up-max-days", type=float, help="outcomes measured later are indirect evidence")
+@click.option(
+    "--population",
+    "populations",
+    multiple=True,
+    help=f"a population the claim is about: {', '.join(p.value for p in Population)}, or any",
+)
+@click.option(
+    "--intervention",
+    "interventions",
+    multiple=True,
+    help=f"an intervention the claim is about: {', '.join(i.value for i in Intervention)}, or any",
+)
+@click.option("--reason", help="why, kept in the claim's history")
+@actor_option("the editor changing it")
+def claims_edit(
+    key: str,
+    statement: str | None,
+    time_frame: str | None,
+    follow_up_min_days: float | None,
+    follow_up_max_days: float | None,
+    populations: tuple[str, ...],
+    interventions: tuple[str, ...],
+    reason: str | None,
+    actor: str | None,
+) -> int:
+    from db.review.claims import edit_claim
+
+    changes: dict[str, object] = {
+        name: value
+        for name, value in {
+            "statement": statement,
+            "time_frame": time_frame,
+            "follow_up_min_days": follow_up_min_days,
+            "follow_up_max_days": follow_up_max_days,
+        }.items()
+        if value is not None
+    }
+    for name, codes in (("populations", populations), ("interventions", interventions)):
+        if codes:
+            changes[name] = [] if codes == ("any",) else list(codes)
+    if not changes:
+        raise click.UsageError("Nothing to change; give at least one option.")
+    with database_session(seed=True) as session:
+        claim = edit_claim(session, acting_user(session, actor), key, reason=reason, **changes)
+        session.commit()
+        frame = ClaimScope.of(claim).time_frame() or "any"
+        scope = ", ".join(claim.populations) or "any population"
+        say(
+            f"Claim {key}: time frame {frame}; {scope}; {', '.join(claim.interventions) or 'any intervention'}."
+        )
     return 0
 
 
