@@ -97,7 +97,7 @@ with claim_column:
     card = by_key[selected_key]
     html_block(
         f"<p><b>{escape(card.statement)}</b></p>"
-        f"<p>{badge(card.verdict)} &nbsp;strength: <b>{escape(card.strength.label)}</b>"
+        f"<p>{badge(card.verdict)} &nbsp;certainty: <b>{escape(card.strength.label)}</b>"
         + (f" &nbsp;· time frame: {escape(card.time_frame)}" if card.time_frame else "")
         + "</p>"
     )
