@@ -214,6 +214,12 @@ def after_claims_change() -> None:
         loader.clear()
 
 
+def after_design_change() -> None:
+    """A study's design was confirmed or corrected: every verdict and list that shows designs."""
+    for loader in (claim_cards, claim_profile, claim_studies, study_detail, study_index, review_order):
+        loader.clear()
+
+
 def after_users_change() -> None:
     users.clear()
     audit.clear()

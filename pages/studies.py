@@ -6,9 +6,11 @@ from urllib.parse import quote as url_quote
 import pandas as pd
 import streamlit as st
 
+from db.engine import open_session
 from db.read.cards import DESIGN_ORDER
 from db.read.studies import StudyDetail
-from db.review.roles import Action
+from db.review.assessments import confirm_design, correct_design
+from db.review.roles import Action, get_user
 from db.review.sources import split_sentences
 from db.vocab import RetractionStatus, StudyDesign
 from pages import _data as data
@@ -180,6 +182,31 @@ if detail.retraction_status:
 if detail.deleted_in_pubmed:
     st.warning("PubMed deleted this record; it stays here because reviewers used it.")
 
+
+def _design_confirmation(detail: StudyDetail) -> None:
+    """Confirm the suggested design as it is, or correct it: kept with the reviewer's name."""
+    options = [d.value for d in DESIGN_ORDER]
+    chosen = st.selectbox(
+        "Design",
+        options,
+        index=options.index(StudyDesign(detail.design).value),
+        format_func=lambda d: StudyDesign(d).label,
+        key=f"design-confirm-{detail.pmid}",
+    )
+    if st.button("Confirm this design", key=f"design-confirm-button-{detail.pmid}", icon=":material/check:"):
+        with open_session(url) as session:
+            actor = get_user(session, user.name)
+            if chosen == StudyDesign(detail.design).value:
+                confirm_design(session, actor, detail.pmid)
+            else:
+                correct_design(
+                    session, actor, detail.pmid, StudyDesign(chosen), "corrected on the Studies page"
+                )
+            session.commit()
+        data.after_design_change()
+        st.rerun()
+
+
 facts, text = st.columns([2, 3], gap="large")
 with facts:
     design_line = f"**Design:** {StudyDesign(detail.design).label}"
@@ -200,6 +227,8 @@ with facts:
         st.warning(
             "Low-confidence design: a reviewer confirms or corrects it before its claims can be signed off."
         )
+        if user.can(Action.ASSESS):
+            _design_confirmation(detail)
     for change in detail.design_history:
         st.caption(
             md_escape(

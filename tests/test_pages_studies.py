@@ -11,7 +11,7 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import func, select
 
 from db.engine import open_session
-from db.models import Article, HarvestRun
+from db.models import Article, DesignCorrection, HarvestRun, User
 from db.read.studies import named_study, search_pmids
 from db.vocab import StudyVerdict
 from tests.conftest import TEST_DATA
@@ -221,3 +221,35 @@ def test_viewers_follow_runs_but_start_nothing(sqlite_url: str) -> None:
     assert not [b for b in at.button if b.label in {"Start incremental harvest", "Import the file"}]
     assert not at.file_uploader
     assert len(at.dataframe[0].value) == 1  # the world's import
+
+
+def test_a_low_confidence_design_is_confirmed_or_corrected_on_the_study_page(sqlite_url: str) -> None:
+    world(sqlite_url)
+    with open_session(sqlite_url) as session:
+        for pmid in (90000001, 90000002):
+            article = session.get(Article, pmid)
+            assert article is not None
+            article.design_confidence = 0.3  # a prefill the classifier was unsure of
+        session.commit()
+
+    viewer = open_page("studies", "vic", studies_open=90000001)
+    assert "Low-confidence design" in viewer.warning[0].value
+    assert not [b for b in viewer.button if b.label == "Confirm this design"]  # viewers do not assess
+
+    at = open_page("studies", "rita", studies_open=90000001)
+    labelled(at.button, "Confirm this design").click().run()
+    assert not at.exception
+    assert not [w for w in at.warning if "Low-confidence" in w.value]
+    at = open_page("studies", "rita", studies_open=90000002)
+    labelled(at.selectbox, "Design").set_value("observational").run()
+    labelled(at.button, "Confirm this design").click().run()
+    with open_session(sqlite_url) as session:
+        corrections = session.execute(
+            select(DesignCorrection.pmid, DesignCorrection.design, User.name).join(
+                User, User.id == DesignCorrection.corrected_by_id
+            )
+        ).all()
+    assert sorted((pmid, str(design), name) for pmid, design, name in corrections) == [
+        (90000001, "rct", "rita"),
+        (90000002, "observational", "rita"),
+    ]
