@@ -248,13 +248,13 @@ def test_an_oversized_document_asks_for_json_lines(tmp_path: Path, monkeypatch: 
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        ({"pmid": 1, "title": 5}, r"line 1 \(PMID 1\): 'title' is a number; expected text"),
+        ({"pmid": 1, "title": 5}, r"line 1 \(PMID 1\): 'title' is the number 5; expected text"),
         ({"pmid": True}, r"line 1: 'pmid' is true or false"),
         ({"pmid": "0"}, r"line 1: PMID 0 is out of range"),
         ({"pmid": 1, "authors": "Doe J"}, r"'authors' is the text 'Doe J'; expected a list of texts"),
         ({"pmid": 1, "date_revised": "May 2024"}, r"'date_revised' is the text 'May 2024'; expected a date"),
         ({"pmid": 1, "mesh_headings": [{"major": True}]}, r"'mesh_headings.descriptor' is null"),
-        ([1, 2], r"line 1, record 1: a number where a record \(a JSON object\) was expected"),
+        ([1, 2], r"line 1, record 1: the number 1 where a record \(a JSON object\) was expected"),
         ("[[" * 5000 + "]]" * 5000, r"line 1: unreadable JSON \(nested too deeply\)"),
     ],
 )
