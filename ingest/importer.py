@@ -1,4 +1,4 @@
-"""Importing PubMed files (XML, .xml.gz, MEDLINE/.nbib text) through the same upsert path as the harvester."""
+"""Importing files (PubMed XML, .xml.gz, MEDLINE/.nbib text, JSON records, JSON Lines) through the harvester's upsert path."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from itertools import islice
 from multiprocessing.pool import AsyncResult
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
@@ -29,10 +29,11 @@ from db.models import HarvestRun
 from db.ops.locks import job_lock
 from db.vocab import RunStatus
 from ingest.batch_sizes import DEFAULT_IMPORT_BATCH
+from ingest.json_records import iter_json_records, looks_like_json
 from ingest.medline_text import iter_medline_text, looks_like_medline
 from ingest.pubmed_blocks import GZIP_MAGIC, RecordBlock, iter_record_blocks, split_block
 from ingest.pubmed_xml import PubmedFormatError, iter_pubmed_xml, parse_record_chunk
-from ingest.records import DeletedCitation, PubmedRecord
+from ingest.records import IMPORT_FORMATS, DeletedCitation, PubmedRecord
 from ingest.store import StoredItem, store_batch, to_stored_items
 
 log = logging.getLogger(__name__)
@@ -82,15 +83,31 @@ def _check_path(path: Path) -> None:
 
 # Names that say MEDLINE text: a damaged one is then told what MEDLINE text should look like.
 _MEDLINE_SUFFIXES = (".nbib", ".txt", ".medline")
+_BLANK = b"\xef\xbb\xbf \t\r\n"
+FileFormat = Literal["xml", "medline", "json"]
 
 
-def _is_medline(path: Path) -> bool:
-    """MEDLINE text by its first line, or by its name when the content is neither format."""
+def file_format(path: Path) -> FileFormat:
+    """The format of a file to import, by its first non-blank bytes (decompressed), not by its name.
+
+    "<" opens PubMed XML, "{" or "[" JSON records or JSON Lines, a "TAG - value" line MEDLINE text;
+    a name that says MEDLINE text (.nbib, .txt) is taken as such when the content is none of these.
+    """
     head = _head(path)
-    if looks_like_medline(head):
-        return True
+    text = head.lstrip(_BLANK)
+    if not text:
+        raise PubmedFormatError(f"{path}: empty input; import takes {IMPORT_FORMATS}.")
+    if text.startswith(b"<"):
+        return "xml"
+    if looks_like_json(head):
+        return "json"
     name = path.name.lower().removesuffix(".gz")
-    return name.endswith(_MEDLINE_SUFFIXES) and not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<")
+    if looks_like_medline(head) or name.endswith(_MEDLINE_SUFFIXES):
+        return "medline"
+    start = text.split(b"\n", 1)[0][:30].decode("utf-8", "replace").strip()
+    raise PubmedFormatError(
+        f"{path}: line 1: {start!r} opens no format import reads; import takes {IMPORT_FORMATS}."
+    )
 
 
 def _head(path: Path) -> bytes:
@@ -113,16 +130,21 @@ def _open_counted(path: Path, position: ReadPosition | None) -> Iterator[IO[byte
 def iter_file_records(
     path: Path, position: ReadPosition | None = None
 ) -> Iterator[PubmedRecord | DeletedCitation]:
-    """Records of a PubMed file, whichever supported format it is (decided by content, not name)."""
+    """Records of a file to import, whichever supported format it is (decided by content, not name)."""
     _check_path(path)
-    if not _is_medline(path):
-        with _open_counted(path, position) as stream:
-            yield from iter_pubmed_xml(stream, str(path))  # recognises gzip by itself
-        return
+    fmt = file_format(path)
     with _open_counted(path, position) as stream:
+        if fmt == "xml":
+            yield from iter_pubmed_xml(stream, str(path))  # recognises gzip by itself
+            return
         if _is_gzip(path):
             stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
-        yield from iter_medline_text(stream, str(path))  # bytes: decoded strictly, line by line
+        elif isinstance(stream, io.RawIOBase):
+            stream = io.BufferedReader(stream, 1 << 16)  # readline by blocks, not byte by byte
+        if fmt == "json":
+            yield from iter_json_records(stream, str(path))  # a line at a time, each line bounded
+        else:
+            yield from iter_medline_text(stream, str(path))  # bytes: decoded strictly, line by line
 
 
 def _is_gzip(path: Path) -> bool:
@@ -142,7 +164,7 @@ def iter_item_batches(
     """
     _check_path(path)
     workers = _worker_count(path) if workers is None else workers
-    if workers < 1 or _is_medline(path):
+    if workers < 1 or file_format(path) != "xml":
         records = iter_file_records(path, position)
         while batch := list(islice(records, batch_size)):
             yield to_stored_items(batch)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from ingest.records import PubmedFormatError
+from ingest.records import IMPORT_FORMATS, PubmedFormatError
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -266,8 +266,7 @@ def _check_root(head: bytes, label: str) -> str:
         )
     if not text.startswith(b"<"):
         raise PubmedFormatError(
-            f"{label}: line 1: neither PubMed XML nor MEDLINE text; import takes PubMed XML (.xml, .xml.gz) "
-            "or MEDLINE text (.nbib, .txt, starting with 'PMID- ') as PubMed exports them."
+            f"{label}: line 1: neither PubMed XML nor MEDLINE text; import takes {IMPORT_FORMATS}."
         )
     root = _first_element(text)
     if root is None:

@@ -23,6 +23,13 @@ KEPT_REF_TYPES = NOTICE_REF_TYPES | NOTICE_OF_REF_TYPES
 MAX_PMID = 99_999_999_999
 
 
+# What `import` reads, for the messages that tell people so (the importer decides by content, not name).
+IMPORT_FORMATS = (
+    "PubMed XML (.xml, .xml.gz), MEDLINE text (.nbib, .txt, starting with 'PMID- '), JSON records "
+    "(an object or an array) or JSON Lines (as `export articles --format jsonl` writes them)"
+)
+
+
 class PubmedFormatError(ValueError):
     """The input is not (whole, well-formed) PubMed data; the message names where and why."""
 

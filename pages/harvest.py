@@ -1,5 +1,5 @@
 """Harvest: the last harvests and imports with their logs, an incremental harvest with live progress,
-and importing a PubMed XML or .nbib file by upload. Errors are shown in words."""
+and importing a PubMed XML, .nbib, JSON or JSON Lines file by upload. Errors are shown in words."""
 
 import tempfile
 from pathlib import Path
@@ -18,7 +18,7 @@ from ingest.pubmed_xml import PubmedFormatError
 from pages import _data as data
 from pages._ui import db_url, md_escape, require_user, warm_caches
 
-UPLOAD_TYPES = ["xml", "gz", "nbib", "txt", "medline"]
+UPLOAD_TYPES = ["xml", "gz", "nbib", "txt", "medline", "json", "jsonl"]
 # Errors a harvest or import reports in words; anything else is a bug and shows as one.
 EXPECTED_ERRORS = (ConfigurationError, EutilsError, DatabaseError, PubmedFormatError, ValueError, OSError)
 
@@ -78,7 +78,10 @@ if may_ingest:
                     warm_caches(url)
     with import_column:
         st.subheader("Import a PubMed file")
-        st.caption("PubMed XML (.xml, .xml.gz, baseline and update files) or MEDLINE text (.nbib, .txt).")
+        st.caption(
+            "PubMed XML (.xml, .xml.gz, baseline and update files), MEDLINE text (.nbib, .txt), JSON records "
+            "(.json) or JSON Lines (.jsonl, as the articles export writes them)."
+        )
         upload = st.file_uploader("PubMed file", type=UPLOAD_TYPES, key="harvest_upload")
         if upload is not None and st.button("Import the file", type="primary"):
             with st.status(f"Importing {upload.name}…", expanded=True) as status:

@@ -100,7 +100,7 @@ def test_runs_and_info_describe_the_database(sqlite_url: str, capsys: pytest.Cap
         (lambda d: (d / "page.xml").write_text("<html><p>Oops</p></html>") and d / "page.xml", "HTML page"),
         (
             lambda d: (d / "data.csv").write_text("pmid,title\n1,x\n") and d / "data.csv",
-            "neither PubMed XML nor MEDLINE text; import takes PubMed XML",
+            "opens no format import reads; import takes PubMed XML",
         ),
     ],
 )

@@ -167,6 +167,18 @@ def test_uploading_a_pubmed_file_imports_it(db_url: str) -> None:
     assert len(at.dataframe[0].value) == 2
 
 
+def test_uploading_our_json_lines_export_imports_it(sqlite_url: str) -> None:
+    world(sqlite_url)
+    at = open_page("harvest", "eve")
+    exported = (TEST_DATA / "ketamine_export.jsonl").read_bytes()
+    at.file_uploader(key="harvest_upload").upload("articles.jsonl", exported, "application/jsonl").run()
+    labelled(at.button, "Import the file").click().run()
+    assert not at.exception
+    assert "Imported articles\\.jsonl:" in at.success[0].value
+    with open_session(sqlite_url) as session:
+        assert session.get(Article, 90000101) is not None  # a record of the export's .nbib half
+
+
 def test_a_bad_upload_is_reported_in_words(sqlite_url: str) -> None:
     world(sqlite_url)
     at = open_page("harvest", "eve")

@@ -1,4 +1,4 @@
-"""Exporting articles as JSON Lines or CSV: one row per article, for other tools and acceptance checks."""
+"""Exporting articles as JSON Lines or CSV: one row per article, for other tools, acceptance checks and `import`."""
 
 from __future__ import annotations
 
@@ -40,6 +40,16 @@ ARTICLE_COLUMNS = (
     "is_notice",
     "notice_of",
 )
+# JSON Lines carry these too: the record as the database stores it (abstract sections with their labels,
+# authors with fore names and ORCIDs, MeSH with qualifiers, notices with their sources), so that `import`
+# of the export rebuilds the same articles. The CSV stays flat for spreadsheets and is not importable.
+RECORD_DETAIL_COLUMNS = (
+    "journal_iso",
+    "abstract_sections",
+    "author_details",
+    "mesh_headings",
+    "notice_details",
+)
 EXPORT_FORMATS = ("jsonl", "csv")
 
 
@@ -77,10 +87,22 @@ def article_row(article: Article, corrected: StudyDesign | None = None) -> dict[
     }
 
 
-def article_rows(session: Session) -> Iterator[dict[str, Any]]:
+def record_detail(article: Article) -> dict[str, Any]:
+    """The RECORD_DETAIL_COLUMNS of one article, as stored (see PubmedRecord.article_fields)."""
+    return {
+        "journal_iso": article.journal_iso,
+        "abstract_sections": article.abstract_sections,
+        "author_details": article.authors,
+        "mesh_headings": article.mesh_headings,
+        "notice_details": article.notices,
+    }
+
+
+def article_rows(session: Session, *, detail: bool = False) -> Iterator[dict[str, Any]]:
     corrected = latest_design_corrections(session)
     for article in iter_articles(session):
-        yield article_row(article, corrected.get(article.pmid))
+        row = article_row(article, corrected.get(article.pmid))
+        yield row | record_detail(article) if detail else row
 
 
 def write_articles(session: Session, out: TextIO, fmt: str) -> int:
@@ -89,7 +111,7 @@ def write_articles(session: Session, out: TextIO, fmt: str) -> int:
         raise ValueError(f"Unknown export format {fmt!r}; use one of: {', '.join(EXPORT_FORMATS)}.")
     count = 0
     if fmt == "jsonl":
-        for row in article_rows(session):
+        for row in article_rows(session, detail=True):
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
             count += 1
         return count

@@ -134,11 +134,16 @@ def _explained(job: Callable[[], None]) -> None:
 
 @click.command(
     "import",
-    short_help="Import PubMed XML (.xml, .xml.gz) or MEDLINE text (.nbib, .txt) files.",
-    help="Import PubMed files (PubMed XML, .xml.gz, .nbib or MEDLINE .txt); the format is recognised from "
-    "the content. Each batch is one transaction and each file its own run: a file that fails is reported "
-    "and the others are still imported (exit 1 if any failed). A record older than the stored revision "
-    "of its PMID (by DateRevised) is skipped and counted, unless --allow-older.",
+    short_help="Import PubMed XML, MEDLINE text, JSON records or JSON Lines files.",
+    help="Import files of PubMed records. Accepted: PubMed XML (efetch output, baseline and update files, "
+    ".xml.gz), MEDLINE text (.nbib or .txt as PubMed and PMC export it), JSON records (one object, an "
+    'array, or an object holding them under "articles") and JSON Lines, one record per line, as '
+    "`export articles --format jsonl` writes them: importing that export into a new database gives the "
+    "same articles. The format is recognised from the content, not the name; gzip too. Each batch is one "
+    "transaction and each file its own run: a file that fails is reported and the others are still "
+    "imported (exit 1 if any failed). Importing the same file again changes nothing; a changed record is "
+    "stored as a revision. A record older than the stored revision of its PMID (by DateRevised) is "
+    "skipped and counted, unless --allow-older.",
 )
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="FILE...")
 @click.option(
@@ -189,7 +194,9 @@ def import_command(files: tuple[Path, ...], batch_size: int, allow_older: bool) 
     "articles",
     short_help="One row per article (jsonl or csv).",
     help="One row per article: pmid, title, abstract, journal, year, doi, pmcid, publication_types, "
-    "mesh_terms, retracted, ...",
+    "mesh_terms, retracted, design, ... JSON Lines also carry the record as stored (journal_iso, "
+    "abstract_sections, author_details, mesh_headings, notice_details), so `import` of the file rebuilds "
+    "the same articles; CSV stays flat, for spreadsheets.",
 )
 @format_option("jsonl or csv (default jsonl)")
 @output_option()
