@@ -383,7 +383,7 @@ with st.expander(_evidence_summary()):
 last = st.session_state.get("review_last")
 if last and last["claim_id"] == claim.id:
     with open_session(url) as session:
-        previous = review_study(session, get_user(session, user.name), claim.id, last["pmid"])
+        previous = review_study(session, get_user(session, user.name), claim.id, last["pmid"], suggest=False)
     if previous.own is not None:
         with st.expander(f"Change your last decision (PMID {previous.pmid}: {previous.own.verdict.label})"):
             vote_editor(

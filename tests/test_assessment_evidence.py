@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
+from db.engine import engine_for
 from db.errors import ConflictError, ImportRejected, InvalidInputError
 from db.exports.assessments import ASSESSMENT_COLUMNS, write_assessments
 from db.exports.formats import ExportFormat
@@ -19,6 +20,7 @@ from db.review.assessments import record_assessment, update_assessment
 from db.review.evidence_fields import EVIDENCE_FIELDS, checked_evidence
 from db.vocab import AuditAction, Directness, Population, RiskOfBias, StudyVerdict
 from ingest.assessment_csv import read_assessment_csv
+from ingest.cli import main
 from tests.review_builders import add_article, add_claim, team
 
 ABSTRACT = (
@@ -208,3 +210,29 @@ def test_exported_csv_imports_back_unchanged(session: Session, tmp_path: Path) -
     assert checked_evidence(EVIDENCE).as_values() == {
         name: getattr(stored, name) for name in checked_evidence(EVIDENCE).as_values()
     }
+
+
+def test_cli_export_then_import_round_trips_and_names_bad_lines(
+    sqlite_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Session(engine_for(sqlite_url)) as session:
+        people = team(session)
+        claim = add_claim(session)
+        add_article(session, 1, abstract=ABSTRACT)
+        record_assessment(
+            session, people["reviewer"], claim, 1, "supported", quote="placebo", evidence=EVIDENCE
+        )
+        session.commit()
+    exported = tmp_path / "assessments.csv"
+
+    assert main(["export", "assessments", "--format", "csv", "-o", str(exported), "--as", "eve"]) == 0
+    assert main(["import-assessments", str(exported), "--as", "eve"]) == 0
+    assert "0 new, 0 changed, 1 unchanged" in capsys.readouterr().out
+
+    lines = exported.read_text(encoding="utf-8").splitlines()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([lines[0], lines[1].replace(",trd,", ",teenagers,")]) + "\n", encoding="utf-8")
+    assert main(["import-assessments", str(bad), "--as", "eve"]) == 1
+    assert "line 2: bad evidence: population 'teenagers' is not one of" in capsys.readouterr().err
+    with Session(engine_for(sqlite_url)) as session:
+        assert session.scalars(select(Assessment)).one().population is Population.TRD

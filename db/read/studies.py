@@ -303,7 +303,11 @@ class ReviewStudy:
     suggestions: dict[str, Suggestion] = field(default_factory=dict)
 
 
-def review_study(session: Session, viewer: User, claim_id: int, pmid: int) -> ReviewStudy:
+def review_study(
+    session: Session, viewer: User, claim_id: int, pmid: int, *, suggest: bool = True
+) -> ReviewStudy:
+    """The study as the Review page shows it; `suggest=False` skips reading evidence suggestions
+    from the abstract (for a study already judged)."""
     claim = session.get(Claim, claim_id)
     article = session.get(Article, pmid)
     if claim is None or article is None:
@@ -324,7 +328,7 @@ def review_study(session: Session, viewer: User, claim_id: int, pmid: int) -> Re
         own=_vote_row(seen.own) if seen.own else None,
         others=tuple(_vote_row(v) for v in seen.others),
         hidden=seen.hidden,
-        suggestions=evidence_suggestions(article.title, article.abstract, claim),
+        suggestions=evidence_suggestions(article.title, article.abstract, claim) if suggest else {},
     )
 
 
