@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from machine import describe_machine  # bench/machine.py: scripts run from bench/
+from report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -250,6 +251,7 @@ def time_editor_actions(url: str) -> dict[str, float]:
     at.session_state["signed_in_user"] = "eve"
     at.run()
     at.switch_page("pages/editor.py").run()
+    next(w for w in at.selectbox if w.label == "Final verdict").set_value("mixed")  # none is preselected
     next(w for w in at.text_input if w.label == "Reason").input("benchmark")
     started = time.perf_counter()
     next(b for b in at.button if b.label == "Resolve").click().run()
@@ -330,7 +332,9 @@ def report(
         f"and {args.assessments:,} assessments by 10 reviewers over the 9 seed claims (every study judged for every "
         "claim, the rest second votes, 10% of them disagreeing), 30 conflicts resolved, 2 claims signed off. "
         "Times are AppTest runs of `app.py` and the page (no browser), signed in as an admin; cold = Streamlit "
-        "caches cleared first, warm = median of 3 reruns with cached reads.",
+        "caches cleared first, warm = median of 3 reruns with cached reads. "
+        f"Load average over the minute before the timings: {args.load:.1f} (on a shared machine, other "
+        "sessions' work slows every figure here alike).",
         "",
         "| page | cold (s) | warm (s) | within 2 s |",
         "|---|---:|---:|---|",
@@ -401,19 +405,14 @@ def main() -> None:
     elif times_file.exists():
         build_times = json.loads(times_file.read_text())
     backend = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
+    args.load = os.getloadavg()[0]
     pages = time_pages(url)
     decision = time_decisions(url)
     actions = time_editor_actions(url)
     text = report(args, backend, build_times, pages, decision, actions)
     print(text)
     if args.write:
-        existing = args.write.read_text() if args.write.exists() else "# Performance\n"
-        if MARK_START in existing:
-            before, rest = existing.split(MARK_START, 1)
-            existing = before + text + rest.split(MARK_END, 1)[1]
-        else:
-            existing = existing.rstrip() + "\n\n" + text + "\n"
-        args.write.write_text(existing)
+        write_section(args.write, text, MARK_START, MARK_END)
 
 
 if __name__ == "__main__":

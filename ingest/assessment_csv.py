@@ -7,10 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from db.errors import InvalidInputError
+from db.exports.formats import csv_unsafe
 from db.review.assessment_import import AssessmentRow
+from db.review.evidence_fields import EVIDENCE_FIELDS
 
 IMPORT_COLUMNS = ("reviewer", "claim_key", "pmid", "verdict", "quote", "note")
 OPTIONAL_IMPORT_COLUMNS = ("design",)
+# The evidence fields (db.review.evidence_fields): a file without one of these columns leaves that
+# field of an existing assessment as it is; a blank cell in a present column clears it.
+EVIDENCE_COLUMNS = EVIDENCE_FIELDS
 
 
 def read_assessment_csv(path: Path) -> list[AssessmentRow]:
@@ -48,14 +53,16 @@ def _rows(path: Path, reader: Any) -> list[AssessmentRow]:  # reader: a csv.read
     if missing:
         raise InvalidInputError(
             f"{path} lacks the column(s) {', '.join(missing)}; the header must name "
-            f"{', '.join(IMPORT_COLUMNS)} (design optional)."
+            f"{', '.join(IMPORT_COLUMNS)} (design and {', '.join(EVIDENCE_COLUMNS)} optional)."
         )
     rows, line = [], reader.line_num
     for cells in reader:
         start, line = line + 1, reader.line_num  # a quoted cell may span lines: report the first
         if not any(cell.strip() for cell in cells):
             continue
-        values = dict(zip(names, cells, strict=False))
+        # csv_unsafe: a file this project exported has an apostrophe before cells like "-2.1 points".
+        values = {name: csv_unsafe(cell) for name, cell in zip(names, cells, strict=False)}
+        evidence = {column: values.get(column, "") or "" for column in EVIDENCE_COLUMNS if column in names}
         rows.append(
             AssessmentRow(
                 line=start,
@@ -63,6 +70,7 @@ def _rows(path: Path, reader: Any) -> list[AssessmentRow]:  # reader: a csv.read
                     column: values.get(column, "") or ""
                     for column in IMPORT_COLUMNS + OPTIONAL_IMPORT_COLUMNS
                 },
+                evidence=evidence or None,
             )
         )
     return rows

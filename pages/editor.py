@@ -204,13 +204,26 @@ with conflicts_tab:
                 )
                 with st.form(f"resolve-{row.claim_id}-{study.pmid}"):
                     cols = st.columns([2, 5, 1])
+                    # No verdict preselected: a default would let one click settle a disagreement
+                    # the editor never weighed. (A form's button cannot follow the selection until it is
+                    # pressed, so a press without a choice is refused in words instead of disabled.)
                     final = cols[0].selectbox(
-                        "Final verdict", verdicts, format_func=VERDICT_LABELS.__getitem__
+                        "Final verdict",
+                        verdicts,
+                        index=None,
+                        placeholder="Choose the final verdict",
+                        format_func=VERDICT_LABELS.__getitem__,
                     )
                     reason = cols[1].text_input(
                         "Reason", placeholder="Why this verdict (kept with the votes)"
                     )
-                    if cols[2].form_submit_button("Resolve", type="primary"):
+                    pressed = cols[2].form_submit_button("Resolve", type="primary")
+                    if pressed and final is None:
+                        st.error(
+                            f"Choose a final verdict for PMID {study.pmid} before resolving: "
+                            "none is chosen for you."
+                        )
+                    elif pressed:
                         _write(
                             lambda s, a, claim_id=row.claim_id, pmid=study.pmid, final=final, reason=reason: (
                                 resolve_conflict(s, a, _claim(s, claim_id), pmid, final, reason)

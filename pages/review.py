@@ -1,5 +1,6 @@
 """Review: the reviewer's queue for one claim. One study at a time, key terms highlighted, a verdict
-by button or key (S, M, U, N; K skips), a quote from the abstract, a note; the next study at once."""
+by button or key (S, M, U, N; K skips), a quote from the abstract, a note, the study's evidence fields
+(prefilled from the abstract, saved with the verdict); the next study at once."""
 
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,11 +19,20 @@ from db.read.studies import (
     review_study,
 )
 from db.review.assessments import record_assessment
+from db.review.evidence_fields import MAX_PARTICIPANTS
 from db.review.evidence_prefill import conclusion_quote
 from db.review.pairs import pair_votes
 from db.review.roles import Action, get_user
 from db.text import term_spans
-from db.vocab import RetractionStatus, StudyDesign, StudyVerdict
+from db.vocab import (
+    Directness,
+    Intervention,
+    Population,
+    RetractionStatus,
+    RiskOfBias,
+    StudyDesign,
+    StudyVerdict,
+)
 from pages import _data as data
 from pages._ui import (
     VERDICT_LABELS,
@@ -45,6 +55,18 @@ VERDICT_BUTTONS = (
 NO_QUOTE = ""
 QUEUE_BATCH = 50  # studies ranked at a time; the page works through them without asking again
 RERANK_EVERY = 10  # decisions after which the queue is re-ranked in the background
+# The evidence fields with a vocabulary: field -> (label, vocabulary).
+EVIDENCE_CHOICES = {
+    "population": ("Population", Population),
+    "intervention": ("Intervention", Intervention),
+    "risk_of_bias": ("Risk of bias", RiskOfBias),
+    "directness": ("Directness", Directness),
+}
+EVIDENCE_TEXTS = {
+    "follow_up": ("Follow-up", "e.g. 24 hours, 6 weeks"),
+    "effect": ("Effect", "as stated, e.g. MADRS -8.1 vs placebo"),
+    "indirect_reason": ("Why indirect", "population, intervention, outcome or time frame"),
+}
 
 user = require_user(Action.ASSESS, "tagging studies")
 url = db_url()
@@ -147,12 +169,26 @@ def _best_quote(study: ReviewStudy, terms: list[str]) -> str:
     return conclusion_quote(study.title, study.sentences, terms)
 
 
-def _decide(verdict: StudyVerdict, claim_id: int, pmid: int, shown_design: str) -> None:
+def _evidence_key(name: str, suffix: str) -> str:
+    return f"evidence-{name}-{suffix}"
+
+
+def _shown_evidence(suffix: str, suggested: dict[str, object]) -> dict[str, object]:
+    """The evidence fields as the page shows them: the reviewer's edits, else the suggestions."""
+    names = [*EVIDENCE_CHOICES, *EVIDENCE_TEXTS, "participants"]
+    return {name: st.session_state.get(_evidence_key(name, suffix), suggested.get(name)) for name in names}
+
+
+def _decide(
+    verdict: StudyVerdict, claim_id: int, pmid: int, shown_design: str, suggested: dict[str, object]
+) -> None:
     """Save the decision before the page reruns, so the rerun shows the next study."""
     suffix = f"{claim_id}-{pmid}"
     quote = st.session_state.get(f"quote-{suffix}") or ""
     note = st.session_state.get(f"note-{suffix}") or ""
     design = st.session_state.get(f"design-{suffix}") or shown_design
+    # A study screened out is no evidence for the claim: its fields are not kept.
+    evidence = None if verdict is StudyVerdict.NOT_RELEVANT else _shown_evidence(suffix, suggested)
     with open_session(url) as session:
         try:
             actor = get_user(session, user.name)
@@ -167,6 +203,7 @@ def _decide(verdict: StudyVerdict, claim_id: int, pmid: int, shown_design: str) 
                 quote=quote,
                 note=note,
                 design=StudyDesign(design) if design != shown_design else None,
+                evidence=evidence,
             )
             session.flush()
             others = pair_votes(session, actor, claim_row, pmid).others
@@ -264,6 +301,7 @@ st.text_input(
     "Note (optional)", key=f"note-{suffix}", placeholder="e.g. open-label, n=12, 24-hour outcome only"
 )
 
+suggested = {name: suggestion.value for name, suggestion in study.suggestions.items()}
 buttons = st.columns(len(VERDICT_BUTTONS) + 1)
 for column, (verdict, label, key) in zip(buttons, VERDICT_BUTTONS, strict=False):
     column.button(
@@ -271,7 +309,7 @@ for column, (verdict, label, key) in zip(buttons, VERDICT_BUTTONS, strict=False)
         key=f"verdict-{verdict.value}",
         shortcut=key,
         on_click=_decide,
-        args=(verdict, claim.id, pmid, study.design),
+        args=(verdict, claim.id, pmid, study.design, suggested),
         width="stretch",
         help=f"{VERDICT_LABELS[verdict.value]}: press {key}",
     )
@@ -285,10 +323,65 @@ buttons[-1].button(
     help="Come back to this study later in this session: press K",
 )
 
+
+def _from_abstract(name: str) -> str | None:
+    suggestion = study.suggestions.get(name)
+    return f"Suggested from the abstract: “{suggestion.sentence}”" if suggestion else None
+
+
+def _evidence_summary() -> str:
+    if not study.suggestions:
+        return "Evidence (optional; nothing suggested from the abstract)"
+    shown = [
+        EVIDENCE_CHOICES[name][1](value).label
+        if name in EVIDENCE_CHOICES
+        else f"{name.replace('_', ' ')} {value}"
+        for name, value in suggested.items()
+    ]
+    return "Evidence (suggested: " + " · ".join(shown) + "; saved with the verdict unless you change it)"
+
+
+# Under the buttons and folded: the suggestions are saved with a verdict as they are, so the keyboard
+# flow stays one key press; open it to check or correct them. Not relevant saves none.
+with st.expander(_evidence_summary()):
+    rows = [st.columns(3), st.columns(3), st.columns(3)]
+    rows[0][0].number_input(
+        "Participants",
+        min_value=0,
+        max_value=MAX_PARTICIPANTS,
+        step=1,
+        value=suggested.get("participants"),
+        placeholder="analysed for this outcome",
+        key=_evidence_key("participants", suffix),
+        help=_from_abstract("participants"),
+    )
+    for column, name in zip([rows[0][1], rows[0][2], rows[2][1]], EVIDENCE_TEXTS, strict=True):
+        label, placeholder = EVIDENCE_TEXTS[name]
+        column.text_input(
+            label,
+            value=str(suggested.get(name) or ""),
+            placeholder=placeholder,
+            key=_evidence_key(name, suffix),
+            help=_from_abstract(name),
+        )
+    for column, name in zip([*rows[1], rows[2][0]], EVIDENCE_CHOICES, strict=True):
+        label, vocabulary = EVIDENCE_CHOICES[name]
+        choices: list[str | None] = [None, *(member.value for member in vocabulary)]
+        column.selectbox(
+            label,
+            choices,
+            index=choices.index(suggested[name]) if name in suggested else 0,
+            format_func=lambda value, vocabulary=vocabulary: (
+                "not stated" if value is None else vocabulary(value).label
+            ),
+            key=_evidence_key(name, suffix),
+            help=_from_abstract(name),
+        )
+
 last = st.session_state.get("review_last")
 if last and last["claim_id"] == claim.id:
     with open_session(url) as session:
-        previous = review_study(session, get_user(session, user.name), claim.id, last["pmid"])
+        previous = review_study(session, get_user(session, user.name), claim.id, last["pmid"], suggest=False)
     if previous.own is not None:
         with st.expander(f"Change your last decision (PMID {previous.pmid}: {previous.own.verdict.label})"):
             vote_editor(

@@ -93,8 +93,27 @@ def test_editor_stays_on_the_tab_in_use_across_resolve_and_sign_off(conflicted: 
     assert open_tab(at) == "Sign off"
 
 
+def test_resolving_offers_no_verdict_and_refuses_until_one_is_chosen(conflicted: str) -> None:
+    at = open_page("editor", "eve")
+    final = labelled(at.selectbox, "Final verdict")
+    assert final.value is None and final.index is None  # nothing preselected
+    labelled(at.text_input, "Reason").input("the pooled effect waned by week 1")
+    labelled(at.button, "Resolve").click().run()
+    assert not at.exception
+    assert "Choose a final verdict for PMID 90000002 before resolving" in at.error[0].value
+    with open_session(conflicted) as session:
+        assert session.scalars(select(ConflictResolution)).first() is None
+
+    labelled(at.selectbox, "Final verdict").set_value("unsupported")
+    labelled(at.button, "Resolve").click().run()
+    assert not at.exception and not at.error
+    with open_session(conflicted) as session:
+        assert session.scalars(select(ConflictResolution)).one().verdict is StudyVerdict.UNSUPPORTED
+
+
 def test_resolving_without_a_reason_is_refused_in_words(conflicted: str) -> None:
     at = open_page("editor", "eve")
+    labelled(at.selectbox, "Final verdict").set_value("mixed")
     labelled(at.button, "Resolve").click().run()
     assert not at.exception
     assert "Say why PMID 90000002" in at.error[0].value

@@ -9,6 +9,8 @@ from sqlmodel import Session, col
 
 from db.exports.formats import ExportFormat, iso_time, write_rows
 from db.models import Assessment, Claim, User
+from db.review.assessments import evidence_of
+from db.review.evidence_fields import EVIDENCE_FIELDS
 from db.review.pairs import votes_visible_to
 from db.vocab import StudyDesign, StudyVerdict
 
@@ -21,6 +23,7 @@ ASSESSMENT_COLUMNS = (
     "quote",
     "note",
     "design",
+    *EVIDENCE_FIELDS,
     "suggested_design",
     "version",
     "id",
@@ -45,6 +48,7 @@ def assessment_rows(session: Session, viewer: User) -> list[dict[str, Any]]:
             "quote": a.quote,
             "note": a.note,
             "design": StudyDesign(a.design).value,
+            **{name: value for name, value in evidence_of(a).as_values().items() if name in EVIDENCE_FIELDS},
             "suggested_design": StudyDesign(a.suggested_design).value,
             "version": a.version,
             "id": a.id,

@@ -45,6 +45,13 @@ def csv_safe(value: Any) -> Any:
     return value
 
 
+def csv_unsafe(text: str) -> str:
+    """csv_safe undone: the text of a cell an export wrote, for an import reading the file back."""
+    if text.startswith("'") and text[1:2] and text[1:2] in (*_FORMULA_START, "'"):
+        return text[1:]
+    return text
+
+
 class SafeCsvWriter:
     """csv.DictWriter whose text cells cannot run as spreadsheet formulas: every CSV export writes through it."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
@@ -23,8 +23,10 @@ from db.models import Article, ArticleRevision, Assessment, Claim, DesignCorrect
 from db.ranking.queue import review_queue
 from db.ranking.terms import query_terms
 from db.read.drilldown import VoteRow
+from db.read.evidence import evidence_suggestions
 from db.read.pairs import pair_summaries
 from db.review.assessments import suggested_design
+from db.review.evidence_prefill import Suggestion
 from db.review.pairs import pair_votes
 from db.review.roles import Action, require
 from db.review.sources import split_sentences
@@ -297,9 +299,15 @@ class ReviewStudy:
     own: VoteRow | None  # the viewer's own vote, when they judged it already
     others: tuple[VoteRow, ...]
     hidden: int  # others' votes withheld by blind mode
+    # Evidence field -> the prefill's suggestion from the abstract (db.read.evidence), to show editable.
+    suggestions: dict[str, Suggestion] = field(default_factory=dict)
 
 
-def review_study(session: Session, viewer: User, claim_id: int, pmid: int) -> ReviewStudy:
+def review_study(
+    session: Session, viewer: User, claim_id: int, pmid: int, *, suggest: bool = True
+) -> ReviewStudy:
+    """The study as the Review page shows it; `suggest=False` skips reading evidence suggestions
+    from the abstract (for a study already judged)."""
     claim = session.get(Claim, claim_id)
     article = session.get(Article, pmid)
     if claim is None or article is None:
@@ -320,6 +328,7 @@ def review_study(session: Session, viewer: User, claim_id: int, pmid: int) -> Re
         own=_vote_row(seen.own) if seen.own else None,
         others=tuple(_vote_row(v) for v in seen.others),
         hidden=seen.hidden,
+        suggestions=evidence_suggestions(article.title, article.abstract, claim) if suggest else {},
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -12,7 +12,15 @@ from sqlmodel import Session, col
 from db.corpus.design import parse_design
 from db.errors import ImportRejected, InvalidInputError
 from db.models import Article, Claim, User
-from db.review.assessments import apply_update, check_quote, find_assessment, parse_verdict, record_assessment
+from db.review.assessments import (
+    apply_update,
+    check_quote,
+    evidence_of,
+    find_assessment,
+    parse_verdict,
+    record_assessment,
+)
+from db.review.evidence_fields import Evidence, checked_evidence
 from db.review.pair_index import lock_pairs
 from db.review.roles import Action, add_user, can, require
 from db.vocab import ClaimStatus, Role, StudyDesign, StudyVerdict
@@ -32,6 +40,9 @@ class AssessmentRow:
     quote: str = ""
     note: str = ""
     design: str = ""
+    # The evidence cells of the row (db.review.evidence_fields.EVIDENCE_FIELDS) its file has columns
+    # for; None: the file has none, and an existing assessment's evidence stays as it is.
+    evidence: Mapping[str, str] | None = None
 
 
 @dataclass
@@ -50,6 +61,7 @@ class _CheckedRow:
     pmid: int
     verdict: StudyVerdict
     design: StudyDesign | None
+    evidence: Evidence | None  # None: keep what an existing assessment has
 
 
 def import_assessments(
@@ -80,6 +92,7 @@ def import_assessments(
         design = _check(reasons, "bad design", parse_design_cell, row.design) if row.design.strip() else None
         if article is not None and verdict is not None:
             _check(reasons, "quote not in the abstract", check_quote, article, verdict, row.quote)
+        evidence = _check_evidence(session, row, reviewer, claim, article, reasons)
         key = (row.reviewer.strip(), row.claim_key.strip(), row.pmid.strip())
         if key in seen:
             reasons.append(f"same reviewer, claim and PMID as line {seen[key]}")
@@ -87,7 +100,7 @@ def import_assessments(
         if reasons:
             problems.extend((row.line, reason) for reason in reasons)
         elif claim is not None and article is not None and verdict is not None:
-            checked.append(_CheckedRow(row, reviewer, claim, article.pmid, verdict, design))
+            checked.append(_CheckedRow(row, reviewer, claim, article.pmid, verdict, design, evidence))
     if problems:
         raise ImportRejected(source, problems)
 
@@ -112,6 +125,7 @@ def import_assessments(
                 design=item.design,
                 reviewer=reviewer,
                 source=where,
+                evidence=item.evidence,
             )
             outcome.created += 1
             continue
@@ -127,6 +141,7 @@ def import_assessments(
             item.design,
             None,
             where,
+            evidence=item.evidence,
         )
         if existing.version == version:
             outcome.unchanged += 1
@@ -179,6 +194,33 @@ def _check_reviewer(
     if not can(reviewer, Action.ASSESS):
         reasons.append(f"user {name!r} is a {reviewer.role} (or deactivated) and cannot hold assessments")
     return reviewer
+
+
+def _check_evidence(
+    session: Session,
+    row: AssessmentRow,
+    reviewer: User | None,
+    claim: Claim | None,
+    article: Article | None,
+    reasons: list[str],
+) -> Evidence | None:
+    """The row's evidence fields, checked: the file's columns over what an existing assessment holds."""
+    if row.evidence is None:
+        return None
+    values: dict[str, object] = dict(row.evidence)
+    existing = (
+        find_assessment(session, claim.id, article.pmid, reviewer.id)
+        if reviewer is not None and claim is not None and article is not None
+        else None
+    )
+    if existing is not None:
+        kept = {
+            name: value for name, value in evidence_of(existing).as_values().items() if name not in values
+        }
+        if "follow_up" in values:
+            kept.pop("follow_up_days", None)  # worked out again from the file's follow-up
+        values = kept | values
+    return _check(reasons, "bad evidence", checked_evidence, values)
 
 
 def _check_claim(session: Session, key: str, reasons: list[str]) -> Claim | None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import CursorResult, String, select, type_coerce, update
@@ -16,6 +17,7 @@ from db.corpus.classifier import LOW_CONFIDENCE
 from db.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDenied
 from db.models import Article, Assessment, AuditEvent, Claim, DesignCorrection, User
 from db.review.audit import record_event
+from db.review.evidence_fields import Evidence, checked_evidence
 from db.review.pair_index import refresh_pairs
 from db.review.roles import Action, can, require
 from db.vocab import AuditAction, ClaimStatus, StudyDesign, StudyVerdict
@@ -190,13 +192,29 @@ def design_corrections(session: Session, pmid: int) -> list[DesignCorrection]:
 
 
 def assessment_fields(assessment: Assessment) -> dict[str, Any]:
+    """What the audit trail keeps of an assessment: its judgment and its non-empty evidence fields."""
+    evidence = {
+        name: value for name, value in evidence_of(assessment).as_values().items() if value is not None
+    }
     return {
         "verdict": StudyVerdict(assessment.verdict).value,
         "quote": assessment.quote,
         "note": assessment.note,
         "design": StudyDesign(assessment.design).value,
+        **evidence,
         "version": assessment.version,
     }
+
+
+def evidence_of(assessment: Assessment) -> Evidence:
+    """The evidence fields an assessment holds, as stored (not checked again)."""
+    return Evidence(**{field.name: getattr(assessment, field.name) for field in dataclasses.fields(Evidence)})
+
+
+def as_evidence(evidence: Evidence | Mapping[str, Any], where: str = "") -> Evidence:
+    """`evidence` as checked fields: an Evidence is taken as it is, a mapping goes through
+    db.review.evidence_fields.checked_evidence."""
+    return evidence if isinstance(evidence, Evidence) else checked_evidence(evidence, where=where)
 
 
 def record_assessment(
@@ -211,11 +229,13 @@ def record_assessment(
     design: StudyDesign | None = None,
     reviewer: User | None = None,
     source: str | None = None,
+    evidence: Evidence | Mapping[str, Any] | None = None,
 ) -> Assessment:
     """Record a new judgment of (claim, study) by `reviewer` (default: the actor).
 
     Recording for someone else needs an editor (a team's spreadsheet import). A design that
-    differs from the study's current one is kept as a correction by the reviewer.
+    differs from the study's current one is kept as a correction by the reviewer. `evidence`:
+    the study's evidence fields for the claim (a mapping is checked; None: none stated).
     """
     reviewer = reviewer or actor
     _require_can_assess(actor, reviewer)
@@ -223,6 +243,7 @@ def record_assessment(
     article = get_article_or_fail(session, pmid)
     verdict = parse_verdict(verdict)
     check_quote(article, verdict, quote)
+    fields = as_evidence(evidence) if evidence is not None else Evidence()
     existing = find_assessment(session, claim.id, pmid, reviewer.id)
     if existing is not None:
         raise ConflictError(
@@ -241,6 +262,7 @@ def record_assessment(
         note=note.strip(),
         design=design or effective_design(session, article),
         suggested_design=suggested_design(article),
+        **dataclasses.asdict(fields),  # enums, as the row holds them once loaded
     )
     # Read now: a failed flush rolls the session back and expires every loaded object, and
     # touching one then raises PendingRollbackError instead of the conflict message below.
@@ -308,10 +330,12 @@ def update_assessment(
     design: StudyDesign | None = None,
     reason: str | None = None,
     source: str | None = None,
+    evidence: Evidence | Mapping[str, Any] | None = None,
 ) -> Assessment:
     """Change one's own assessment, read at `expected_version`; a stale version raises ConflictError.
 
-    The check and the write are one `UPDATE ... WHERE version = :expected`, so two people
+    `evidence`, when given, replaces the assessment's evidence fields as a whole (blank ones are
+    cleared); None keeps them. The check and the write are one `UPDATE ... WHERE version = :expected`, so two people
     saving at once cannot both win: the second gets the conflict, not a silent overwrite.
     """
     require(actor, Action.ASSESS)
@@ -323,7 +347,17 @@ def update_assessment(
             "only their own. Record your own assessment, or (as an editor) resolve the pair's conflict."
         )
     return apply_update(
-        session, actor, assessment, expected_version, verdict, quote, note, design, reason, source
+        session,
+        actor,
+        assessment,
+        expected_version,
+        verdict,
+        quote,
+        note,
+        design,
+        reason,
+        source,
+        evidence=evidence,
     )
 
 
@@ -338,6 +372,8 @@ def apply_update(
     design: StudyDesign | None,
     reason: str | None,
     source: str | None,
+    *,
+    evidence: Evidence | Mapping[str, Any] | None = None,
 ) -> Assessment:
     """update_assessment's change without its check of who may change whose assessment (the
     caller has made it: an editor's import may change any reviewer's row)."""
@@ -354,6 +390,7 @@ def apply_update(
         "quote": new_quote,
         "note": note.strip() if note is not None else assessment.note,
         "design": design or StudyDesign(assessment.design),
+        **(as_evidence(evidence) if evidence is not None else evidence_of(assessment)).as_values(),
     }
     if (
         all(values[name] == getattr(assessment, name) for name in values)
@@ -376,14 +413,16 @@ def apply_update(
         assert reviewer is not None
         _correct_design(session, reviewer, article, design, "confirmed while assessing", source)
     after = assessment_fields(assessment)
-    changed = [name for name in after if after[name] != before[name] and name != "version"]
+    # Either side may lack a field: assessment_fields leaves out the evidence fields not stated.
+    names = [*before, *(name for name in after if name not in before)]
+    changed = [name for name in names if after.get(name) != before.get(name) and name != "version"]
     record_event(
         session,
         actor,
         AuditAction.ASSESSMENT_CHANGED,
         assessment,
-        before={name: before[name] for name in changed} | {"version": before["version"]},
-        after={name: after[name] for name in changed} | {"version": after["version"]},
+        before={name: before.get(name) for name in changed} | {"version": before["version"]},
+        after={name: after.get(name) for name in changed} | {"version": after["version"]},
         reason=reason,
         source=source,
     )

@@ -19,8 +19,10 @@ ROLES = click.Choice([role.value for role in Role])
     "import-assessments",
     short_help="Import reviewers' assessments from a CSV, all or nothing.",
     help="Import reviewers' assessments from FILE.csv (UTF-8, header row). Columns: reviewer, claim_key, "
-    "pmid, verdict, quote, note, design (optional). Every bad row is reported with its line number; "
-    "nothing is written if any row is bad.",
+    "pmid, verdict, quote, note; optional: design and the evidence fields participants, follow_up, effect, "
+    "population, intervention, directness, indirect_reason, risk_of_bias (a missing column leaves that field "
+    "of an existing assessment as it is; a blank cell clears it). `export assessments --format csv` writes "
+    "the same columns. Every bad row is reported with its line number; nothing is written if any row is bad.",
 )
 @click.argument("file", metavar="FILE.csv", type=click.Path(path_type=Path))
 @actor_option("the user importing: an editor for a team's file, or the reviewer of every row")
