@@ -220,7 +220,14 @@ def random_write(session: Session, users: dict[str, User], rng: random.Random) -
         article.updated_at = utcnow()
         session.add(article)
     else:
-        sign_off(session, users["editor"], claim, "revise_wording", "needs care")
+        sign_off(
+            session,
+            users["editor"],
+            claim,
+            "revise_wording",
+            "needs care: the wording goes too far",
+            "misleading",
+        )
     session.commit()
 
 

@@ -300,6 +300,8 @@ def test_signoff_resolve_claimreview_and_a_later_retraction(
         "suicidal-ideation",
         "--decision",
         "ok-to-publish",
+        "--rating",
+        "mostly-accurate",
         "--rationale",
         "RCT and SR agree.",
     ]
@@ -327,7 +329,7 @@ def test_signoff_resolve_claimreview_and_a_later_retraction(
         == 0
     )
     assert main([*signoff, "--as", "eve"]) == 0
-    assert "verdict supported, moderate" in capsys.readouterr().out
+    assert "rated mostly accurate (derived verdict supported, certainty moderate)" in capsys.readouterr().out
     assert (
         main(["export", "claimreview", "-o", str(tmp_path / "review.json"), "--publisher", "Health Desk"])
         == 0
@@ -335,7 +337,13 @@ def test_signoff_resolve_claimreview_and_a_later_retraction(
 
     [review] = json.loads((tmp_path / "review.json").read_text(encoding="utf-8"))["@graph"]
     assert review["claimReviewed"] == "Ketamine rapidly reduces suicidal thoughts."
-    assert review["reviewRating"]["alternateName"] == "Supported by the evidence"
+    assert review["reviewRating"] == {
+        "@type": "Rating",
+        "ratingValue": 5,
+        "bestRating": 6,
+        "worstRating": 1,
+        "alternateName": "Mostly accurate",
+    }
     assert review["author"]["name"] == "Health Desk"
 
     # A later harvest brings PMID 40015180 back retracted.
@@ -365,6 +373,7 @@ def test_signoff_resolve_claimreview_and_a_later_retraction(
     assert "evidence_changed\tEvidence changed since sign-off of 'suicidal-ideation'" in out
     assert "Left out 1 claim(s) whose evidence changed since sign-off (suicidal-ideation)" in err
     assert json.loads((tmp_path / "review2.json").read_text(encoding="utf-8"))["@graph"] == []
+    assert "No claim to publish: ClaimReview holds only claims whose latest sign-off is OK to publish" in err
 
 
 def test_exports_of_assessments_and_audit(
