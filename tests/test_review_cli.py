@@ -437,3 +437,32 @@ def test_csv_rows_report_the_line_they_start_on(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("who,claim\n", encoding="utf-8")
     with pytest.raises(ValueError, match="lacks the column"):
         read_assessment_csv(tmp_path / "bad.csv")
+
+
+def test_signoff_needs_a_rating_and_a_reason_to_depart_from_the_verdict(
+    db_url: str, users: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No study judged for the seeded claim: its derived verdict is insufficient evidence.
+    base = ["signoff", "long-lasting", "--as", "eve"]
+    allowed = "use one of accurate, mostly-accurate, mixed, unproven, misleading, inaccurate."
+
+    assert main([*base, "--decision", "ok-to-publish", "--rationale", "Nothing tested it."]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == f"error: A sign-off needs a rating; {allowed}"
+    assert main([*base, "--decision", "ok-to-publish", "--rating", "true", "--rationale", "Tested."]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == f"error: Unknown rating 'true'; {allowed}"
+    publish_accurate = [*base, "--decision", "ok-to-publish", "--rating", "accurate"]
+    assert main([*publish_accurate, "--rationale", "Readers should know the studies are short."]) == 1
+    assert "only rated unproven or misleading, not accurate" in capsys.readouterr().err
+    assert main([*base, "--decision", "revise-wording", "--rating", "accurate", "--rationale", "Fine."]) == 1
+    assert "departs from the derived verdict" in capsys.readouterr().err
+
+    assert (
+        main([*base, "--decision", "ok-to-publish", "--rating", "unproven", "--rationale", "Untested."]) == 0
+    )
+    assert "rated unproven (derived verdict insufficient evidence" in capsys.readouterr().out
+    assert main(["export", "claimreview", "-o", str(tmp_path / "review.json")]) == 0
+    [review] = json.loads((tmp_path / "review.json").read_text(encoding="utf-8"))["@graph"]
+    assert review["reviewRating"]["alternateName"] == "Unproven"
+    assert review["reviewRating"]["ratingValue"] == 3
