@@ -62,7 +62,7 @@ def build(url: str, studies: int, assessments: int, folder: Path) -> dict[str, f
     from db.review.roles import add_user
     from db.review.signoff import sign_off
     from db.review.sources import ensure_seed_content
-    from db.vocab import AuditAction, Role, SignOffDecision, StudyVerdict
+    from db.vocab import AuditAction, Rating, Role, SignOffDecision, StudyVerdict
     from ingest.importer import import_file
 
     timings: dict[str, float] = {}
@@ -170,7 +170,14 @@ def build(url: str, studies: int, assessments: int, folder: Path) -> dict[str, f
         timings["resolutions"] = time.perf_counter() - started
         started = time.perf_counter()
         for claim in claims[:2]:
-            sign_off(session, editor, claim, SignOffDecision.REVISE_WORDING, "benchmark sign-off")
+            sign_off(
+                session,
+                editor,
+                claim,
+                SignOffDecision.REVISE_WORDING,
+                "benchmark sign-off, rated misleading",
+                Rating.MISLEADING,
+            )
         session.commit()
         timings["sign_off_2_claims"] = time.perf_counter() - started
     return timings

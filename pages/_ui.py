@@ -26,6 +26,7 @@ from db.errors import InvalidInputError, ReviewError
 from db.models import User
 from db.ranking.queue import warm_review_queues
 from db.read.drilldown import VoteRow
+from db.read.standing import ClaimStanding
 from db.read.summary import warm_summary
 from db.review.assessments import update_assessment
 from db.review.auth import active_user, auth_mode
@@ -70,6 +71,8 @@ _CSS = """
 .ke-votes { margin: .1em 0 .6em 1.2em; font-size: .92em; }
 .ke-votes li { margin-bottom: .15em; }
 .ke-quote { font-style: italic; color: #444; }
+.ke-provisional { display: inline-block; padding: 0 .5em; border: 1px dashed #555; border-radius: .6em; font-size: .85em; font-weight: 600; }
+.ke-standing { font-size: .85em; color: #555; }
 .st-key-verdict-supported button { background: #0072B2; color: #fff; border-color: #0072B2; }
 .st-key-verdict-mixed button { background: #E69F00; color: #000; border-color: #E69F00; }
 .st-key-verdict-unsupported button { background: #D55E00; color: #fff; border-color: #D55E00; }
@@ -140,6 +143,22 @@ def badge(verdict: str | None, label: str | None = None) -> str:
     light = " ke-light" if key in _LIGHT_VERDICTS else ""
     text = escape(label or VERDICT_LABELS.get(key, key))
     return f'<span class="ke-badge{light}" style="background:{color}">{text}</span>'
+
+
+def standing_html(standing: ClaimStanding) -> str:
+    """Beside a verdict: "Provisional" with its open conflicts and pairs awaiting a second vote, unless
+    a current sign-off confirms it."""
+    if not standing.provisional:
+        return '<span class="ke-standing">signed off</span>'
+    return (
+        f'<span class="ke-provisional">{escape(standing.label)}</span> '
+        f'<span class="ke-standing">{escape(standing.details)}</span>'
+    )
+
+
+def standing_text(standing: ClaimStanding) -> str:
+    """standing_html as plain text, for tables and select boxes."""
+    return f"{standing.label} ({standing.details})" if standing.provisional else standing.label
 
 
 def verdict_cells(frame: pd.DataFrame, column: str, keys: Sequence[str | None]) -> Styler:

@@ -21,6 +21,7 @@ from pages._ui import (
     md_escape,
     meter_chart,
     require_user,
+    standing_html,
 )
 
 PAGE_SIZE = 20
@@ -79,7 +80,8 @@ def _article_html(cards: list[ClaimCard], selected: str) -> str:
         color = VERDICT_COLORS.get(card.verdict, "#999999")
         spans.append((card.span_start, card.span_end))
         chosen = " ke-selected" if card.key == selected else ""
-        title = escape(f"{card.key}: {card.verdict.label}")
+        provisional = " (provisional)" if card.standing.provisional else ""
+        title = escape(f"{card.key}: {card.verdict.label}{provisional}")
         attrs.append(f'class="ke-claim{chosen}" style="--ke-c:{color}" title="{title}"')
         prefixes.append(f'<sup class="ke-n" style="--ke-c:{color}">{numbers[card.key]}</sup>')
     return marked_html(document.text, spans, mark_attrs=attrs, prefixes=prefixes)
@@ -91,13 +93,17 @@ with claim_column:
         "Claim",
         list(by_key),
         index=list(by_key).index(selected_key),
-        format_func=lambda key: f"{numbers[key]} · {key} — {VERDICT_LABELS.get(by_key[key].verdict, '')}",
+        format_func=lambda key: (
+            f"{numbers[key]} · {key} — {VERDICT_LABELS.get(by_key[key].verdict, '')}"
+            + (" (provisional)" if by_key[key].standing.provisional else "")
+        ),
         key="claims_claim",
     )
     card = by_key[selected_key]
     html_block(
         f"<p><b>{escape(card.statement)}</b></p>"
-        f"<p>{badge(card.verdict)} &nbsp;certainty: <b>{escape(card.strength.label)}</b>"
+        f"<p>{badge(card.verdict)} {standing_html(card.standing)} &nbsp;certainty: "
+        f"<b>{escape(card.strength.label)}</b>"
         + (f" &nbsp;· time frame: {escape(card.time_frame)}" if card.time_frame else "")
         + "</p>"
     )
@@ -132,7 +138,10 @@ with claim_column:
         show_profile(profile)
     if card.signoff is not None:
         s = card.signoff
-        line = f"Signed off as **{s.decision.label}** by {s.signed_by or '?'} on {s.signed_at:%Y-%m-%d}"
+        rated = f", rated **{s.rating.label}**" if s.rating else ""
+        line = (
+            f"Signed off as **{s.decision.label}**{rated} by {s.signed_by or '?'} on {s.signed_at:%Y-%m-%d}"
+        )
         if s.evidence_changed:
             st.warning(
                 line + "; the evidence changed since: " + "; ".join(s.changes), icon=":material/update:"

@@ -20,10 +20,11 @@ from db.read.cards import ClaimCard
 from db.read.editor import signoff_checklist
 from db.review.claims import get_claim
 from db.review.pairs import resolve_conflict
+from db.review.rating import matching_ratings, rating_label
 from db.review.roles import Action, get_user
 from db.review.signoff import sign_off
 from db.review.sources import set_blind_mode, set_document_status
-from db.vocab import DocumentStatus, SignOffDecision, StudyVerdict
+from db.vocab import DocumentStatus, Rating, SignOffDecision, StudyVerdict
 from pages import _data as data
 from pages._ui import (
     VERDICT_LABELS,
@@ -33,6 +34,7 @@ from pages._ui import (
     html_block,
     md_escape,
     require_user,
+    standing_html,
     verdict_cells,
 )
 
@@ -151,9 +153,12 @@ with checklist_tab:
                         "claim": c.key,
                         "verdict": VERDICT_LABELS.get(c.verdict, c.verdict) if c.verdict else "",
                         "strength": c.strength.label,
+                        "standing": c.standing.label,
+                        "awaiting a second vote": c.standing.awaiting_second_vote,
                         "judged": c.judged,
                         "conflicts": c.conflicts,
                         "sign-off": c.signoff.decision.label if c.signoff else "",
+                        "rating": c.signoff.rating.label if c.signoff and c.signoff.rating else "",
                         "signed by": (c.signoff.signed_by or "") if c.signoff else "",
                         "evidence changed since": bool(c.signoff and c.signoff.evidence_changed),
                     }
@@ -241,13 +246,16 @@ with signoff_tab:
         chosen_key = st.selectbox(
             "Claim",
             list(cards_by_key),
-            format_func=lambda k: f"{k} — {VERDICT_LABELS.get(cards_by_key[k].verdict, '')}",
+            format_func=lambda k: (
+                f"{k} — {VERDICT_LABELS.get(cards_by_key[k].verdict, '')}"
+                + (" (provisional)" if cards_by_key[k].standing.provisional else "")
+            ),
             key="editor_signoff_claim",
         )
         chosen: ClaimCard = cards_by_key[chosen_key]
         html_block(
-            f"<p><b>{escape(chosen.statement)}</b></p><p>{badge(chosen.verdict)} strength: "
-            f"<b>{escape(chosen.strength.label)}</b></p>"
+            f"<p><b>{escape(chosen.statement)}</b></p><p>{badge(chosen.verdict)} "
+            f"{standing_html(chosen.standing)} strength: <b>{escape(chosen.strength.label)}</b></p>"
         )
         st.write(chosen.reasoning)
         if chosen.rests_on_weak_studies:
@@ -258,7 +266,9 @@ with signoff_tab:
             s = chosen.signoff
             st.caption(
                 md_escape(
-                    f"Last sign-off: {s.decision.label} by {s.signed_by} on {s.signed_at:%Y-%m-%d %H:%M} UTC "
+                    f"Last sign-off: {s.decision.label}"
+                    + (f", rated {s.rating.label}" if s.rating else "")
+                    + f" by {s.signed_by} on {s.signed_at:%Y-%m-%d %H:%M} UTC "
                     f"(verdict then: {s.verdict.label}, {s.strength.label}). Rationale: {s.rationale}"
                 )
             )
@@ -266,17 +276,28 @@ with signoff_tab:
                 st.warning("Evidence changed since: " + md_escape("; ".join(s.changes)))
         if chosen.conflicts:
             st.info(f"{chosen.conflicts} open conflict(s): resolve them before signing off as OK to publish.")
+        matching = matching_ratings(chosen.verdict)
         with st.form(f"signoff-{chosen.key}"):
             decision = st.radio(
                 "Decision", list(DECISIONS), format_func=DECISIONS.__getitem__, horizontal=True
+            )
+            rating = st.selectbox(
+                "Rating to publish",
+                [r.value for r in Rating],
+                index=[r.value for r in Rating].index(matching[0].value),
+                format_func=lambda r: (
+                    rating_label(r) + (" (matches the verdict)" if Rating(r) in matching else "")
+                ),
+                help="What the ClaimReview says about the claim as worded (6 accurate … 1 inaccurate). "
+                "A rating the derived verdict does not match needs a rationale saying why.",
             )
             rationale = st.text_area(
                 "Rationale", placeholder="Why, in a sentence or two; it is kept with the decision."
             )
             if st.form_submit_button("Sign off", type="primary"):
                 _write(
-                    lambda s, a: sign_off(s, a, get_claim(s, chosen.key), decision, rationale),
-                    success=f"Signed off {chosen.key}: {DECISIONS[decision]}.",
+                    lambda s, a: sign_off(s, a, get_claim(s, chosen.key), decision, rationale, rating),
+                    success=f"Signed off {chosen.key}: {DECISIONS[decision]}, rated {Rating(rating).label}.",
                     after=data.after_signoff,
                 )
 
@@ -378,9 +399,15 @@ with exports_tab:
         "Publisher for ClaimReview", value="Ketamine Evidence", key="editor_publisher"
     )
     publisher_url = cols[2].text_input("Publisher URL (optional)", key="editor_publisher_url")
-    # The same rule as db.exports.claimreview: a sign-off whose evidence has not changed since.
+    # The same rule as db.exports.claimreview: a current, rated "OK to publish" sign-off.
     every_card = data.claim_cards(url, user.name, None, "graded")
-    publishable = any(c.signoff is not None and not c.signoff.evidence_changed for c in every_card)
+    publishable = any(
+        not c.standing.provisional
+        and c.signoff is not None
+        and c.signoff.decision is SignOffDecision.OK_TO_PUBLISH
+        and c.signoff.rating is not None
+        for c in every_card
+    )
     cols[2].download_button(
         "ClaimReview (JSON-LD)",
         _claimreview(publisher, publisher_url),
@@ -391,7 +418,11 @@ with exports_tab:
         disabled=not publishable,
     )
     if not publishable:
-        cols[2].caption("Nothing to publish yet: sign a claim off first (on the **Sign off** tab).")
+        cols[2].caption(
+            "Nothing to publish yet: ClaimReview holds only claims signed off as OK to publish, with a "
+            "rating, on the evidence as it is today. Provisional verdicts (never signed off, or the "
+            "evidence changed since) stay out; sign a claim off on the **Sign off** tab."
+        )
     cols[2].download_button(
         "Audit trail (CSV)", _audit_csv, "audit.csv", "text/csv", on_click="ignore", icon=":material/history:"
     )

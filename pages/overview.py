@@ -1,5 +1,6 @@
 """Overview: corpus size and freshness, studies by year and design, review progress, what needs attention."""
 
+import pandas as pd
 import streamlit as st
 
 from db.read.cards import DESIGN_ORDER
@@ -7,7 +8,16 @@ from db.read.overview import Freshness
 from db.review.roles import Action
 from db.review.verdicts import DesignScope
 from pages import _data as data
-from pages._ui import PROGRESS_KEYS, db_url, md_escape, progress_chart, require_user, year_design_chart
+from pages._ui import (
+    PROGRESS_KEYS,
+    VERDICT_LABELS,
+    db_url,
+    md_escape,
+    progress_chart,
+    require_user,
+    verdict_cells,
+    year_design_chart,
+)
 
 user = require_user()
 url = db_url()
@@ -96,15 +106,43 @@ with right:
         st.info(
             "No claims to check yet. Editors add an article and accept its claims on the **Articles** page."
         )
+    if cards:
+        st.dataframe(
+            verdict_cells(
+                pd.DataFrame(
+                    {
+                        "claim": c.key,
+                        "verdict": VERDICT_LABELS.get(c.verdict, c.verdict),
+                        "standing": c.standing.label,
+                        "open conflicts": c.standing.open_conflicts,
+                        "awaiting a second vote": c.standing.awaiting_second_vote,
+                    }
+                    for c in cards
+                ),
+                "verdict",
+                [c.verdict for c in cards],
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+        st.caption(
+            "A verdict is provisional until an editor signs the claim off, and again once its evidence "
+            "changes after that."
+        )
 
 st.subheader("Needs attention")
 conflicts = sum(c.conflicts for c in cards)
 changed = [c for c in cards if c.signoff is not None and c.signoff.evidence_changed]
 unsigned = [c for c in cards if c.signoff is None and c.judged]
-attention = st.columns(3)
+attention = st.columns(4)
 attention[0].metric("Open conflicts", f"{conflicts:,}")
 attention[1].metric("Evidence changed since sign-off", len(changed))
 attention[2].metric("Judged claims not signed off", len(unsigned))
+attention[3].metric(
+    "Provisional verdicts",
+    sum(c.standing.provisional for c in cards),
+    help="Claims without a sign-off whose evidence is still today's.",
+)
 if changed:
     for card in changed:
         assert card.signoff is not None

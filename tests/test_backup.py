@@ -64,7 +64,14 @@ def fill_instance(url: str) -> None:
         update_assessment(session, rita, first.id, first.version, verdict="unsupported", reason="reread")
         resolve_conflict(session, editor, claims["rapid-onset"], pmid, "mixed", "Both have a point.")
         correct_design(session, rob, pmid, StudyDesign.OBSERVATIONAL, "cohort, not a trial")
-        sign_off(session, editor, claims["rapid-onset"], "revise-wording", "Say «hours», not minutes.")
+        sign_off(
+            session,
+            editor,
+            claims["rapid-onset"],
+            "revise-wording",
+            "Say «hours», not minutes.",
+            "misleading",
+        )
         # Merged into a claim with a larger id: restore must cope with a forward self-reference.
         merge_claims(session, editor, "anesthetic-history", "undeniable-benefits", "same point")
         session.commit()

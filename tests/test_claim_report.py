@@ -17,7 +17,7 @@ from db.models import Assessment, HarvestRun
 from db.review.claims import edit_claim, get_claim
 from db.review.roles import get_user
 from db.review.signoff import sign_off
-from db.vocab import RunStatus, SignOffDecision, StudyVerdict
+from db.vocab import Rating, RunStatus, SignOffDecision, StudyVerdict
 from tests.review_builders import add_article, add_claim, team, vote
 
 HOSTILE_QUOTE = "MADRS fell | <script>alert(1)</script> [link](http://x)"
@@ -138,6 +138,7 @@ def test_a_current_signoff_ends_provisional(session: Session) -> None:
         get_claim(session, "fast-relief"),
         SignOffDecision.REVISE_WORDING,
         "Say 'within a day'.",
+        Rating.MOSTLY_ACCURATE,
     )
 
     report = json.loads(_report(session, ExportFormat.JSONL).splitlines()[0])

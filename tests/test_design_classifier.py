@@ -243,15 +243,15 @@ def test_signoff_refuses_unconfirmed_low_confidence_designs_until_confirmed(sess
     session.expire(article)
 
     with pytest.raises(InvalidInputError, match=r"PMID 1 \(rct, confidence 0\.30\); confirm or correct"):
-        sign_off(session, people["editor"], claim, "ok-to-publish", "One good RCT.")
+        sign_off(session, people["editor"], claim, "ok-to-publish", "One good RCT.", "accurate")
     sign_off(
-        session, people["editor"], claim, "revise-wording", "Say more carefully."
+        session, people["editor"], claim, "revise-wording", "Say more carefully.", "mostly-accurate"
     )  # other decisions pass
 
     confirmation = confirm_design(session, people["reviewer"], 1)
 
     assert confirmation is not None and confirmation.design == confirmation.previous == StudyDesign.RCT
-    assert sign_off(session, people["editor"], claim, "ok-to-publish", "One good RCT.").verdict
+    assert sign_off(session, people["editor"], claim, "ok-to-publish", "One good RCT.", "accurate").verdict
     assert confirm_design(session, people["reviewer"], 1) is None  # nothing left to confirm
 
 

@@ -39,7 +39,9 @@ def _reviewed(session: Session) -> dict[str, User]:
         vote(session, people["reviewer2"], claim, pmid, StudyVerdict.SUPPORTED)
     vote(session, people["reviewer"], claim, 3, StudyVerdict.UNSUPPORTED)
     vote(session, people["reviewer"], claim, 4, StudyVerdict.SUPPORTED)
-    sign_off(session, people["editor"], claim, SignOffDecision.OK_TO_PUBLISH, "An MA and an RCT agree.")
+    sign_off(
+        session, people["editor"], claim, SignOffDecision.OK_TO_PUBLISH, "An MA and an RCT agree.", "accurate"
+    )
     add_claim(session, document, key="stays-well", sentence="Some patients stay well for months.")
     return people
 
@@ -159,10 +161,10 @@ def test_claimreview_is_schema_org_json_ld(session: Session) -> None:
     }
     assert review["reviewRating"] == {
         "@type": "Rating",
-        "ratingValue": 4,
-        "bestRating": 4,
+        "ratingValue": 6,
+        "bestRating": 6,
         "worstRating": 1,
-        "alternateName": "Supported by the evidence",
+        "alternateName": "Accurate",
     }
     assert review["author"] == {"@type": "Organization", "name": "Health Desk", "url": "https://example.org"}
     assert (

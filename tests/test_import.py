@@ -217,7 +217,7 @@ def test_revision_that_retracts_a_study_flags_the_signed_off_claim(db_url: str, 
         people = team(session)
         claim = add_claim(session)
         vote(session, people["reviewer"], claim, 90000001, "supported")
-        sign_off(session, people["editor"], claim, "ok_to_publish", "One RCT supports it.")
+        sign_off(session, people["editor"], claim, "ok_to_publish", "One RCT supports it.", "accurate")
         session.commit()
         claim_id = claim.id
     retracted = tmp_path / "retracted.xml"

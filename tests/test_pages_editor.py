@@ -177,7 +177,10 @@ def test_claimreview_download_waits_for_a_sign_off_and_says_so(conflicted: str) 
     at = open_page("editor", "eve")
     button = next(b for b in at.get("download_button") if b.label == "ClaimReview (JSON-LD)")
     assert button.proto.disabled
-    assert any("Nothing to publish yet: sign a claim off first" in c.value for c in at.caption)
+    assert any(
+        "Nothing to publish yet: ClaimReview holds only claims signed off as OK to publish" in c.value
+        for c in at.caption
+    )
 
     labelled(at.selectbox, "Final verdict").set_value("supported")
     labelled(at.text_input, "Reason").input("large effect at day 1 is the claim's time frame")
@@ -188,6 +191,57 @@ def test_claimreview_download_waits_for_a_sign_off_and_says_so(conflicted: str) 
     button = next(b for b in at.get("download_button") if b.label == "ClaimReview (JSON-LD)")
     assert not button.proto.disabled
     assert not any("Nothing to publish yet" in c.value for c in at.caption)
+
+
+def test_sign_off_takes_a_rating_and_a_departure_needs_a_sentence(conflicted: str) -> None:
+    at = open_page("editor", "eve")
+    box = at.selectbox(key="editor_signoff_claim")
+    box.select_index([o.split(" — ")[0] for o in box.options].index(CLAIM)).run()
+    labelled(at.selectbox, "Final verdict").set_value("supported")
+    labelled(at.text_input, "Reason").input("large effect at day 1 is the claim's time frame")
+    labelled(at.button, "Resolve").click().run()
+    rating = labelled(at.selectbox, "Rating to publish")
+    assert rating.value == "accurate"  # the derived verdict's first match
+    assert "Mostly accurate (matches the verdict)" in rating.options
+    assert "Inaccurate" in rating.options
+
+    rating.set_value("inaccurate")
+    labelled(at.text_area, "Rationale").input("Overstated.")
+    labelled(at.button, "Sign off").click().run()
+    assert not at.exception
+    assert "Rating 'inaccurate' departs from the derived verdict" in at.error[0].value
+
+    labelled(at.selectbox, "Rating to publish").set_value("inaccurate")
+    labelled(at.text_area, "Rationale").input("The trial measured a day; the article says for good.")
+    labelled(at.button, "Sign off").click().run()
+    assert not at.exception
+    assert "Signed off suicidal-ideation: OK to publish, rated inaccurate." in at.success[0].value
+    with open_session(conflicted) as session:
+        signoff = session.scalars(select(SignOff)).one()
+        assert (signoff.rating, signoff.verdict) == ("inaccurate", "supported")
+    table = at.dataframe[0].value
+    row = table[table["claim"] == CLAIM].iloc[0]
+    assert (row["standing"], row["rating"]) == ("Signed off", "inaccurate")
+
+
+def test_provisional_verdicts_are_labelled_with_what_keeps_them_open(conflicted: str) -> None:
+    vote_as(conflicted, "rita", CLAIM, 90000001, StudyVerdict.SUPPORTED)  # one vote only
+    editor = open_page("editor", "eve")
+    table = editor.dataframe[0].value
+    row = table[table["claim"] == CLAIM].iloc[0]
+    assert (row["standing"], row["awaiting a second vote"], row["conflicts"]) == ("Provisional", 1, 1)
+
+    claims = open_page("claims", "eve")
+    claims.selectbox(key="claims_claim").set_value(CLAIM).run()
+    text = "\n".join(m.value for m in claims.markdown)
+    assert '<span class="ke-provisional">Provisional</span>' in text
+    assert "1 open conflict, 1 awaiting a second vote" in text
+
+    overview = open_page("overview", "eve")
+    assert {m.label: m.value for m in overview.metric}["Provisional verdicts"] != "0"
+    verdicts = overview.dataframe[0].value
+    row = verdicts[verdicts["claim"] == CLAIM].iloc[0]
+    assert (row["standing"], row["open conflicts"], row["awaiting a second vote"]) == ("Provisional", 1, 1)
 
 
 def test_audit_trail_lists_the_changes(conflicted: str) -> None:

@@ -19,6 +19,7 @@ from db.models import Article, Claim, PairRecord, SignOff, User
 from db.ops.backup import dump_database, restore_database
 from db.read import summary
 from db.read.cards import ClaimCard, claim_cards, meter_rows, signoff_info, user_names
+from db.read.standing import ClaimStanding
 from db.read.summary import SUMMARY
 from db.review.assessment_import import AssessmentRow, import_assessments
 from db.review.assessments import correct_design, effective_design, find_assessment, update_assessment
@@ -81,6 +82,7 @@ def reference_cards(session: Session, viewer: User) -> list[ClaimCard]:
         )
         signoff = signoffs.get(claim.id)
         full = reference_evidence(session, statuses)
+        info = signoff_info(signoff, full, user_names(session)) if signoff else None
         cards.append(
             ClaimCard(
                 id=claim.id,
@@ -106,7 +108,13 @@ def reference_cards(session: Session, viewer: User) -> list[ClaimCard]:
                 conflicts=sum(s.state is PairState.CONFLICT for s in visible),
                 blinded=blinded,
                 hidden=len(statuses) - len(visible),
-                signoff=signoff_info(signoff, full, user_names(session)) if signoff else None,
+                signoff=info,
+                # Every viewer's standing counts every pair: provisional unless a current sign-off.
+                standing=ClaimStanding(
+                    info is None or info.evidence_changed,
+                    sum(s.state is PairState.CONFLICT for s in statuses),
+                    sum(len(s.votes) == 1 for s in statuses),
+                ),
             )
         )
     return cards
@@ -220,7 +228,14 @@ def random_write(session: Session, users: dict[str, User], rng: random.Random) -
         article.updated_at = utcnow()
         session.add(article)
     else:
-        sign_off(session, users["editor"], claim, "revise_wording", "needs care")
+        sign_off(
+            session,
+            users["editor"],
+            claim,
+            "revise_wording",
+            "needs care: the wording goes too far",
+            "misleading",
+        )
     session.commit()
 
 

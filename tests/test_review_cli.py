@@ -307,6 +307,8 @@ def test_signoff_resolve_claimreview_and_a_later_retraction(
         "suicidal-ideation",
         "--decision",
         "ok-to-publish",
+        "--rating",
+        "mostly-accurate",
         "--rationale",
         "RCT and SR agree.",
     ]
@@ -334,7 +336,7 @@ def test_signoff_resolve_claimreview_and_a_later_retraction(
         == 0
     )
     assert main([*signoff, "--as", "eve"]) == 0
-    assert "verdict supported, low" in capsys.readouterr().out
+    assert "rated mostly accurate (derived verdict supported, certainty low)" in capsys.readouterr().out
     assert (
         main(["export", "claimreview", "-o", str(tmp_path / "review.json"), "--publisher", "Health Desk"])
         == 0
@@ -342,7 +344,13 @@ def test_signoff_resolve_claimreview_and_a_later_retraction(
 
     [review] = json.loads((tmp_path / "review.json").read_text(encoding="utf-8"))["@graph"]
     assert review["claimReviewed"] == "Ketamine rapidly reduces suicidal thoughts."
-    assert review["reviewRating"]["alternateName"] == "Supported by the evidence"
+    assert review["reviewRating"] == {
+        "@type": "Rating",
+        "ratingValue": 5,
+        "bestRating": 6,
+        "worstRating": 1,
+        "alternateName": "Mostly accurate",
+    }
     assert review["author"]["name"] == "Health Desk"
 
     # A later harvest brings PMID 40015180 back retracted.
@@ -372,6 +380,7 @@ def test_signoff_resolve_claimreview_and_a_later_retraction(
     assert "evidence_changed\tEvidence changed since sign-off of 'suicidal-ideation'" in out
     assert "Left out 1 claim(s) whose evidence changed since sign-off (suicidal-ideation)" in err
     assert json.loads((tmp_path / "review2.json").read_text(encoding="utf-8"))["@graph"] == []
+    assert "No claim to publish: ClaimReview holds only claims whose latest sign-off is OK to publish" in err
 
 
 def test_exports_of_assessments_and_audit(
@@ -467,3 +476,32 @@ def test_claims_edit_sets_the_time_frame_and_scope_the_rule_reads(
             56.0,
             [],
         )  # the refused edits changed nothing
+
+
+def test_signoff_needs_a_rating_and_a_reason_to_depart_from_the_verdict(
+    db_url: str, users: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No study judged for the seeded claim: its derived verdict is insufficient evidence.
+    base = ["signoff", "long-lasting", "--as", "eve"]
+    allowed = "use one of accurate, mostly-accurate, mixed, unproven, misleading, inaccurate."
+
+    assert main([*base, "--decision", "ok-to-publish", "--rationale", "Nothing tested it."]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == f"error: A sign-off needs a rating; {allowed}"
+    assert main([*base, "--decision", "ok-to-publish", "--rating", "true", "--rationale", "Tested."]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == f"error: Unknown rating 'true'; {allowed}"
+    publish_accurate = [*base, "--decision", "ok-to-publish", "--rating", "accurate"]
+    assert main([*publish_accurate, "--rationale", "Readers should know the studies are short."]) == 1
+    assert "only rated unproven or misleading, not accurate" in capsys.readouterr().err
+    assert main([*base, "--decision", "revise-wording", "--rating", "accurate", "--rationale", "Fine."]) == 1
+    assert "departs from the derived verdict" in capsys.readouterr().err
+
+    assert (
+        main([*base, "--decision", "ok-to-publish", "--rating", "unproven", "--rationale", "Untested."]) == 0
+    )
+    assert "rated unproven (derived verdict insufficient evidence" in capsys.readouterr().out
+    assert main(["export", "claimreview", "-o", str(tmp_path / "review.json")]) == 0
+    [review] = json.loads((tmp_path / "review.json").read_text(encoding="utf-8"))["@graph"]
+    assert review["reviewRating"]["alternateName"] == "Unproven"
+    assert review["reviewRating"]["ratingValue"] == 3

@@ -46,7 +46,7 @@ def test_reviewers_cannot_manage_claims_sign_off_or_change_documents(session: Se
     with pytest.raises(PermissionDenied, match="managing documents and claims"):
         retire_claim(session, people["reviewer"], "rapid-onset", "I disagree")
     with pytest.raises(PermissionDenied, match="signing claims off"):
-        sign_off(session, people["reviewer"], claim, SignOffDecision.OK_TO_PUBLISH, "Fine")
+        sign_off(session, people["reviewer"], claim, SignOffDecision.OK_TO_PUBLISH, "Fine", "accurate")
     with pytest.raises(PermissionDenied, match="managing documents and claims"):
         set_blind_mode(session, people["reviewer"], "test-post", False)
 

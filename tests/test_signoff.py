@@ -17,7 +17,7 @@ from db.review.signoff import (
     sign_off,
     signoff_state,
 )
-from db.vocab import AuditAction, ClaimVerdict, SignOffDecision, Strength, StudyVerdict
+from db.vocab import AuditAction, ClaimVerdict, Rating, SignOffDecision, Strength, StudyVerdict
 from tests.review_builders import add_article, add_claim, document_of, team, vote
 
 
@@ -58,7 +58,7 @@ def test_signoff_keeps_the_evidence_and_is_current_until_it_changes(session: Ses
     add_article(session, 1)
     vote(session, people["reviewer"], claim, 1)
 
-    signoff = sign_off(session, people["editor"], claim, "ok-to-publish", "One good RCT.")
+    signoff = sign_off(session, people["editor"], claim, "ok-to-publish", "One good RCT.", "accurate")
     state = signoff_state(session, claim)
 
     assert signoff.decision is SignOffDecision.OK_TO_PUBLISH
@@ -75,7 +75,9 @@ def test_a_newly_tagged_study_marks_the_claim_changed(session: Session) -> None:
     add_article(session, 1)
     add_article(session, 2)
     vote(session, people["reviewer"], claim, 1)
-    sign_off(session, people["editor"], claim, SignOffDecision.OK_TO_PUBLISH, "One good RCT.")
+    sign_off(
+        session, people["editor"], claim, SignOffDecision.OK_TO_PUBLISH, "One good RCT.", Rating.ACCURATE
+    )
 
     vote(session, people["reviewer"], claim, 2, StudyVerdict.UNSUPPORTED)
     state = signoff_state(session, claim)
@@ -91,7 +93,9 @@ def test_a_retraction_after_signoff_is_noticed_even_without_the_harvest_hook(ses
     claim = add_claim(session)
     article = add_article(session, 1)
     vote(session, people["reviewer"], claim, 1)
-    sign_off(session, people["editor"], claim, SignOffDecision.OK_TO_PUBLISH, "One good RCT.")
+    sign_off(
+        session, people["editor"], claim, SignOffDecision.OK_TO_PUBLISH, "One good RCT.", Rating.ACCURATE
+    )
 
     upsert_articles(session, [_revised(article, retraction_status="retracted")])
     state = signoff_state(session, claim)
@@ -108,7 +112,7 @@ def test_flag_changed_evidence_names_the_claims_and_audits_once(session: Session
     add_article(session, 2)
     vote(session, people["reviewer"], claim, 1)
     vote(session, people["reviewer"], claim, 2)
-    sign_off(session, people["editor"], claim, SignOffDecision.OK_TO_PUBLISH, "Two RCTs.")
+    sign_off(session, people["editor"], claim, SignOffDecision.OK_TO_PUBLISH, "Two RCTs.", Rating.ACCURATE)
     upsert_articles(session, [_revised(article, retraction_status="corrected")])
 
     first = flag_changed_evidence(session, [1, 99])
@@ -130,8 +134,12 @@ def test_ok_to_publish_is_refused_while_conflicts_are_open(session: Session) -> 
     vote(session, people["reviewer2"], claim, 1, StudyVerdict.UNSUPPORTED)
 
     with pytest.raises(InvalidInputError, match="unresolved conflicts on PMID 1; resolve them"):
-        sign_off(session, people["editor"], claim, SignOffDecision.OK_TO_PUBLISH, "Looks fine.")
-    revise = sign_off(session, people["editor"], claim, SignOffDecision.REVISE_WORDING, "Too strong.")
+        sign_off(
+            session, people["editor"], claim, SignOffDecision.OK_TO_PUBLISH, "Looks fine.", Rating.ACCURATE
+        )
+    revise = sign_off(
+        session, people["editor"], claim, SignOffDecision.REVISE_WORDING, "Too strong.", Rating.MISLEADING
+    )
 
     assert revise.decision is SignOffDecision.REVISE_WORDING
 
@@ -141,11 +149,13 @@ def test_signoff_needs_an_editor_and_a_rationale(session: Session) -> None:
     claim = add_claim(session)
 
     with pytest.raises(PermissionDenied, match="signing claims off needs the role editor or admin"):
-        sign_off(session, people["reviewer"], claim, SignOffDecision.OK_TO_PUBLISH, "Fine by me.")
+        sign_off(
+            session, people["reviewer"], claim, SignOffDecision.OK_TO_PUBLISH, "Fine by me.", Rating.ACCURATE
+        )
     with pytest.raises(InvalidInputError, match="needs a rationale"):
-        sign_off(session, people["editor"], claim, SignOffDecision.OK_TO_PUBLISH, "")
+        sign_off(session, people["editor"], claim, SignOffDecision.OK_TO_PUBLISH, "", Rating.ACCURATE)
     with pytest.raises(InvalidInputError, match="Unknown sign-off decision 'publish'"):
-        sign_off(session, people["editor"], claim, "publish", "Fine.")
+        sign_off(session, people["editor"], claim, "publish", "Fine.", Rating.ACCURATE)
 
 
 def test_editor_queue_lists_conflicts_first_then_claims_to_sign_off(session: Session) -> None:

@@ -6,23 +6,22 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
-from sqlalchemy import func, select
 from sqlmodel import Session
 
 from db.errors import PermissionDenied
 from db.exports.formats import ExportFormat, SafeCsvWriter, markdown_text
-from db.models import Claim, PairRecord, SourceDocument, User
+from db.models import Claim, SourceDocument, User
 from db.read.evidence_profile import evidence_profile
+from db.read.standing import ClaimStanding, pair_tallies
 from db.review.agreement import claim_agreement
 from db.review.claims import list_claims
 from db.review.pairs import is_blinded
 from db.review.roles import Action, require
-from db.review.signoff import SignOffState, signoff_state
+from db.review.signoff import signoff_state
 from db.review.verdicts import ClaimScope, days_text
 from db.vocab import (
     ClaimStatus,
     ClaimVerdict,
-    PairState,
     Rating,
     SignOffDecision,
     Strength,
@@ -94,7 +93,11 @@ def claim_report(session: Session, claim: Claim) -> ClaimReport:
     }
     agreement = claim_agreement(session, claim)
     state = signoff_state(session, claim)
-    standing = _standing(session, claim, state)
+    assert claim.id is not None
+    standing = ClaimStanding.of(
+        None if state.signoff is None else state.evidence_changed,
+        pair_tallies(session, [claim.id]).get(claim.id),
+    )
     document = session.get(SourceDocument, claim.document_id)
     signed = state.signoff
     return ClaimReport(
@@ -142,24 +145,6 @@ def claim_report(session: Session, claim: Claim) -> ClaimReport:
         evidence_changed_since_signoff=state.evidence_changed,
         evidence_changes=state.changes,
     )
-
-
-@dataclass(frozen=True)
-class _Standing:
-    provisional: bool
-    open_conflicts: int
-    awaiting_second_vote: int
-
-
-def _standing(session: Session, claim: Claim, state: SignOffState) -> _Standing:
-    pairs = PairRecord.__table__
-    rows = session.execute(
-        select(
-            func.count().filter(pairs.c.state == PairState.CONFLICT.value),
-            func.count().filter(pairs.c.votes == 1),
-        ).where(pairs.c.claim_id == claim.id)
-    ).one()
-    return _Standing(state.signoff is None or state.evidence_changed, int(rows[0]), int(rows[1]))
 
 
 def _round(value: float | None) -> float | None:

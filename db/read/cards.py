@@ -16,6 +16,7 @@ from db.corpus.design import DESIGN_TIER
 from db.corpus.study_facts import StudyFacts, study_facts
 from db.models import SignOff, SourceDocument, User
 from db.read.pairs import study_evidence
+from db.read.standing import ClaimStanding, pair_tallies
 from db.read.summary import (
     SUMMARY,
     ClaimEvidence,
@@ -41,7 +42,7 @@ from db.review.verdicts import (
     outline_verdict,
     snapshot_fingerprint,
 )
-from db.vocab import ClaimVerdict, SignOffDecision, Strength, StudyDesign, StudyVerdict
+from db.vocab import ClaimVerdict, Rating, SignOffDecision, Strength, StudyDesign, StudyVerdict
 
 # Designs strongest first, the order meters and queues list them in.
 DESIGN_ORDER: tuple[StudyDesign, ...] = tuple(
@@ -73,6 +74,7 @@ class SignoffInfo:
     strength: Strength
     evidence_changed: bool
     changes: tuple[str, ...] = ()
+    rating: Rating | None = None  # None on sign-offs made before ratings
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,9 @@ class ClaimCard:
     blinded: bool  # blind mode limits what this viewer sees to the studies they judged themselves
     hidden: int  # judged studies hidden from this viewer by blind mode
     signoff: SignoffInfo | None = None
+    # Provisional unless the latest sign-off is current; the claim's open conflicts and pairs awaiting a
+    # second vote, whatever blind mode hides from this viewer (db.read.standing).
+    standing: ClaimStanding = ClaimStanding(True, 0, 0)
 
 
 def claim_cards(
@@ -160,6 +165,7 @@ def _claim_cards(
         for claim_id, pmid in voted_pairs(session, viewer.id, blind_ids):
             own[claim_id].add(pmid)
     signoffs = latest_signoffs(session, claim_ids)
+    tallies = pair_tallies(session, claim_ids)
     names = user_names(session)
     nothing = ClaimEvidence([], 0, EvidenceCounts(Counter(), (), 0, 0), {}, 0)
     cards = []
@@ -189,6 +195,9 @@ def _claim_cards(
             DesignScope.ALL_DESIGNS: every,
         }[scope]
         signoff = signoffs.get(claim.id)
+        # The sign-off is compared with the full evidence, whoever looks at it (screened-out
+        # studies are no part of a sign-off's evidence snapshot).
+        info = _signoff_details(signoff, *_sealed(full, facts), names) if signoff else None
         cards.append(
             ClaimCard(
                 id=claim.id,
@@ -214,9 +223,8 @@ def _claim_cards(
                 conflicts=conflicts,
                 blinded=blinded,
                 hidden=len(rows) + out_total - len(visible) - out_visible,
-                # The sign-off is compared with the full evidence, whoever looks at it (screened-out
-                # studies are no part of a sign-off's evidence snapshot).
-                signoff=_signoff_details(signoff, *_sealed(full, facts), names) if signoff else None,
+                signoff=info,
+                standing=ClaimStanding.of(info.evidence_changed if info else None, tallies.get(claim.id)),
             )
         )
     return cards
@@ -316,4 +324,5 @@ def _signoff_details(
         strength=Strength(signoff.strength),
         evidence_changed=changed,
         changes=tuple(changes),
+        rating=Rating(signoff.rating) if signoff.rating else None,
     )

@@ -17,6 +17,13 @@ from db.models import Assessment, Claim, ClaimProposal, SignOff, User
 from db.review.audit import record_event
 from db.review.claims import list_claims
 from db.review.pairs import claim_evidence, listed_evidence, open_conflicts, pair_statuses
+from db.review.rating import (
+    DEPARTURE_RATIONALE_MIN,
+    departs_from_verdict,
+    matching_ratings,
+    parse_rating,
+    publishable_ratings,
+)
 from db.review.roles import Action, require
 from db.review.verdicts import (
     ClaimScope,
@@ -27,7 +34,17 @@ from db.review.verdicts import (
     evidence_fingerprint,
     evidence_snapshot,
 )
-from db.vocab import AuditAction, ClaimStatus, PairState, ProposalStatus, SignOffDecision, StudyDesign
+from db.vocab import (
+    AuditAction,
+    ClaimStatus,
+    ClaimVerdict,
+    PairState,
+    ProposalStatus,
+    Rating,
+    SignOffDecision,
+    Strength,
+    StudyDesign,
+)
 
 
 def claim_verdict(
@@ -49,16 +66,24 @@ def claim_sensitivity(session: Session, claim: Claim) -> Sensitivity:
 
 
 def sign_off(
-    session: Session, actor: User, claim: Claim, decision: SignOffDecision | str, rationale: str
+    session: Session,
+    actor: User,
+    claim: Claim,
+    decision: SignOffDecision | str,
+    rationale: str,
+    rating: Rating | str | None,
 ) -> SignOff:
-    """An editor's decision on a claim, with a snapshot of the evidence it rests on.
+    """An editor's decision on a claim and the rating to publish, with a snapshot of the evidence.
 
-    "OK to publish" is refused while reviewers' disagreements on the claim are unresolved:
-    the verdict would rest on pairs that have none.
+    "OK to publish" is refused while reviewers' disagreements on the claim are unresolved (the verdict
+    would rest on pairs that have none), and on insufficient evidence unless the rating says so. A
+    rating that departs from the derived verdict (db.review.rating) needs a rationale of a sentence.
     """
     require(actor, Action.SIGN_OFF)
     decision = _parse_decision(decision)
-    if not rationale.strip():
+    rating = parse_rating(rating)
+    rationale = rationale.strip()
+    if not rationale:
         raise InvalidInputError(
             f"A sign-off of claim {claim.key!r} needs a rationale; say why in a sentence."
         )
@@ -84,14 +109,31 @@ def sign_off(
                 f"{listed}; confirm or correct each design before signing it off as ok to publish."
             )
     result = derive_claim_verdict(evidence, claim=ClaimScope.of(claim))
+    verdict, strength = ClaimVerdict(result.verdict), Strength(result.strength)
+    if decision is SignOffDecision.OK_TO_PUBLISH and rating not in publishable_ratings(verdict):
+        allowed = " or ".join(r.value.replace("_", "-") for r in publishable_ratings(verdict))
+        raise InvalidInputError(
+            f"Claim {claim.key!r} has {verdict.label} (certainty {strength.label}): it can be published "
+            f"only rated {allowed}, not {rating.value.replace('_', '-')}; rate it so, or sign it off as revise-wording or "
+            "remove-claim."
+        )
+    departs = departs_from_verdict(rating, verdict)
+    if departs and len(rationale) < DEPARTURE_RATIONALE_MIN:
+        matching = " or ".join(r.value.replace("_", "-") for r in matching_ratings(verdict))
+        raise InvalidInputError(
+            f"Rating {rating.value.replace('_', '-')!r} departs from the derived verdict of claim {claim.key!r} "
+            f"({verdict.label}, certainty {strength.label}; it matches {matching}); say why in a sentence "
+            f"(at least {DEPARTURE_RATIONALE_MIN} characters)."
+        )
     assert claim.id is not None and actor.id is not None
     signoff = SignOff(
         claim_id=claim.id,
         decision=decision,
-        rationale=rationale.strip(),
+        rationale=rationale,
         signed_by_id=actor.id,
-        verdict=result.verdict,
-        strength=result.strength,
+        verdict=verdict,
+        strength=strength,
+        rating=rating,
         evidence_fingerprint=evidence_fingerprint(evidence),
         evidence=evidence_snapshot(evidence),
     )
@@ -102,8 +144,14 @@ def sign_off(
         actor,
         AuditAction.CLAIM_SIGNED_OFF,
         signoff,
-        after={"decision": decision, "verdict": result.verdict, "strength": result.strength},
-        reason=rationale.strip(),
+        after={
+            "decision": decision,
+            "rating": rating,
+            "verdict": verdict,
+            "strength": strength,
+            "departs_from_verdict": departs,
+        },
+        reason=rationale,
         claim_id=claim.id,
     )
     return signoff
@@ -140,6 +188,16 @@ class SignOffState:
     signed_by: str | None
     evidence_changed: bool
     changes: list[str] = field(default_factory=list)  # in words: "PMID 123 newly tagged: supported"
+
+    @property
+    def provisional(self) -> bool:
+        return is_provisional(None if self.signoff is None else self.evidence_changed)
+
+
+def is_provisional(evidence_changed: bool | None) -> bool:
+    """Whether a claim's verdict is provisional, from its latest sign-off's `evidence_changed`
+    (None: never signed off). Only a sign-off whose evidence fingerprint is today's makes it final."""
+    return evidence_changed is None or evidence_changed
 
 
 def signoff_state(session: Session, claim: Claim) -> SignOffState:

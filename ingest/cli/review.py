@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from db.review.verdicts import ClaimScope
-from db.vocab import Intervention, Population, Role, SignOffDecision
+from db.vocab import Intervention, Population, Rating, Role, SignOffDecision
 from ingest.cli.options import actor_option
 from ingest.cli.output import say
 from ingest.cli.session import acting_user, database_session
@@ -274,8 +274,9 @@ def resolve_command(claim_key: str, pmid: int, verdict: str, reason: str, actor:
 
 @click.command(
     "signoff",
-    short_help="Sign a claim off with a decision and rationale (editors).",
-    help="Sign the claim CLAIM_KEY off with a decision and a rationale (editors).",
+    short_help="Sign a claim off with a decision, a rating and a rationale (editors).",
+    help="Sign the claim CLAIM_KEY off with a decision, the rating to publish and a rationale (editors). "
+    "A rating that departs from the derived verdict needs a rationale of a sentence saying why.",
 )
 @click.argument("claim_key")
 @click.option(
@@ -284,19 +285,29 @@ def resolve_command(claim_key: str, pmid: int, verdict: str, reason: str, actor:
     type=click.Choice([d.value.replace("_", "-") for d in SignOffDecision]),
     help="ok-to-publish, revise-wording or remove-claim",
 )
+@click.option(
+    "--rating",
+    metavar="RATING",
+    help="the rating to publish (ClaimReview), one of: "
+    + ", ".join(r.value.replace("_", "-") for r in Rating),
+)
 @click.option("--rationale", required=True, help="why, in a sentence or two")
 @actor_option("the editor signing off")
-def signoff_command(claim_key: str, decision: str, rationale: str, actor: str | None) -> int:
+def signoff_command(
+    claim_key: str, decision: str, rating: str | None, rationale: str, actor: str | None
+) -> int:
     from db.review.claims import get_claim
+    from db.review.rating import parse_rating
     from db.review.signoff import sign_off
 
+    chosen = parse_rating(rating)  # a missing or unknown rating: one line naming the allowed ones
     with database_session(seed=True) as session:
         editor = acting_user(session, actor)
-        signoff = sign_off(session, editor, get_claim(session, claim_key), decision, rationale)
+        signoff = sign_off(session, editor, get_claim(session, claim_key), decision, rationale, chosen)
         session.commit()
         say(
-            f"Signed off {claim_key}: {SignOffDecision(signoff.decision).value.replace('_', ' ')} "
-            f"(verdict {signoff.verdict}, {signoff.strength})."
+            f"Signed off {claim_key}: {SignOffDecision(signoff.decision).label}, rated {chosen.label} "
+            f"(derived verdict {signoff.verdict.label}, certainty {signoff.strength.label})."
         )
     return 0
 

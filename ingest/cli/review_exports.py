@@ -78,23 +78,40 @@ def _write_from_session(
 
 @click.command(
     "claimreview",
-    short_help="Signed-off claims as schema.org ClaimReview JSON-LD.",
-    help="Signed-off claims as schema.org ClaimReview JSON-LD; claims whose evidence changed since "
-    "sign-off are left out.",
+    short_help="Claims signed off as OK to publish, as schema.org ClaimReview JSON-LD.",
+    help="Claims whose latest sign-off is OK to publish, with the editor's rating, as schema.org "
+    "ClaimReview JSON-LD. Provisional verdicts never appear: claims whose evidence changed since "
+    "sign-off, and sign-offs made before ratings, are left out and named on standard error.",
 )
 @format_option("json (the default; ClaimReview is JSON-LD only)")
 @output_option()
 @click.option("--publisher", help=f"the reviewing organisation (default {DEFAULT_PUBLISHER!r})")
 @click.option("--publisher-url", help="the organisation's web address")
+@click.option(
+    "--publisher-type",
+    type=click.Choice(["organization", "person"], case_sensitive=False),
+    default="organization",
+    show_default=True,
+    help="whether the reviewer named by --publisher is an organisation or a person",
+)
 def export_claimreview(
-    fmt: str | None, output_path: Path | None, publisher: str | None, publisher_url: str | None
+    fmt: str | None,
+    output_path: Path | None,
+    publisher: str | None,
+    publisher_url: str | None,
+    publisher_type: str,
 ) -> int:
     from db.exports.claimreview import claimreview_jsonld, write_claimreview
 
     if (fmt or "json") not in ("json", "jsonld", "json-ld"):
         raise click.ClickException(f"ClaimReview is JSON-LD only, not {fmt!r}; drop --format.")
     with database_session(seed=True) as session:
-        export = claimreview_jsonld(session, publisher or DEFAULT_PUBLISHER, publisher_url)
+        export = claimreview_jsonld(
+            session,
+            publisher or DEFAULT_PUBLISHER,
+            publisher_url,
+            author_type="Person" if publisher_type.lower() == "person" else "Organization",
+        )
     with output(output_path) as out:
         write_claimreview(export, out)
     if export.skipped:
@@ -102,6 +119,13 @@ def export_claimreview(
             f"Left out {len(export.skipped)} claim(s) whose evidence changed since sign-off "
             f"({', '.join(export.skipped)}); sign them off again to publish them."
         )
+    if export.unrated:
+        warn(
+            f"Left out {len(export.unrated)} claim(s) signed off before ratings "
+            f"({', '.join(export.unrated)}); sign them off again with --rating to publish them."
+        )
+    if export.empty:
+        warn(export.why_empty())
     return 0
 
 
