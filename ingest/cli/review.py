@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from db.review.verdicts import ClaimScope
 from db.vocab import Intervention, Population, Rating, Role, SignOffDecision
 from ingest.cli.options import actor_option
 from ingest.cli.output import say
@@ -187,6 +186,7 @@ def claims_edit(
     actor: str | None,
 ) -> int:
     from db.review.claims import edit_claim
+    from db.review.verdicts import ClaimScope
 
     changes: dict[str, object] = {
         name: value
