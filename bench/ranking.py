@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,7 +47,9 @@ from db.corpus.fulltext import search_articles_fulltext  # noqa: E402
 from db.engine import engine_for, init_db, open_session  # noqa: E402
 from db.ranking.model import clear_corpus_cache  # noqa: E402
 from db.ranking.queue import RankingOptions, rank_studies, rank_with_labels  # noqa: E402
-from db.review.sources import ensure_seed_content  # noqa: E402
+from db.review.claims import insert_claim  # noqa: E402
+from db.review.sources import _insert_document, ensure_seed_content, seed_content  # noqa: E402
+from db.vocab import DocumentStatus  # noqa: E402
 from tests.review_builders import load_recorded_articles  # noqa: E402
 
 RECORDS = ROOT.parent / "shared" / "data" / "pubmed" / "ketamine" / "records.jsonl"
@@ -56,12 +59,36 @@ MARK_END = "<!-- bench/ranking.py:end -->"
 MIN_RELEVANT_FOR_WSS = 5
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
-STRATEGIES: dict[str, RankingOptions] = {
-    "plain BM25": RankingOptions(expand=False, learn=False, semantic=False, design_bonus=False),
-    "BM25 + expansion": RankingOptions(expand=True, learn=False, semantic=False, design_bonus=False),
-    "expansion + design": RankingOptions(expand=True, learn=False, semantic=False, design_bonus=True),
+# Each condition: the claim key's prefix ("" for the seed claim, NEW_PREFIX for it entered as a new claim)
+# and the stages that run. The queue before any tag runs every stage but learning.
+STRATEGIES: dict[str, tuple[str, RankingOptions]] = {
+    "plain BM25": ("", RankingOptions(expand=False, learn=False, semantic=False, design_bonus=False)),
+    "seed claim": ("", RankingOptions(expand=True, learn=False, semantic=False, design_bonus=True)),
+    "new claim": ("new-", RankingOptions(expand=True, learn=False, semantic=False, design_bonus=True)),
 }
-LEARNING = "learning queue"
+LEARNING = {"seed, learning": "", "new, learning": "new-"}
+
+
+@dataclass(frozen=True)
+class JudgedSet:
+    """A judged set: its records (in ../shared/data), the judged PMIDs and each claim's judgments."""
+
+    name: str
+    path: Path
+    records: Path
+    pmids: tuple[int, ...]
+    claims: dict[str, dict[str, object]]
+
+    @classmethod
+    def load(cls, name: str, path: Path) -> JudgedSet:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return cls(
+            name=name,
+            path=path,
+            records=ROOT.parent / raw["source"].removeprefix("../"),
+            pmids=tuple(int(p) for p in raw["judged_pmids"]),
+            claims=raw["claims"],
+        )
 
 
 # --- metrics -------------------------------------------------------------------------------------------
@@ -88,8 +115,19 @@ def wss_at(order: list[int], relevant: set[int], level: float = 0.95) -> float:
     return 0.0
 
 
+def average_precision(order: list[int], relevant: set[int]) -> float:
+    """Mean of the precision at each relevant study's position (relevant studies never ranked count 0)."""
+    found, total = 0, 0.0
+    for position, pmid in enumerate(order, start=1):
+        if pmid in relevant:
+            found += 1
+            total += found / position
+    return total / len(relevant)
+
+
 def metrics(order: list[int], relevant: set[int]) -> dict[str, float]:
     return {
+        "AP": average_precision(order, relevant),
         "R@10": recall_at(order, relevant, 10),
         "R@20": recall_at(order, relevant, 20),
         "R@50": recall_at(order, relevant, 50),
@@ -101,23 +139,59 @@ def metrics(order: list[int], relevant: set[int]) -> dict[str, float]:
 # --- quality on the judged set ---------------------------------------------------------------------------
 
 
-def judged_database(folder: Path) -> str:
-    url = f"sqlite:///{folder / 'judged.sqlite3'}"
+NEW_PREFIX = "new-"
+NEW_DOCUMENT = "bench-new-claims"
+
+
+def judged_database(folder: Path, judged_set: JudgedSet) -> str:
+    """The judged set's records, the seed claims, and each judged claim entered again as a new claim:
+    statement only (its own sentence in a document of statements), a key no term list knows."""
+    url = f"sqlite:///{folder / f'judged-{judged_set.name}.sqlite3'}"
     init_db(url)
     with open_session(url) as session:
         ensure_seed_content(session)
-        load_recorded_articles(session, RECORDS)
+        if judged_set.records.suffix == ".jsonl":
+            load_recorded_articles(session, judged_set.records)
+        session.commit()
+    if judged_set.records.suffix == ".json":
+        from ingest.importer import import_file
+
+        wanted = set(judged_set.pmids)
+        articles = json.loads(judged_set.records.read_text(encoding="utf-8"))["articles"]
+        subset = folder / f"{judged_set.name}-records.json"
+        subset.write_text(json.dumps([a for a in articles if int(a["pmid"]) in wanted]), encoding="utf-8")
+        import_file(url, subset)
+    with open_session(url) as session:
+        statements = {c["key"]: c["statement"] for c in seed_content()["claims"]}
+        document = _insert_document(
+            session,
+            None,
+            title="Bench: the judged claims as new claims",
+            slug=NEW_DOCUMENT,
+            status=DocumentStatus.IN_REVIEW,
+            author=None,
+            outlet=None,
+            url=None,
+            text="\n\n".join(statements[key] for key in judged_set.claims),
+        )
+        for key in judged_set.claims:
+            statement = statements[key]
+            insert_claim(
+                session, None, document, key=NEW_PREFIX + key, statement=statement, sentence=statement
+            )
         session.commit()
     return url
 
 
-def screening_order(url: str, claim: str, relevant: set[int]) -> list[int]:
+def screening_order(
+    url: str, claim: str, relevant: set[int], options: RankingOptions | None = None
+) -> list[int]:
     """Read the queue's first study, reveal its judgment, retrain, repeat: the order studies were read."""
     labels: dict[int, bool] = {}
     order: list[int] = []
     with open_session(url) as session:
         while True:
-            queue = rank_with_labels(session, claim, labels, top=1)
+            queue = rank_with_labels(session, claim, labels, top=1, options=options)
             if not queue:
                 return order
             pmid = queue[0].pmid
@@ -131,10 +205,11 @@ def quality(url: str, judged: dict[str, dict[str, object]]) -> dict[str, dict[st
         relevant = {int(p) for p in entry["relevant"]}  # type: ignore[attr-defined]
         results[claim] = {}
         with open_session(url) as session:
-            for name, options in STRATEGIES.items():
-                order = [s.pmid for s in rank_studies(session, claim, options=options)]
+            for name, (prefix, options) in STRATEGIES.items():
+                order = [s.pmid for s in rank_studies(session, prefix + claim, options=options)]
                 results[claim][name] = metrics(order, relevant)
-        results[claim][LEARNING] = metrics(screening_order(url, claim, relevant), relevant)
+        for name, prefix in LEARNING.items():
+            results[claim][name] = metrics(screening_order(url, prefix + claim, relevant), relevant)
     return results
 
 
