@@ -203,6 +203,8 @@ def quality(url: str, judged: dict[str, dict[str, object]]) -> dict[str, dict[st
     results: dict[str, dict[str, dict[str, float]]] = {}
     for claim, entry in judged.items():
         relevant = {int(p) for p in entry["relevant"]}  # type: ignore[attr-defined]
+        if not relevant:  # nothing to find: no claim-level figure means anything
+            continue
         results[claim] = {}
         with open_session(url) as session:
             for name, (prefix, options) in STRATEGIES.items():
