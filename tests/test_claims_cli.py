@@ -187,3 +187,18 @@ def test_claims_propose_refuses_missing_and_binary_files(
     assert main(["claims", "propose", str(tmp_path / "article.md"), "--as", "eve"]) == 0
     assert main(["claims", "propose", str(tmp_path / "other.md"), "--as", "eve"]) == 1
     assert "exists already; give another --slug" in capsys.readouterr().err
+
+
+def test_a_new_claims_search_terms_are_shown_and_it_is_ranked(
+    team: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["claims", "add", "quick", "--statement", SEED_SENTENCE, "--time-frame", "hours", "--as", "eve"]
+    assert main(argv) == 0
+    capsys.readouterr()
+
+    assert main(["claim-terms", "quick"]) == 0
+    out = capsys.readouterr().out
+    assert "quick (no term list" in out and "alleviate" in out and "onset" in out
+    assert main(["claim-terms", "rapid-onset"]) == 0
+    assert "rapid-onset (default terms)" in capsys.readouterr().out
+    assert main(["rank", "--claim", "quick", "--format", "jsonl"]) == 0  # no studies yet: nothing to list
