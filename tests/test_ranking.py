@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import json
 from importlib import resources
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
 from db.errors import InvalidInputError, PermissionDenied
-from db.models import AuditEvent
+from db.models import AuditEvent, Claim, ClaimSearchTerms
 from db.ranking.model import clear_corpus_cache, percentile, tokens
 from db.ranking.queue import RankingOptions, claim_labels, rank_studies, rank_with_labels, review_queue
 from db.ranking.terms import (
@@ -25,9 +26,20 @@ from db.ranking.terms import (
 from db.review.assessments import correct_design
 from db.review.audit import claim_history
 from db.vocab import AuditAction, StudyDesign, StudyVerdict
-from tests.review_builders import add_article, add_claim, document_of, team, vote
+from tests.review_builders import add_article, document_of, team, vote
+from tests.review_builders import add_claim as add_new_claim
 
 NO_TERMS = RankingOptions(learn=False, semantic=False)
+
+
+def add_claim(session: Session, *args: Any, **kwargs: Any) -> Claim:
+    """A claim whose term list an editor left empty: its search is its statement's words alone, so these
+    tests of the queue's stages do not depend on the search a new claim builds (test_new_claim_search)."""
+    claim = add_new_claim(session, *args, **kwargs)
+    assert claim.id is not None
+    session.add(ClaimSearchTerms(claim_id=claim.id, synonyms=[], outcomes=[]))
+    session.flush()
+    return claim
 
 
 @pytest.fixture(autouse=True)
@@ -80,7 +92,7 @@ def test_query_is_the_statement_plus_the_claims_terms(session: Session) -> None:
     users = team(session)
     claim = add_claim(session, statement="Ketamine relieves depression within hours.")
     assert statement_words(claim) == ("ketamine", "relieves", "depression", "hours")
-    assert query_terms(session, claim) == statement_words(claim)  # no defaults for this key
+    assert query_terms(session, claim) == statement_words(claim)  # an empty term list
     set_claim_terms(
         session, users["editor"], claim.key, synonyms=["rapid", "Rapid ", "24 h"], outcomes=["MADRS"]
     )
@@ -99,7 +111,7 @@ def test_query_is_the_statement_plus_the_claims_terms(session: Session) -> None:
 
 def test_editing_terms_needs_an_editor_and_is_audited(session: Session) -> None:
     users = team(session)
-    claim = add_claim(session)
+    claim = add_new_claim(session)
     with pytest.raises(PermissionDenied, match="managing documents and claims needs the role"):
         set_claim_terms(session, users["reviewer"], claim.key, synonyms=["x"], outcomes=[])
     set_claim_terms(

@@ -49,6 +49,7 @@ from db.ranking.model import (
     standardised,
     update_totals,
 )
+from db.ranking.query import PRF_WEIGHT, feedback_standing
 from db.ranking.signals import (
     DESIGN_BONUS,
     design_bonus,
@@ -57,7 +58,7 @@ from db.ranking.signals import (
     semantic_scores,
     why,
 )
-from db.ranking.terms import claim_terms, query_terms
+from db.ranking.terms import claim_terms, has_term_list, query_terms
 from db.review.claims import get_claim
 from db.review.roles import get_user
 from db.vocab import StudyDesign, StudyVerdict
@@ -332,6 +333,11 @@ def _rank(
     lexical = lexical_scores(session, corpus, terms)
     # Studies no term matched share the lowest standing rather than an arbitrary order among themselves.
     lexical_standing = np.where(lexical > 0, percentile(lexical), 0.0)
+    if options.expand and not has_term_list(session, claim):
+        # A claim without a term list: its first search's best studies say which words it goes by.
+        feedback = feedback_standing(session, corpus, lexical_standing, ("claim", terms))
+        if feedback is not None:
+            lexical_standing = (lexical_standing + PRF_WEIGHT * feedback) / (1 + PRF_WEIGHT)
 
     model, model_standing = learned.model, learned.standing
     semantic = semantic_scores(session, claim, corpus) if options.semantic else None

@@ -12,6 +12,7 @@ from sqlmodel import Session
 from db.clock import utcnow
 from db.errors import InvalidInputError
 from db.models import Claim, ClaimSearchTerms, User
+from db.ranking.query import automatic_terms
 from db.review.audit import record_event
 from db.review.claims import get_claim
 from db.review.roles import Action, require
@@ -59,12 +60,21 @@ def statement_words(claim: Claim) -> tuple[str, ...]:
     return tuple(dict.fromkeys(w for w in content_words(claim.statement) if len(w) > 1))
 
 
+def has_term_list(session: Session, claim: Claim) -> bool:
+    """True when the claim has terms written for it (the editor's, or shipped for its key)."""
+    return claim_terms(session, claim).source != "none"
+
+
 def query_terms(session: Session, claim: Claim, *, expand: bool = True) -> tuple[str, ...]:
-    """Every phrase the claim's lexical query asks for: its statement's words, plus its terms if `expand`."""
+    """Every phrase the claim's lexical query asks for: its statement's words, plus, if `expand`, its
+    term list, or for a claim without one the search built from the claim (db.ranking.query)."""
     words = statement_words(claim)
     if not expand:
         return words
-    return tuple(dict.fromkeys(words + claim_terms(session, claim).all))
+    terms = claim_terms(session, claim)
+    if terms.source == "none":
+        return automatic_terms(claim)
+    return tuple(dict.fromkeys(words + terms.all))
 
 
 def clean_terms(terms: list[str] | tuple[str, ...], label: str) -> list[str]:

@@ -96,6 +96,7 @@ def claim_terms_command(
     reason: str | None,
     actor: str | None,
 ) -> int:
+    from db.ranking.query import automatic_terms
     from db.ranking.terms import claim_terms, reset_claim_terms, set_claim_terms
     from db.review.claims import get_claim
 
@@ -116,6 +117,12 @@ def claim_terms_command(
             session.commit()
         else:
             terms = claim_terms(session, get_claim(session, claim_key))
+    if terms.source == "none":  # a claim added later: the search is built from the claim itself
+        with database_session(seed=True) as session:
+            built = automatic_terms(get_claim(session, claim_key))
+        say(f"{claim_key} (no term list: searched with these, built from the claim, plus feedback)")
+        say(f"  automatic: {'; '.join(built) or '(none)'}")
+        return 0
     say(f"{claim_key} ({terms.source} terms)")
     say(f"  synonyms: {'; '.join(terms.synonyms) or '(none)'}")
     say(f"  outcomes: {'; '.join(terms.outcomes) or '(none)'}")

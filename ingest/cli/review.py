@@ -131,7 +131,7 @@ def users_deactivate(name: str, reason: str | None, actor: str | None) -> int:
 # --- claims ----------------------------------------------------------------------------------------
 
 
-@click.group("claims", help="List, edit or retire claims.")
+@click.group("claims", help="Add, propose, list, edit or retire claims.")
 def claims() -> None:
     pass
 
@@ -211,6 +211,164 @@ def claims_edit(
         say(
             f"Claim {key}: time frame {frame}; {scope}; {', '.join(claim.interventions) or 'any intervention'}."
         )
+    return 0
+
+
+@claims.command(
+    "add",
+    short_help="Add a claim of a document (editors).",
+    help="Add the claim KEY of a source document: --statement is the wording editors check, --sentence the "
+    "sentence of the document it comes from, copied exactly (it must occur once in the document). Without "
+    "--sentence the statement itself must be a sentence of the document, word for word. Without --document "
+    "the only document is used (the seed article on a new database). The claim's search is built from its "
+    "statement, sentence, PICO and time frame (README: how a new claim gets its search).",
+)
+@click.argument("key")
+@click.option("--statement", required=True, help="the words an editor checks")
+@click.option("--sentence", help="the document's sentence the claim comes from, copied exactly")
+@click.option("--time-frame", help='the time frame in words, e.g. "hours to days"')
+@click.option("--document", "slug", metavar="SLUG", help="the document's slug (default: the only one)")
+@click.option("--reason", help="why, kept in the claim's history")
+@actor_option("the editor adding it")
+def claims_add(
+    key: str,
+    statement: str,
+    sentence: str | None,
+    time_frame: str | None,
+    slug: str | None,
+    reason: str | None,
+    actor: str | None,
+) -> int:
+    from db.review.claims import add_claim
+    from db.review.sources import get_document, list_documents
+
+    with database_session(seed=True) as session:
+        editor = acting_user(session, actor)
+        if slug:
+            document = get_document(session, slug)
+        else:
+            documents = list_documents(session)
+            if len(documents) != 1:
+                slugs = ", ".join(d.slug for d in documents) or "none"
+                raise click.ClickException(
+                    f"{len(documents)} documents ({slugs}); name the claim's with --document SLUG."
+                )
+            document = documents[0]
+        if sentence is None and statement.strip() not in document.text:
+            raise click.ClickException(
+                f"The statement is not a sentence of document {document.slug!r}; give --sentence with the "
+                "sentence the claim comes from, copied exactly from the document."
+            )
+        claim = add_claim(
+            session,
+            editor,
+            document,
+            key=key,
+            statement=statement,
+            sentence=sentence if sentence is not None else statement.strip(),
+            reason=reason,
+            time_frame=time_frame,
+        )
+        session.commit()
+        say(f"Added claim {claim.key} of {document.slug}; rank its studies with `rank --claim {claim.key}`.")
+    return 0
+
+
+@claims.command(
+    "propose",
+    short_help="Add an article from a text file and list its claim-like sentences (editors).",
+    help="Add the article in FILE (plain text or Markdown, UTF-8) as a source document and list its "
+    "claim-like sentences, as the Articles page proposes them: one line each, proposal id, cues and "
+    "sentence. If a document with the same slug and the same text is there already, its pending proposals "
+    "are listed again (with any new ones). Accept one with `claims accept ID --key KEY`, or reject it.",
+)
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--title", help="the article's title (default: its first line)")
+@click.option("--slug", help="a stable name for the document (default: from the title)")
+@click.option("--author", help="who wrote the article")
+@click.option("--url", help="where it was published")
+@actor_option("the editor adding it")
+def claims_propose(
+    file: Path, title: str | None, slug: str | None, author: str | None, url: str | None, actor: str | None
+) -> int:
+    from db.review.sources import add_document, find_document, pending_proposals, slugify, store_proposals
+
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise click.ClickException(f"No file {str(file)!r}; give the path of the article's text.") from None
+    except UnicodeDecodeError:
+        raise click.ClickException(
+            f"{file.name} is not UTF-8 text; save the article as plain text or Markdown in UTF-8."
+        ) from None
+    except OSError as exc:
+        raise click.ClickException(f"Cannot read {file}: {exc.strerror}; check the path.") from None
+    first_line = next((line.strip().lstrip("#").strip() for line in text.splitlines() if line.strip()), "")
+    title = (title or first_line or file.stem)[:300]
+    with database_session(seed=True) as session:
+        editor = acting_user(session, actor)
+        same = find_document(session, slug or slugify(title))
+        normalised = text.replace("\r\n", "\n").replace("\r", "\n")
+        if same is not None and same.text == normalised:
+            document = same
+        else:
+            document = add_document(
+                session, editor, title=title, text=text, slug=slug, author=author, url=url
+            )
+        store_proposals(session, editor, document)
+        session.commit()
+        pending = pending_proposals(session, document.id)
+        say(f"{document.slug}: {len(pending)} proposed claim(s).")
+        for proposal in pending:
+            say(f"{proposal.id}\t{', '.join(proposal.cues)}\t{proposal.sentence}")
+        if pending:
+            say(
+                "Accept one with `claims accept ID --key KEY [--statement TEXT]`; reject with `claims reject ID`."
+            )
+    return 0
+
+
+@claims.command(
+    "accept",
+    short_help="Turn a proposed sentence into a claim (editors).",
+    help="Accept the claim proposal ID (from `claims propose`) as the claim KEY; --statement rewords it "
+    "(default: the sentence itself).",
+)
+@click.argument("proposal_id", metavar="ID", type=int)
+@click.option("--key", required=True, help="the claim's stable key, lowercase words joined by hyphens")
+@click.option("--statement", help="the claim as editors check it (default: the proposed sentence)")
+@click.option("--time-frame", help='the time frame in words, e.g. "weeks to months"')
+@actor_option("the editor accepting it")
+def claims_accept(
+    proposal_id: int, key: str, statement: str | None, time_frame: str | None, actor: str | None
+) -> int:
+    from db.review.sources import accept_proposal
+
+    with database_session(seed=True) as session:
+        claim = accept_proposal(
+            session,
+            acting_user(session, actor),
+            proposal_id,
+            key=key,
+            statement=statement,
+            time_frame=time_frame,
+        )
+        session.commit()
+        say(f"Added claim {claim.key}; rank its studies with `rank --claim {claim.key}`.")
+    return 0
+
+
+@claims.command("reject", help="Reject the claim proposal ID (from `claims propose`).")
+@click.argument("proposal_id", metavar="ID", type=int)
+@click.option("--reason", help="why, kept in the audit trail")
+@actor_option("the editor rejecting it")
+def claims_reject(proposal_id: int, reason: str | None, actor: str | None) -> int:
+    from db.review.sources import reject_proposal
+
+    with database_session(seed=True) as session:
+        reject_proposal(session, acting_user(session, actor), proposal_id, reason)
+        session.commit()
+        say(f"Rejected proposal {proposal_id}.")
     return 0
 
 
