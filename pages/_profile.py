@@ -23,6 +23,13 @@ def show_profile(profile: EvidenceProfile) -> None:
 
 def _summary_of_findings(profile: EvidenceProfile) -> None:
     result = profile.result
+    if profile.absolute_words:
+        words = ", ".join(f"“{w}”" for w in profile.absolute_words)
+        st.warning(
+            f"The claim says {words}. Studies can show an effect, how large and for how long, never that it "
+            "is beyond doubt: the editor's rating should say how far the evidence goes.",
+            icon=":material/format_quote:",
+        )
     span = result.follow_up_days
     follow_up = "not stated" if span is None else _span(span)
     rows = [
@@ -61,7 +68,7 @@ def _included_studies(profile: EvidenceProfile) -> None:
                 {
                     "PMID": s.url,
                     "Year": s.year,
-                    "Design": s.design.label + ("" if s.decides else " (does not decide)"),
+                    "Design": s.design.label + (" (does not decide)" if s.direct and not s.decides else ""),
                     "Participants": s.participants,
                     "Follow-up": days_text(s.follow_up_days) if s.follow_up_days is not None else None,
                     "Verdict": s.verdict.label,
@@ -91,6 +98,18 @@ def _included_studies(profile: EvidenceProfile) -> None:
             + "".join(f"<li>PMID {item.pmid}: {escape(item.reason)}</li>" for item in profile.left_out)
             + "</ul>"
         )
+    if profile.screened_out:
+        with st.expander(f"Judged not relevant ({profile.flow.screened - profile.flow.relevant:,})"):
+            html_block(
+                "<ul>"
+                + "".join(
+                    f"<li>PMID {item.pmid} {escape(item.title)}"
+                    + (f": <i>{escape(item.note)}</i>" if item.note else "")
+                    + "</li>"
+                    for item in profile.screened_out
+                )
+                + "</ul>"
+            )
 
 
 def _flow(profile: EvidenceProfile) -> None:

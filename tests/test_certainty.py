@@ -56,6 +56,8 @@ def test_three_small_trials_make_low_certainty_not_high() -> None:
     assert result.strength is Strength.LOW
     assert domains(result) == {DowngradeDomain.IMPRECISION: 2}
     assert "47 participants" in result.downgrades[0].reason
+    assert "(rated down twice)" in result.downgrades[0].reason
+    assert result.downgrades[0].as_dict()["levels"] == 2
 
 
 def test_a_review_that_pools_no_participants_is_no_evidence_of_no_effect() -> None:
@@ -86,9 +88,10 @@ def test_short_follow_up_is_indirect_for_a_long_lasting_claim() -> None:
     assert derive_claim_verdict(evidence).verdict is not ClaimVerdict.INSUFFICIENT_EVIDENCE
 
 
-def test_indirect_studies_beside_a_direct_one_rate_down_for_indirectness() -> None:
-    # Direct: 100 at 12 weeks. Indirect: 300 at 1 day (before the 28 days). 300 / 400 = 75% of the
-    # weight is indirect, over half: indirectness once. 400 participants: precise. High - 1 = moderate.
+def test_indirect_studies_are_listed_but_never_weighed() -> None:
+    # Direct: 100 at 12 weeks. Indirect: 300 at 1 day (before the claim's 28 days): listed, not
+    # weighed, so it neither carries the verdict nor lifts the participants past 400.
+    # 100 participants: imprecision once (100 is not under 100). High - 1 = moderate.
     evidence = [
         study(D.RCT, V.SUPPORTED, 100, follow_up_days=84.0),
         study(D.RCT, V.SUPPORTED, 300, follow_up_days=1.0),
@@ -98,9 +101,73 @@ def test_indirect_studies_beside_a_direct_one_rate_down_for_indirectness() -> No
 
     assert result.verdict is ClaimVerdict.SUPPORTED
     assert result.strength is Strength.MODERATE
+    assert domains(result) == {DowngradeDomain.IMPRECISION: 1}
+    assert result.participants == 100
+    assert result.follow_up_days == (84.0, 84.0)
+    assert [s.pmid for s in result.counted] == [evidence[0].pmid]
+    assert "Not weighed, as indirect: 1 study (follow-up 1 day" in result.reasoning
+
+
+def test_a_large_indirect_study_cannot_outvote_a_direct_one() -> None:
+    # A 1,181-patient review of ketamine as the anaesthetic for ECT is indirect for a depression
+    # claim; the direct 30-patient trial that does not support decides alone.
+    evidence = [
+        study(
+            D.META_ANALYSIS,
+            V.SUPPORTED,
+            1_181,
+            directness="indirect",
+            indirect_reason="ketamine for ECT anaesthesia",
+        ),
+        study(D.RCT, V.UNSUPPORTED, 30),
+    ]
+
+    result = derive_claim_verdict(evidence)
+
+    assert result.verdict is ClaimVerdict.UNSUPPORTED
+    assert result.participants == 30
+    assert domains(result) == {DowngradeDomain.IMPRECISION: 2}
+
+
+def test_a_study_that_saw_the_effect_end_early_is_evidence_against_a_lasting_claim() -> None:
+    # "Effects lasted up to 1 week": unsupported at 7 days is direct evidence against "long-lasting";
+    # the same study supporting at 7 days would only be indirect.
+    against = study(D.SYSTEMATIC_REVIEW, V.UNSUPPORTED, 500, follow_up_days=7.0)
+    for_it = study(D.SYSTEMATIC_REVIEW, V.SUPPORTED, 500, follow_up_days=7.0)
+
+    assert indirectness(against, LONG_LASTING) is None
+    assert derive_claim_verdict([against], claim=LONG_LASTING).verdict is ClaimVerdict.UNSUPPORTED
+    assert derive_claim_verdict([for_it], claim=LONG_LASTING).verdict is ClaimVerdict.INSUFFICIENT_EVIDENCE
+
+
+def test_partly_direct_studies_rate_down_for_indirectness() -> None:
+    # An intravenous claim; the review pools several routes ("mixed") and carries 600 of 800: 75%,
+    # over half: indirectness once. 800 participants: precise. High - 1 = moderate.
+    scope = ClaimScope(interventions=frozenset({"iv_racemic"}))
+    evidence = [
+        study(D.META_ANALYSIS, V.SUPPORTED, 600, intervention="mixed"),
+        study(D.RCT, V.SUPPORTED, 200, intervention="iv_racemic"),
+    ]
+
+    result = derive_claim_verdict(evidence, claim=scope)
+
+    assert result.strength is Strength.MODERATE
     assert domains(result) == {DowngradeDomain.INDIRECTNESS: 1}
-    assert result.follow_up_days == (1.0, 84.0)
-    assert "follow-up 1 day to 12 weeks" in result.reasoning
+    assert "intervention mixed" in result.downgrades[0].reason
+
+
+def test_unstated_participants_rate_imprecision_down_once_at_most() -> None:
+    # 96 stated, but a 44-study review states none: it may hold many, so once, not twice.
+    evidence = [
+        study(D.RCT, V.SUPPORTED, 40),
+        study(D.RCT, V.SUPPORTED, 56),
+        study(D.SYSTEMATIC_REVIEW, V.SUPPORTED),
+    ]
+
+    result = derive_claim_verdict(evidence)
+
+    assert domains(result) == {DowngradeDomain.IMPRECISION: 1}
+    assert result.strength is Strength.MODERATE
 
 
 def test_population_and_intervention_outside_the_claim_are_indirect() -> None:
@@ -208,3 +275,19 @@ def test_rapid_claim_finds_a_twelve_week_trial_indirect() -> None:
 
     assert result.verdict is ClaimVerdict.INSUFFICIENT_EVIDENCE
     assert "beyond the claim's time frame (up to 7 days)" in result.reasoning
+
+
+def test_follow_ups_read_as_people_write_them() -> None:
+    from db.review.verdicts import days_text
+
+    assert [days_text(d) for d in (0.1667, 1, 7, 28, 84, 91.32, 182.64, 730.5, 30)] == [
+        "4 hours",
+        "1 day",
+        "7 days",
+        "4 weeks",
+        "12 weeks",
+        "3 months",
+        "6 months",
+        "2 years",
+        "30 days",
+    ]

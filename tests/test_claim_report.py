@@ -30,8 +30,10 @@ def _stated(assessment: Assessment, **fields: Any) -> None:
 
 def _judged(session: Session) -> None:
     """fast-relief (time frame: up to 7 days): a 300-patient RCT at 1 day supports (two agreeing votes),
-    a 40-patient RCT at 12 weeks (indirect: outside the week) does not, an observational study
-    supports, a retracted RCT, one study in conflict, one screened out; a PubMed search ran once."""
+    a 40-patient RCT found no effect at 12 weeks (direct evidence against: no rapid onset), a
+    500-patient RCT supports at 8 weeks (indirect: outside the week, so never weighed), an
+    observational study supports, a retracted RCT, one study in conflict, one screened out with a
+    note; a PubMed search ran once."""
     people = team(session)
     claim = add_claim(session)
     edit_claim(session, people["editor"], claim.key, follow_up_max_days=7)
@@ -41,6 +43,7 @@ def _judged(session: Session) -> None:
     add_article(session, 14, retraction_status="retracted")
     add_article(session, 15)
     add_article(session, 16, title="Anaesthesia outcomes")
+    add_article(session, 17, title="Ketamine at eight weeks")
     for reviewer in ("reviewer", "reviewer2"):
         large = vote(session, people[reviewer], claim, 11, quote="RESULTS: Ketamine reduced")
         _stated(large, participants=300, follow_up="24 hours", follow_up_days=1.0, effect="MADRS -7.6")
@@ -51,8 +54,11 @@ def _judged(session: Session) -> None:
     vote(session, people["reviewer"], claim, 14)
     vote(session, people["reviewer"], claim, 15, StudyVerdict.SUPPORTED)
     vote(session, people["reviewer2"], claim, 15, StudyVerdict.MIXED)
-    vote(session, people["reviewer"], claim, 16, StudyVerdict.NOT_RELEVANT, quote="")
-    session.add_all([large, late, hostile])
+    screened = vote(session, people["reviewer"], claim, 16, StudyVerdict.NOT_RELEVANT, quote="")
+    screened.note = "surgical patients, no depression outcome"
+    eight_weeks = vote(session, people["reviewer"], claim, 17, quote="RESULTS: Ketamine")
+    _stated(eight_weeks, participants=500, follow_up="8 weeks", follow_up_days=56.0)
+    session.add_all([large, late, hostile, screened, eight_weeks])
     session.add(
         HarvestRun(
             query="ketamine AND depression[tiab]",
@@ -74,21 +80,25 @@ def test_jsonl_row_has_the_evidence_profile_contract(session: Session) -> None:
 
     report = json.loads(_report(session, ExportFormat.JSONL).splitlines()[0])
 
-    # Deciding: RCTs 11 (300, direct) and 12 (40, indirect: 12 weeks is beyond the week).
+    # Deciding: RCTs 11 (300, supports) and 12 (40, does not); 17 is indirect and not weighed.
     # 300 / 340 = 88% supports: supported. 340 < 400: imprecision once. Against: 12% < 20%.
-    # Indirect weight 40 / 340 = 12%: no indirectness. High - 1 = moderate.
+    # High - 1 = moderate.
     assert report["verdict"] == "supported"
     assert report["certainty"] == "moderate"
     assert report["downgrades"] == [
-        {"domain": "imprecision", "reason": "340 participants, under the optimal information size of 400"}
+        {
+            "domain": "imprecision",
+            "reason": "340 participants, under the optimal information size of 400",
+            "levels": 1,
+        }
     ]
     assert report["participants"] == 340
     assert report["follow_up_days"] == [1.0, 84.0]
     assert report["provisional"] is True and report["rating"] is None
     assert report["open_conflicts"] == 1
-    assert report["awaiting_second_vote"] == 4  # 12, 13, 14 and 16 have one vote each
+    assert report["awaiting_second_vote"] == 5  # 12, 13, 14, 16 and 17 have one vote each
     studies = {s["pmid"]: s for s in report["studies"]}
-    assert list(studies) == [11, 12, 13]  # deciding first, larger first; then the observational study
+    assert list(studies) == [11, 12, 17, 13]  # deciding first, larger first; then the others
     assert studies[11] | {"title": None, "url": None} == {
         "pmid": 11,
         "url": None,
@@ -106,19 +116,23 @@ def test_jsonl_row_has_the_evidence_profile_contract(session: Session) -> None:
         "decides": True,
     }
     assert studies[11]["url"] == "https://pubmed.ncbi.nlm.nih.gov/11/"
-    assert (
-        studies[12]["direct"] is False and "beyond the claim's time frame" in studies[12]["indirect_reason"]
-    )
+    assert studies[12]["direct"] is True and studies[12]["decides"] is True
+    assert studies[17]["direct"] is False and studies[17]["decides"] is False
+    assert studies[17]["indirect_reason"] == "follow-up 8 weeks, beyond the claim's time frame (up to 7 days)"
     assert studies[13]["decides"] is False
+    assert report["screened_out"] == [
+        {"pmid": 16, "title": "Anaesthesia outcomes", "note": "surgical patients, no depression outcome"}
+    ]
+    assert report["absolute_words"] == []
     assert report["left_out"] == [
         {"pmid": 14, "title": "Ketamine for depression: a trial", "reason": "retracted"},
         {"pmid": 15, "title": "Ketamine for depression: a trial", "reason": "awaiting conflict resolution"},
     ]
     assert report["flow"] == {
-        "identified": 6,
-        "screened": 6,
-        "relevant": 5,
-        "included": 3,
+        "identified": 7,
+        "screened": 7,
+        "relevant": 6,
+        "included": 4,
         "excluded": 2,
         "excluded_reasons": {"awaiting conflict resolution": 1, "retracted": 1},
     }
@@ -151,7 +165,7 @@ def test_markdown_reads_as_a_report_with_studies_flow_and_escaped_text(session: 
     text = _report(session, ExportFormat.MARKDOWN)
 
     assert (
-        "| fast-relief | supported | moderate | 3 | 340 | 1 day to 12 weeks | none | provisional (not signed off; 1 open conflict, 4 awaiting a second vote) |"
+        "| fast-relief | supported | moderate | 4 | 340 | 1 day to 12 weeks | none | provisional (not signed off; 1 open conflict, 5 awaiting a second vote) |"
         in text
     )
     assert "- imprecision: 340 participants, under the optimal information size of 400" in text
@@ -159,11 +173,12 @@ def test_markdown_reads_as_a_report_with_studies_flow_and_escaped_text(session: 
         "| [11](https://pubmed.ncbi.nlm.nih.gov/11/) |  | RCT | 300 | 1 day | supported | yes | MADRS -7.6 |"
         in text
     )
-    assert "| no: follow-up 12 weeks, beyond the claim" in text
+    assert "| RCT | 500 | 8 weeks | supported | no: follow-up 8 weeks, beyond the claim" in text
+    assert "- PMID 16: surgical patients, no depression outcome" in text
     assert "observational study (does not decide)" in text
     assert "- PMID 14: retracted" in text
     assert (
-        "Records identified: 6; screened for this claim: 6; not relevant: 1; relevant: 5; included: 3; excluded: 2"
+        "Records identified: 7; screened for this claim: 7; not relevant: 1; relevant: 6; included: 4; excluded: 2"
         in text
     )
     assert "PubMed search: `ketamine AND depression\\[tiab\\]`, last run 2026-11-15." in text
@@ -180,6 +195,22 @@ def test_csv_lists_the_studies_in_one_cell(session: Session) -> None:
     assert row["certainty"] == "moderate"
     assert row["follow_up_days"] == "1 day to 12 weeks"
     assert row["studies"].startswith(
-        "PMID 11 (RCT, 300 participants, 1 day): supported; PMID 12 (RCT, 40 participants, 12 weeks, indirect): unsupported"
+        "PMID 11 (RCT, 300 participants, 1 day): supported; PMID 12 (RCT, 40 participants, 12 weeks): unsupported; "
+        "PMID 17 (RCT, 500 participants, 8 weeks, indirect): supported"
     )
     assert row["downgrades"] == "imprecision: 340 participants, under the optimal information size of 400"
+
+
+def test_absolute_wording_is_flagged_for_the_editor(session: Session) -> None:
+    people = team(session)
+    claim = add_claim(session, key="undeniable", statement="The benefits are undeniable.")
+    assert claim.key == "undeniable"
+    del people
+
+    text = _report(session, ExportFormat.MARKDOWN)
+    report = json.loads(_report(session, ExportFormat.JSONL).splitlines()[0])
+
+    assert report["absolute_words"] == ["undeniable"]
+    assert "**Wording:** the claim says “undeniable”." in text
+    # Nothing weighed: no certainty and no participants to show, rather than "very low" and 0.
+    assert "| undeniable | insufficient evidence | — | 0 | none direct | — | none |" in text

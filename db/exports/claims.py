@@ -52,6 +52,8 @@ class ClaimReport:
     rating_rationale: str | None
     studies: list[dict[str, Any]]  # every included study (db.read.evidence_profile.IncludedStudy)
     left_out: list[dict[str, Any]]  # relevant studies the verdict leaves out, with the reason
+    screened_out: list[dict[str, Any]]  # studies judged not relevant (up to 200), with a reviewer's note
+    absolute_words: list[str]  # words of the claim no study can back ("undeniable", "always")
     flow: dict[str, Any]  # PRISMA 2020-style: identified, screened, relevant, included, excluded
     search: dict[str, Any]  # the queries, the last harvest's date, the files imported
     counts_by_verdict: dict[str, int]
@@ -121,6 +123,8 @@ def claim_report(session: Session, claim: Claim) -> ClaimReport:
         rating_rationale=signed.rationale if signed is not None else None,
         studies=[study.as_dict() for study in profile.studies],
         left_out=[asdict(item) for item in profile.left_out],
+        screened_out=[asdict(item) for item in profile.screened_out],
+        absolute_words=list(profile.absolute_words),
         flow=profile.flow.as_dict(),
         search=asdict(profile.provenance),
         counts_by_verdict=by_verdict,
@@ -198,6 +202,10 @@ def _write_claims_csv(reports: list[ClaimReport], out: TextIO) -> None:
         row["follow_up_days"] = _days_range(report.follow_up_days)
         row["studies"] = "; ".join(_study_cell(study) for study in report.studies)
         row["left_out"] = "; ".join(f"{item['pmid']} ({item['reason']})" for item in report.left_out)
+        row["screened_out"] = "; ".join(
+            f"{item['pmid']}" + (f" ({item['note']})" if item["note"] else "") for item in report.screened_out
+        )
+        row["absolute_words"] = "; ".join(report.absolute_words)
         row["flow"] = _pairs({k: v for k, v in report.flow.items() if isinstance(v, int)})
         row["search"] = "; ".join(report.search["queries"]) + (
             f" (last harvest {report.search['last_harvest']})" if report.search["last_harvest"] else ""
@@ -242,9 +250,12 @@ def claims_markdown(reports: list[ClaimReport]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in reports:
+        insufficient = r.verdict == ClaimVerdict.INSUFFICIENT_EVIDENCE.value
         lines.append(
-            f"| {markdown_text(r.key)} | {ClaimVerdict(r.verdict).label} | {Strength(r.certainty).label} "
-            f"| {len(r.studies)} | {r.participants:,} | {_days_range(r.follow_up_days) or 'not stated'} "
+            f"| {markdown_text(r.key)} | {ClaimVerdict(r.verdict).label} "
+            f"| {'—' if insufficient else Strength(r.certainty).label} "
+            f"| {len(r.studies)} | {'none direct' if insufficient else f'{r.participants:,}'} "
+            f"| {'—' if insufficient else _days_range(r.follow_up_days) or 'not stated'} "
             f"| {Rating(r.rating).label if r.rating else 'none'} | {_status(r)} |"
         )
     for r in reports:
@@ -269,10 +280,19 @@ def _claim_section(r: ClaimReport) -> list[str]:
     lines += [f"**Claim:** {markdown_text(r.statement)}", ""]
     if r.status != ClaimStatus.ACTIVE.value:
         lines += [f"*Status: {r.status}.*", ""]
-    lines += [
-        f"**Verdict:** {ClaimVerdict(r.verdict).label}, {Strength(r.certainty).label} certainty — {_status(r)}",
-        "",
-    ]
+    certainty = (
+        ""
+        if r.verdict == ClaimVerdict.INSUFFICIENT_EVIDENCE.value
+        else f", {Strength(r.certainty).label} certainty"
+    )
+    lines += [f"**Verdict:** {ClaimVerdict(r.verdict).label}{certainty} — {_status(r)}", ""]
+    if r.absolute_words:
+        words = ", ".join(f"“{markdown_text(w)}”" for w in r.absolute_words)
+        lines += [
+            f"**Wording:** the claim says {words}. Studies can show an effect, how large and for how long, "
+            "never that it is beyond doubt: the editor's rating should say how far the evidence goes.",
+            "",
+        ]
     if r.rating:
         lines += [
             f"**Editor's rating:** {Rating(r.rating).label}. {markdown_text(r.rating_rationale)}",
@@ -299,7 +319,9 @@ def _claim_section(r: ClaimReport) -> list[str]:
         for study in r.studies:
             days = study["follow_up_days"]
             direct = "yes" if study["direct"] else f"no: {markdown_text(study['indirect_reason'])}"
-            design = StudyDesign(study["design"]).label + ("" if study["decides"] else " (does not decide)")
+            # A direct study that does not decide is of a weaker design than those that do.
+            weaker = study["direct"] and not study["decides"]
+            design = StudyDesign(study["design"]).label + (" (does not decide)" if weaker else "")
             lines.append(
                 f"| [{study['pmid']}]({study['url']}) | {study['year'] or ''} | {design} "
                 f"| {study['participants'] if study['participants'] is not None else 'not stated'} "
@@ -310,6 +332,15 @@ def _claim_section(r: ClaimReport) -> list[str]:
     if r.left_out:
         lines += ["", "### Left out", ""]
         lines += [f"- PMID {item['pmid']}: {markdown_text(item['reason'])}" for item in r.left_out]
+    if r.screened_out:
+        lines += ["", "### Judged not relevant", ""]
+        lines += [
+            f"- PMID {item['pmid']}" + (f": {markdown_text(item['note'])}" if item["note"] else "")
+            for item in r.screened_out
+        ]
+        more = r.flow["screened"] - r.flow["relevant"] - len(r.screened_out)
+        if more > 0:
+            lines.append(f"- and {more:,} more")
     lines += ["", "### How the studies were found", ""]
     flow = r.flow
     lines.append(

@@ -4,6 +4,7 @@ writer: the claim report (db.exports.claims) and the Claims page both read it fr
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -12,7 +13,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from db.errors import NotFoundError
-from db.models import Article, Claim, HarvestRun, User
+from db.models import Article, Claim, HarvestRun, PairRecord, User
 from db.review.pair_evidence import pair_statements
 from db.review.pairs import is_blinded, listed_evidence
 from db.review.roles import Action, require
@@ -63,6 +64,42 @@ class LeftOut:
 
 
 @dataclass(frozen=True)
+class ScreenedOut:
+    """A study reviewers judged not relevant to the claim, with the reason a reviewer noted."""
+
+    pmid: int
+    title: str
+    note: str
+
+
+# Screened-out studies listed by name (the rest are counted): most of a large review is screened out.
+SCREENED_OUT_LISTED = 200
+# Words that make a claim absolute: studies can support an effect, never "undeniable" or "always".
+ABSOLUTE_WORDS = (
+    "undeniable",
+    "undeniably",
+    "always",
+    "never",
+    "proven",
+    "guaranteed",
+    "cure",
+    "cures",
+    "everyone",
+    "completely",
+    "definitely",
+    "certainly",
+    "all patients",
+    "no side effects",
+)
+
+
+def absolute_wording(*texts: str) -> list[str]:
+    """The absolute words of a claim's statement and sentence, in the order of ABSOLUTE_WORDS."""
+    words = " ".join(re.findall(r"[a-z']+", " ".join(texts).lower()))
+    return [w for w in ABSOLUTE_WORDS if re.search(rf"\b{w}\b", words)]
+
+
+@dataclass(frozen=True)
 class Flow:
     """PRISMA 2020's flow for one claim.
 
@@ -100,8 +137,10 @@ class EvidenceProfile:
     all_designs: ClaimVerdictResult
     studies: tuple[IncludedStudy, ...]  # deciding studies first, then by participants
     left_out: tuple[LeftOut, ...]
+    screened_out: tuple[ScreenedOut, ...]  # up to SCREENED_OUT_LISTED, by PMID
     flow: Flow
     provenance: Provenance
+    absolute_words: tuple[str, ...]  # in the claim's wording: the report warns of them
 
 
 def claim_profile(session: Session, viewer: User, claim_id: int) -> EvidenceProfile | None:
@@ -137,6 +176,7 @@ def evidence_profile(session: Session, claim: Claim) -> EvidenceProfile:
         LeftOut(pmid, articles.get(pmid, ("", None))[0], "awaiting conflict resolution")
         for pmid in result.unresolved
     ]
+    not_relevant = _screened_out(session, claim.id, evidence)
     reasons = Counter(item.reason for item in left_out)
     screened = len(evidence) + screened_out
     relevant = screened - result.not_relevant
@@ -155,9 +195,34 @@ def evidence_profile(session: Session, claim: Claim) -> EvidenceProfile:
         views.all_designs,
         tuple(studies),
         tuple(left_out),
+        tuple(not_relevant),
         flow,
         provenance(session),
+        tuple(absolute_wording(claim.statement, claim.sentence)),
     )
+
+
+def _screened_out(session: Session, claim_id: int, evidence: list[StudyEvidence]) -> list[ScreenedOut]:
+    """The claim's studies judged not relevant (listed pairs resolved so, and pairs only screened
+    out), by PMID, up to SCREENED_OUT_LISTED, with a reviewer's note where one was written."""
+    pairs = PairRecord.__table__
+    listed = [s.pmid for s in evidence if s.verdict == StudyVerdict.NOT_RELEVANT]
+    rest = SCREENED_OUT_LISTED - len(listed)
+    if rest > 0:
+        query = (
+            select(pairs.c.pmid)
+            .where(pairs.c.claim_id == claim_id, pairs.c.screened_out == True)  # noqa: E712
+            .order_by(pairs.c.pmid)
+            .limit(rest)
+        )
+        listed += list(session.execute(query).scalars())
+    pmids = sorted(set(listed))[:SCREENED_OUT_LISTED]
+    titles = _articles(session, pmids)
+    notes = pair_statements(session, claim_id, pmids)
+    return [
+        ScreenedOut(pmid, titles.get(pmid, ("", None))[0], notes.get(pmid, {}).get("note", ""))
+        for pmid in pmids
+    ]
 
 
 def _included(

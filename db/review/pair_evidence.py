@@ -76,11 +76,11 @@ _ENUMS = frozenset({"population", "intervention", "directness", "risk_of_bias"})
 
 
 # What a report quotes of a pair, beside the rule's fields: merged the same way.
-STATEMENT_FIELDS = ("quote", "effect", "follow_up")
+STATEMENT_FIELDS = ("quote", "effect", "follow_up", "note")
 
 
 def pair_statements(session: Session, claim_id: int, pmids: Collection[int]) -> dict[int, dict[str, str]]:
-    """PMID -> the quote, effect and follow-up (as written) of each of these pairs of one claim, each
+    """PMID -> the quote, effect, follow-up (as written) and note of each of these pairs of one claim, each
     taken from the pair's votes as `pair_findings` takes its fields (non-empty ones only)."""
     assessments, pairs = Assessment.__table__, PairRecord.__table__
     query = (

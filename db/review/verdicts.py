@@ -53,7 +53,7 @@ _VERBS = {  # (one study, several studies)
 OPTIMAL_INFORMATION_SIZE = 400
 VERY_IMPRECISE_BELOW = 100
 # Shares of the deciding studies' weight that rate down (see derive_claim_verdict).
-SERIOUS_RISK_OF_BIAS = 0.5  # high risk (some concerns count half) carries at least half the weight
+SERIOUS_RISK_OF_BIAS = 0.5  # high risk (some concerns count half) carries more than half the weight
 VERY_SERIOUS_RISK_OF_BIAS = 0.75  # studies at high risk carry three quarters of it: twice
 SERIOUS_INCONSISTENCY = 0.2  # studies against the verdict's direction carry a fifth of the weight
 SERIOUS_INDIRECTNESS = 0.5  # indirect studies carry half of the weight
@@ -100,15 +100,25 @@ class ClaimScope:
 
 
 def days_text(days: float) -> str:
-    """A follow-up for people: 0.0833 -> "2 hours", 1 -> "1 day", 84 -> "12 weeks"."""
+    """A follow-up for people: 0.0833 -> "2 hours", 1 -> "1 day", 84 -> "12 weeks", 182.64 ->
+    "6 months", 730.5 -> "2 years" (months and years as db.review.evidence_fields counts them)."""
     if days < 1:
-        hours = round(days * 24)
-        return f"{hours} hour{'s' if hours != 1 else ''}"
-    if days >= 28 and days % 7 == 0:
-        weeks = int(days // 7)
-        return f"{weeks} weeks"
-    whole = round(days)
-    return f"{whole} day{'s' if whole != 1 else ''}"
+        return _plural(round(days * 24), "hour")
+    if days >= 365 and _whole(days / 365.25):
+        return _plural(round(days / 365.25), "year")
+    if days >= 60 and _whole(days / 30.44, 0.05):
+        return _plural(round(days / 30.44), "month")
+    if days >= 14 and days % 7 == 0:
+        return _plural(int(days // 7), "week")
+    return _plural(round(days), "day")
+
+
+def _whole(value: float, tolerance: float = 0.02) -> bool:
+    return abs(value - round(value)) <= tolerance
+
+
+def _plural(n: int, unit: str) -> str:
+    return f"{n} {unit}{'s' if n != 1 else ''}"
 
 
 @dataclass(frozen=True)
@@ -147,14 +157,16 @@ class StudyEvidence:
 def indirectness(study: StudyEvidence, claim: ClaimScope) -> str | None:
     """Why `study` is indirect evidence for the claim, or None when it is direct (as far as known).
 
-    Indirect when its reviewers said so, when its outcome was measured outside the claim's time
-    frame (a 24-hour result says nothing of "long-lasting"), or when its population or
-    intervention is not one the claim is about. Unknown values never make a study indirect.
+    Indirect when its reviewers said so, when it supports the claim (or is mixed) with an outcome
+    measured outside the claim's time frame (a 24-hour result cannot show "long-lasting"), or when
+    its population or intervention is not one the claim is about. A study that found the effect
+    gone, or not yet there, within its follow-up ("unsupported") is direct evidence against the
+    claim whatever its time point. Unknown values never make a study indirect.
     """
     reasons = []
     if study.directness == Directness.INDIRECT:
         reasons.append(study.indirect_reason or "judged indirect by its reviewers")
-    days = study.follow_up_days
+    days = study.follow_up_days if study.verdict != StudyVerdict.UNSUPPORTED else None
     if days is not None and claim.follow_up_min_days is not None and days < claim.follow_up_min_days:
         reasons.append(
             f"follow-up {days_text(days)}, shorter than the claim's time frame ({claim.time_frame()})"
@@ -163,10 +175,23 @@ def indirectness(study: StudyEvidence, claim: ClaimScope) -> str | None:
         reasons.append(f"follow-up {days_text(days)}, beyond the claim's time frame ({claim.time_frame()})")
     if study.population and claim.populations and study.population not in claim.populations:
         reasons.append(f"population {study.population}, not the claim's")
-    vague = {"mixed", "unclear"}
-    if study.intervention and claim.interventions and study.intervention not in claim.interventions | vague:
+    if study.intervention and claim.interventions and study.intervention not in claim.interventions | _VAGUE:
         reasons.append(f"intervention {study.intervention}, not the claim's")
     return "; ".join(reasons) or None
+
+
+_VAGUE = frozenset({"mixed", "unclear"})
+
+
+def partly_indirect(study: StudyEvidence, claim: ClaimScope) -> str | None:
+    """Why a direct study is only partly the claim's question, or None: a mixed population where
+    the claim names its populations, or a mixed or unclear intervention where it names its
+    interventions (a review pooling several routes for an intravenous claim)."""
+    if study.population == "mixed" and claim.populations and "mixed" not in claim.populations:
+        return "a mixed population"
+    if study.intervention in _VAGUE and claim.interventions:
+        return f"intervention {study.intervention}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -183,8 +208,8 @@ class Downgrade:
     reason: str
     levels: int = 1
 
-    def as_dict(self) -> dict[str, str]:
-        return {"domain": self.domain.value, "reason": self.reason}
+    def as_dict(self) -> dict[str, Any]:
+        return {"domain": self.domain.value, "reason": self.reason, "levels": self.levels}
 
 
 @dataclass(frozen=True)
@@ -232,9 +257,10 @@ def derive_claim_verdict(
     2. Which decide. Designs fall in three tiers (db.corpus.design.DESIGN_TIER): systematic reviews,
        meta-analyses and RCTs; then non-randomised trials and observational studies; then case
        reports, narrative reviews, preclinical studies and other publications, which never decide.
-       The strongest tier that holds a *direct* study with participants decides (`indirectness`:
-       another population, intervention or time frame than the claim's; a review that pools no
-       participants has none). No such study: "insufficient evidence", whatever the rest say.
+       The direct studies of the strongest tier that holds a direct study with participants decide
+       (`indirectness`: another population, intervention or time frame than the claim's; a
+       review that pools no participants has none). Indirect studies are listed, never weighed.
+       No such study: "insufficient evidence", whatever the rest say.
     3. The verdict. The deciding studies weigh by participants (a study that states none weighs
        the mean of those that do; when none does, each weighs one). Supported when studies that
        support carry two thirds of the weight, unsupported when studies that do not support carry
@@ -242,13 +268,16 @@ def derive_claim_verdict(
     4. The certainty starts high when randomised evidence decides and low when non-randomised
        does (very low when a never-deciding design is counted, in the all-designs view), then is
        rated down, each with its reason:
-       - risk of bias: studies at high risk (some concerns count half) carry half the weight:
-         once; studies at high risk carry three quarters: twice;
+       - risk of bias: studies at high risk (some concerns count half) carry more than half the
+         weight: once; studies at high risk carry three quarters: twice (a body wholly of "some
+         concerns" is not rated down: that is most trials' standing);
        - inconsistency: the verdict is mixed, or studies against its direction carry a fifth of
          the weight;
-       - indirectness: indirect studies carry half of the weight;
+       - indirectness: studies only partly about the claim (`partly_indirect`) carry half of the
+         weight;
        - imprecision: fewer than OPTIMAL_INFORMATION_SIZE (400) participants in the deciding
-         studies: once; fewer than 100: twice; none stated: once, as precision cannot be judged.
+         studies: once; fewer than 100: twice (once while a deciding study states none: it may
+         hold many); none stated at all: once, as precision cannot be judged.
        Publication bias is left to the editor: a funnel plot needs more than abstracts.
        High, moderate, low, very low; never below very low.
 
@@ -277,8 +306,8 @@ def derive_claim_verdict(
     outline = outline_verdict(counts, scope, claim)
     considered = [s for s in eligible if (s.design, s.verdict) in outline.considered]
     not_counted = [s for s in eligible if (s.design, s.verdict) in outline.not_counted]
-    counted = [s for s in considered if s.design in outline.counted_designs]
     indirect = {s.pmid: why for s in eligible if (why := indirectness(s, claim)) is not None}
+    counted = [s for s in considered if s.design in outline.counted_designs and s.pmid not in indirect]
     return ClaimVerdictResult(
         verdict=outline.verdict,
         strength=outline.strength,
@@ -338,6 +367,7 @@ class _Group:
     studies: int
     participants: int | None  # each study's; None: not stated
     indirect: str | None  # why indirect, or None
+    partial: str | None  # why only partly direct (db.review.verdicts.partly_indirect), or None
     risk_of_bias: str | None
     follow_up_days: float | None
 
@@ -355,13 +385,16 @@ def _groups(counts: EvidenceCounts, claim: ClaimScope) -> list[_Group]:
                 1,
                 study.participants,
                 indirectness(study, claim),
+                partly_indirect(study, claim),
                 study.risk_of_bias,
                 study.follow_up_days,
             )
         )
     for (design, verdict), n in counts.rated.items():
         if n - listed[(design, verdict)] > 0:
-            groups.append(_Group(design, verdict, n - listed[(design, verdict)], None, None, None, None))
+            groups.append(
+                _Group(design, verdict, n - listed[(design, verdict)], None, None, None, None, None)
+            )
     return groups
 
 
@@ -415,14 +448,16 @@ def _weighs(group: _Group) -> bool:
 
 
 def _deciding_groups(groups: list[_Group], scope: DesignScope) -> list[_Group]:
-    """The body of evidence that decides: every considered study of the strongest tier holding a
-    direct study with participants (in the all-designs view, every considered study)."""
-    if not any(_weighs(g) for g in groups):
+    """The body of evidence that decides: the direct studies of the strongest tier holding one (in
+    the all-designs view, every direct study). Indirect studies are listed, never weighed: their
+    participants would carry a verdict on a question they did not ask."""
+    weighable = [g for g in groups if g.indirect is None]
+    if not any(_weighs(g) for g in weighable):
         return []
     if scope is DesignScope.ALL_DESIGNS:
-        return groups
-    tier = max(DESIGN_TIER[g.design] for g in groups if _weighs(g))
-    return [g for g in groups if DESIGN_TIER[g.design] == tier]
+        return weighable
+    tier = max(DESIGN_TIER[g.design] for g in weighable if _weighs(g))
+    return [g for g in weighable if DESIGN_TIER[g.design] == tier]
 
 
 @dataclass(frozen=True)
@@ -492,6 +527,12 @@ def _decide(
         if downgrades
         else ""
     )
+    aside = [g for g in considered if g.indirect is not None]
+    if aside:
+        reasons = sorted({g.indirect for g in aside if g.indirect})
+        more = f" and {len(reasons) - 2} more" if len(reasons) > 2 else ""
+        n_aside = sum(g.studies for g in aside)
+        lowered += f" Not weighed, as indirect: {_count(n_aside, 'study', 'studies')} ({'; '.join(reasons[:2])}{more})."
     conclusion = (
         f"{verdict.label.capitalize()}, {strength.label} certainty, decided by {basis}: {tally} "
         f"({', '.join(facts)}).{lowered}"
@@ -519,15 +560,20 @@ def _downgrades(
         found.append(
             Downgrade(
                 DowngradeDomain.RISK_OF_BIAS,
-                f"studies at high risk of bias carry {_pct(high)} of the weight",
+                f"studies at high risk of bias carry {_pct(high)} of the weight (rated down twice)",
                 2,
             )
         )
-    elif high + some / 2 >= SERIOUS_RISK_OF_BIAS:
+    elif high + some / 2 > SERIOUS_RISK_OF_BIAS:
+        parts = [
+            f"{_pct(share)} {who}"
+            for share, who in ((high, "at high risk"), (some, "with some concerns"))
+            if share
+        ]
         found.append(
             Downgrade(
                 DowngradeDomain.RISK_OF_BIAS,
-                f"studies at high risk of bias or with some concerns carry {_pct(high + some)} of the weight",
+                f"studies {' and '.join(parts)} carry the weight (some concerns count half: more than half in all)",
             )
         )
 
@@ -543,15 +589,15 @@ def _downgrades(
                 )
             )
 
-    indirect = [(g, w) for g, w in zip(deciding, weights, strict=True) if g.indirect is not None]
-    indirect_share = sum(w for _, w in indirect) / total
-    if indirect and indirect_share >= SERIOUS_INDIRECTNESS:
-        reasons = sorted({g.indirect for g, _ in indirect if g.indirect})
-        more = f" and {len(reasons) - 2} more" if len(reasons) > 2 else ""
+    partial = [(g, w) for g, w in zip(deciding, weights, strict=True) if g.partial is not None]
+    partial_share = sum(w for _, w in partial) / total
+    if partial and partial_share >= SERIOUS_INDIRECTNESS:
+        reasons = sorted({g.partial for g, _ in partial if g.partial})
         found.append(
             Downgrade(
                 DowngradeDomain.INDIRECTNESS,
-                f"indirect studies carry {_pct(indirect_share)} of the weight ({'; '.join(reasons[:2])}{more})",
+                f"studies only partly about the claim ({'; '.join(reasons)}) carry {_pct(partial_share)} "
+                "of the weight",
             )
         )
 
@@ -563,12 +609,15 @@ def _downgrades(
             )
         )
     elif participants < OPTIMAL_INFORMATION_SIZE:
-        levels = 2 if participants < VERY_IMPRECISE_BELOW else 1
+        # A study that states no participants may hold many: rated down once at most then.
+        levels = 2 if participants < VERY_IMPRECISE_BELOW and not unstated else 1
         missing = f"; {_count(unstated, 'study states', 'studies state')} none" if unstated else ""
+        twice = " (rated down twice)" if levels == 2 else ""
         found.append(
             Downgrade(
                 DowngradeDomain.IMPRECISION,
-                f"{participants:,} participants, under the optimal information size of {OPTIMAL_INFORMATION_SIZE}{missing}",
+                f"{participants:,} participants, under the optimal information size of "
+                f"{OPTIMAL_INFORMATION_SIZE}{missing}{twice}",
                 levels,
             )
         )
