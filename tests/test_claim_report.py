@@ -214,3 +214,14 @@ def test_absolute_wording_is_flagged_for_the_editor(session: Session) -> None:
     assert "**Wording:** the claim says “undeniable”." in text
     # Nothing weighed: no certainty and no participants to show, rather than "very low" and 0.
     assert "| undeniable | insufficient evidence | — | 0 | none direct | — | none |" in text
+
+
+def test_absolute_words_are_whole_words_of_the_statement() -> None:
+    from db.read.evidence_profile import absolute_wording
+
+    assert absolute_wording("Ketamine always cures depression, for all patients.") == [
+        "always",
+        "cures",
+        "all patients",
+    ]
+    assert absolute_wording("It is not a cure-all; the benefits are real.") == []

@@ -254,7 +254,7 @@ def claims_markdown(reports: list[ClaimReport]) -> str:
         lines.append(
             f"| {markdown_text(r.key)} | {ClaimVerdict(r.verdict).label} "
             f"| {'—' if insufficient else Strength(r.certainty).label} "
-            f"| {len(r.studies)} | {'none direct' if insufficient else f'{r.participants:,}'} "
+            f"| {len(r.studies)} | {'none direct' if insufficient else f'{r.participants:,}' if r.participants else 'not stated'} "
             f"| {'—' if insufficient else _days_range(r.follow_up_days) or 'not stated'} "
             f"| {Rating(r.rating).label if r.rating else 'none'} | {_status(r)} |"
         )

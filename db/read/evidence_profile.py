@@ -94,9 +94,11 @@ ABSOLUTE_WORDS = (
 
 
 def absolute_wording(*texts: str) -> list[str]:
-    """The absolute words of a claim's statement and sentence, in the order of ABSOLUTE_WORDS."""
-    words = " ".join(re.findall(r"[a-z']+", " ".join(texts).lower()))
-    return [w for w in ABSOLUTE_WORDS if re.search(rf"\b{w}\b", words)]
+    """The absolute words of a claim's statement, in the order of ABSOLUTE_WORDS. (Not its source
+    sentence: hedges such as "not a cure-all" live there.)"""
+    tokens = re.findall(r"[a-z'-]+", " ".join(texts).lower())  # "cure-all" stays one word
+    joined = f" {' '.join(tokens)} "
+    return [w for w in ABSOLUTE_WORDS if f" {w} " in joined]
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,7 @@ def evidence_profile(session: Session, claim: Claim) -> EvidenceProfile:
         tuple(not_relevant),
         flow,
         provenance(session),
-        tuple(absolute_wording(claim.statement, claim.sentence)),
+        tuple(absolute_wording(claim.statement)),
     )
 
 
