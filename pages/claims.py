@@ -183,13 +183,12 @@ def _study_html(row: StudyRow) -> str:
 
 st.divider()
 st.subheader(f"Studies judged for “{card.key}”")
-filters = st.columns([3, 3, 1])
 if "claims_verdicts" not in st.session_state:
     # Studies screened out as not relevant are most of a large review: listed on request.
     st.session_state.claims_verdicts = [*METER_VERDICTS, "conflict"]
 # Pills, not a multiselect: a narrow multiselect truncated its chips ("Unsupp…"); pills wrap.
 verdict_filter = (
-    filters[0].pills(
+    st.pills(
         "Verdict",
         [*METER_VERDICTS, "not_relevant", "conflict"],
         selection_mode="multi",
@@ -198,13 +197,14 @@ verdict_filter = (
     )
     or []
 )
-design_filter = filters[1].multiselect(
+filters = st.columns([6, 1])
+design_filter = filters[0].multiselect(
     "Design",
     [d.value for d in DESIGN_ORDER],
     format_func=lambda d: StudyDesign(d).label,
     key="claims_designs",
 )
-page = filters[2].number_input("Page", min_value=1, step=1, key="claims_page")
+page = filters[1].number_input("Page", min_value=1, step=1, key="claims_page")
 found = data.claim_studies(
     url,
     user.name,

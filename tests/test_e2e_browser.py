@@ -183,6 +183,19 @@ def test_tag_with_the_keyboard_see_the_meter_and_every_page(tmp_path: Path) -> N
         page.get_by_role("button", name="Sign out").click()
         settle(page)
         sign_in(page, base, "ada")
+        go(page, "Claims")  # an admin sees the evidence profile blind mode hides from rita
+        choose(page, "Claim", "suicidal-ideation")
+        page.get_by_role("tab", name="Included studies").click()
+        page.get_by_role("tab", name="How they were found").click()
+        diagram = page.locator('[data-testid="stGraphVizChart"] svg').first
+        diagram.wait_for()
+        assert "Included in the verdict" in diagram.text_content()
+        page.get_by_role("tab", name="Summary of findings").click()
+        settle(page)
+        page.screenshot(path=str(ARTIFACTS / "e2e-claims-profile.png"), full_page=True)
+        page.get_by_role("tab", name="How they were found").click()
+        settle(page)
+        diagram.screenshot(path=str(ARTIFACTS / "e2e-claims-flow.png"))
         for title in ("Overview", "Editor", "Harvest", "Articles", "Team"):
             go(page, title)
             page.screenshot(path=str(ARTIFACTS / f"e2e-{title.lower()}.png"), full_page=True)
@@ -191,5 +204,16 @@ def test_tag_with_the_keyboard_see_the_meter_and_every_page(tmp_path: Path) -> N
     shots = sorted(p.name for p in ARTIFACTS.glob("e2e-*.png"))
     assert shots == sorted(
         f"e2e-{name}.png"
-        for name in ("review", "claims", "studies", "overview", "editor", "harvest", "articles", "team")
+        for name in (
+            "review",
+            "claims",
+            "claims-profile",
+            "claims-flow",
+            "studies",
+            "overview",
+            "editor",
+            "harvest",
+            "articles",
+            "team",
+        )
     )

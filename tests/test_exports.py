@@ -96,7 +96,10 @@ def test_claims_markdown_has_a_summary_table_and_a_section_per_claim(session: Se
 
     text = _export_claims(session, ExportFormat.MARKDOWN)
 
-    assert "| fast-relief | supported | moderate | 3 | not stated | not stated | accurate | ok to publish |" in text
+    assert (
+        "| fast-relief | supported | moderate | 3 | not stated | not stated | accurate | ok to publish |"
+        in text
+    )
     assert "## stays-well" in text
     assert "- PMID 4: retracted" in text
     assert "**Editor's rating:** accurate. An MA and an RCT agree." in text
