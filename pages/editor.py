@@ -24,7 +24,7 @@ from db.review.rating import matching_ratings, rating_label
 from db.review.roles import Action, get_user
 from db.review.signoff import sign_off
 from db.review.sources import set_blind_mode, set_document_status
-from db.vocab import DocumentStatus, Rating, SignOffDecision, StudyVerdict
+from db.vocab import ClaimVerdict, DocumentStatus, Rating, SignOffDecision, StudyVerdict
 from pages import _data as data
 from pages._ui import (
     VERDICT_LABELS,
@@ -152,7 +152,10 @@ with checklist_tab:
                     {
                         "claim": c.key,
                         "verdict": VERDICT_LABELS.get(c.verdict, c.verdict) if c.verdict else "",
-                        "strength": c.strength.label,
+                        # Insufficient evidence weighs nothing: no certainty to show.
+                        "certainty": "—"
+                        if c.verdict is ClaimVerdict.INSUFFICIENT_EVIDENCE
+                        else c.strength.label,
                         "standing": c.standing.label,
                         "awaiting a second vote": c.standing.awaiting_second_vote,
                         "judged": c.judged,
@@ -255,7 +258,7 @@ with signoff_tab:
         chosen: ClaimCard = cards_by_key[chosen_key]
         html_block(
             f"<p><b>{escape(chosen.statement)}</b></p><p>{badge(chosen.verdict)} "
-            f"{standing_html(chosen.standing)} strength: <b>{escape(chosen.strength.label)}</b></p>"
+            f"{standing_html(chosen.standing)} certainty: <b>{escape(chosen.strength.label)}</b></p>"
         )
         st.write(chosen.reasoning)
         if chosen.rests_on_weak_studies:
@@ -269,7 +272,7 @@ with signoff_tab:
                     f"Last sign-off: {s.decision.label}"
                     + (f", rated {s.rating.label}" if s.rating else "")
                     + f" by {s.signed_by} on {s.signed_at:%Y-%m-%d %H:%M} UTC "
-                    f"(verdict then: {s.verdict.label}, {s.strength.label}). Rationale: {s.rationale}"
+                    f"(verdict then: {s.verdict.label}, certainty {s.strength.label}). Rationale: {s.rationale}"
                 )
             )
             if s.evidence_changed:
