@@ -351,17 +351,17 @@ def progress_chart(rows: Sequence[dict[str, object]], claim_order: Sequence[str]
         .mark_bar()
         .encode(
             y=alt.Y("claim:N", title=None, sort=list(claim_order), axis=alt.Axis(labelLimit=200)),
-            x=alt.X("sum(studies):Q", title="Judged studies"),
+            x=alt.X("sum(studies):Q", title="Judged studies", axis=alt.Axis(tickMinStep=1, format="d")),
             color=alt.Color(
                 "Verdict:N",
                 scale=verdict_scale(PROGRESS_KEYS),
-                legend=alt.Legend(orient="bottom", title=None, columns=2, labelLimit=180),
+                legend=alt.Legend(orient="bottom", title=None, columns=1, labelLimit=180),
             ),
             order=alt.Order("order:Q"),
             tooltip=["claim:N", "Verdict:N", "studies:Q"],
         )
-        # A three-column legend on top was wider than the page's narrow column and clipped; below in two
-        # columns it fits. fit-x: Streamlit's default "fit" cannot fit a step height, so the legend's
+        # A legend of several columns starts at the plot's left edge (after the claim labels) and was
+        # clipped on the right in the page's column ("Not relev…"): one column below always fits. fit-x: Streamlit's default "fit" cannot fit a step height, so the legend's
         # rows were cut off at the bottom; the height grows with the legend instead.
         .properties(height=alt.Step(26), autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
     )
@@ -377,7 +377,7 @@ def year_design_chart(rows: Sequence[dict[str, object]], design_order: Sequence[
         .mark_bar()
         .encode(
             x=alt.X("year:O", title="Publication year"),
-            y=alt.Y("sum(studies):Q", title="Studies"),
+            y=alt.Y("sum(studies):Q", title="Studies", axis=alt.Axis(tickMinStep=1, format="d")),
             color=alt.Color(
                 "design_label:N",
                 title="Design",

@@ -7,6 +7,7 @@ from db.read.cards import DESIGN_ORDER
 from db.read.overview import Freshness
 from db.review.roles import Action
 from db.review.verdicts import DesignScope
+from db.vocab import ClaimVerdict
 from pages import _data as data
 from pages._ui import (
     PROGRESS_KEYS,
@@ -71,7 +72,7 @@ if fresh.last_failure:
         icon=":material/warning:",
     )
 
-left, right = st.columns([3, 2], gap="large")
+left, right = st.columns([1, 1], gap="large")
 with left:
     st.subheader("Studies by year and design")
     by_year = data.year_design(url)
@@ -106,29 +107,30 @@ with right:
         st.info(
             "No claims to check yet. Editors add an article and accept its claims on the **Articles** page."
         )
-    if cards:
-        st.dataframe(
-            verdict_cells(
-                pd.DataFrame(
-                    {
-                        "claim": c.key,
-                        "verdict": VERDICT_LABELS.get(c.verdict, c.verdict),
-                        "standing": c.standing.label,
-                        "open conflicts": c.standing.open_conflicts,
-                        "awaiting a second vote": c.standing.awaiting_second_vote,
-                    }
-                    for c in cards
-                ),
-                "verdict",
-                [c.verdict for c in cards],
+if cards:
+    st.dataframe(
+        verdict_cells(
+            pd.DataFrame(
+                {
+                    "claim": c.key,
+                    "verdict": VERDICT_LABELS.get(c.verdict, c.verdict),
+                    "certainty": "—" if c.verdict is ClaimVerdict.INSUFFICIENT_EVIDENCE else c.strength.label,
+                    "standing": c.standing.label,
+                    "open conflicts": c.standing.open_conflicts,
+                    "awaiting a second vote": c.standing.awaiting_second_vote,
+                }
+                for c in cards
             ),
-            hide_index=True,
-            width="stretch",
-        )
-        st.caption(
-            "A verdict is provisional until an editor signs the claim off, and again once its evidence "
-            "changes after that."
-        )
+            "verdict",
+            [c.verdict for c in cards],
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+    st.caption(
+        "A verdict is provisional until an editor signs the claim off, and again once its evidence "
+        "changes after that."
+    )
 
 st.subheader("Needs attention")
 conflicts = sum(c.conflicts for c in cards)

@@ -106,6 +106,7 @@ def test_overview_progress_legend_sits_below_the_chart_and_fits(sample: str) -> 
     specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
     (progress,) = [s for s in specs if s["encoding"]["x"].get("title") == "Judged studies"]
     assert progress["encoding"]["color"]["legend"]["orient"] == "bottom"
+    assert progress["encoding"]["color"]["legend"]["columns"] == 1  # several columns were clipped
     assert progress["autosize"] == {"type": "fit-x", "contains": "padding"}
 
 
