@@ -29,16 +29,6 @@ RECORDS = ROOT.parent / "shared" / "data" / "pubmed" / "ketamine" / "records.jso
 JUDGED = ROOT / "bench" / "judged_verdicts.json"
 OUT = ROOT / "docs" / "claim-report-ketamine.md"
 REVIEWERS = ("rhea", "ravi")  # two reviewers who agree on every pair
-EVIDENCE_KEYS = (
-    "participants",
-    "follow_up",
-    "effect",
-    "population",
-    "intervention",
-    "directness",
-    "indirect_reason",
-    "risk_of_bias",
-)
 
 
 def build(url: str, judged: dict) -> int:
@@ -46,6 +36,7 @@ def build(url: str, judged: dict) -> int:
     from db.engine import init_db, open_session
     from db.review.assessments import record_assessment
     from db.review.claims import get_claim
+    from db.review.evidence_fields import EVIDENCE_FIELDS
     from db.review.roles import add_user
     from db.review.sources import ensure_seed_content
     from db.vocab import Role, StudyDesign
@@ -61,7 +52,7 @@ def build(url: str, judged: dict) -> int:
         for key, pairs in judged["claims"].items():
             claim = get_claim(session, key)
             for pmid, row in pairs.items():
-                evidence = {k: row[k] for k in EVIDENCE_KEYS if k in row}
+                evidence = {k: row[k] for k in EVIDENCE_FIELDS if k in row}
                 for reviewer in reviewers:
                     record_assessment(
                         session,

@@ -18,18 +18,8 @@ from sqlmodel import Session
 
 from db.chunks import chunked
 from db.models import Assessment, PairRecord
-from db.review.verdicts import StudyEvidence
+from db.review.verdicts import FINDING_FIELDS, StudyEvidence
 
-# The fields the verdict rule reads (db.review.verdicts.StudyEvidence).
-RULE_FIELDS = (
-    "participants",
-    "follow_up_days",
-    "population",
-    "intervention",
-    "directness",
-    "indirect_reason",
-    "risk_of_bias",
-)
 Findings = dict[str, Any]
 
 
@@ -38,7 +28,7 @@ def pair_findings(
 ) -> dict[tuple[int, int], Findings]:
     """(claim id, PMID) -> the stated fields of that pair (only pairs that state any)."""
     assessments, pairs = Assessment.__table__, PairRecord.__table__
-    stated = or_(*(assessments.c[name].is_not(None) for name in RULE_FIELDS))
+    stated = or_(*(assessments.c[name].is_not(None) for name in FINDING_FIELDS))
     query = (
         select(
             assessments.c.claim_id,
@@ -48,7 +38,7 @@ def pair_findings(
             assessments.c.id,
             *(
                 type_coerce(assessments.c[name], String) if name in _ENUMS else assessments.c[name]
-                for name in RULE_FIELDS
+                for name in FINDING_FIELDS
             ),
         )
         .join(pairs, and_(pairs.c.claim_id == assessments.c.claim_id, pairs.c.pmid == assessments.c.pmid))
@@ -66,7 +56,7 @@ def pair_findings(
     found: dict[tuple[int, int], Findings] = {}
     for row in rows:
         findings = found.setdefault((row[0], row[1]), {})
-        for name, value in zip(RULE_FIELDS, row[5:], strict=True):
+        for name, value in zip(FINDING_FIELDS, row[5:], strict=True):
             if value is not None and name not in findings:
                 findings[name] = value
     return found

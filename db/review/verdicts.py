@@ -121,6 +121,18 @@ def _plural(n: int, unit: str) -> str:
     return f"{n} {unit}{'s' if n != 1 else ''}"
 
 
+# The evidence fields the rule reads of a study (db.review.evidence_fields, merged per pair).
+FINDING_FIELDS = (
+    "participants",
+    "follow_up_days",
+    "population",
+    "intervention",
+    "directness",
+    "indirect_reason",
+    "risk_of_bias",
+)
+
+
 @dataclass(frozen=True)
 class StudyEvidence:
     """One study's resolved standing for one claim, and what its reviewers recorded of its evidence."""
@@ -141,17 +153,7 @@ class StudyEvidence:
     @property
     def has_findings(self) -> bool:
         """Whether any evidence field is stated: a study without them weighs as an unknown."""
-        return any(
-            value is not None
-            for value in (
-                self.participants,
-                self.follow_up_days,
-                self.population,
-                self.intervention,
-                self.directness,
-                self.risk_of_bias,
-            )
-        )
+        return any(getattr(self, name) is not None for name in FINDING_FIELDS)
 
 
 def indirectness(study: StudyEvidence, claim: ClaimScope) -> str | None:
@@ -697,17 +699,6 @@ def sensitivity(evidence: Iterable[StudyEvidence], claim: ClaimScope | None = No
     )
 
 
-_FINDINGS = (
-    "participants",
-    "follow_up_days",
-    "population",
-    "intervention",
-    "directness",
-    "indirect_reason",
-    "risk_of_bias",
-)
-
-
 def evidence_snapshot(evidence: Iterable[StudyEvidence]) -> list[dict[str, object]]:
     """What a sign-off rests on, as sortable plain data; studies screened out are not evidence."""
     rows: list[dict[str, object]] = [
@@ -718,7 +709,7 @@ def evidence_snapshot(evidence: Iterable[StudyEvidence]) -> list[dict[str, objec
             "retraction_status": s.retraction_status,
             # The evidence fields the rule reads, where stated (a sign-off made before they were
             # recorded keeps its fingerprint).
-            **{name: getattr(s, name) for name in _FINDINGS if getattr(s, name) is not None},
+            **{name: getattr(s, name) for name in FINDING_FIELDS if getattr(s, name) is not None},
         }
         for s in evidence
         if s.verdict != StudyVerdict.NOT_RELEVANT
