@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, TextIO
 
 from sqlmodel import Session
@@ -77,7 +77,8 @@ class ClaimReport:
     evidence_changes: list[str]
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow: every field is already plain data built for this report (no deep copy of the studies).
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def claim_report(session: Session, claim: Claim) -> ClaimReport:

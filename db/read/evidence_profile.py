@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from sqlalchemy import func, select
@@ -49,7 +49,8 @@ class IncludedStudy:
     decides: bool  # among the deciding studies (else: a design that does not decide here)
 
     def as_dict(self) -> dict[str, Any]:
-        row = asdict(self)
+        # Field by field, not dataclasses.asdict: its deep copy was a third of a large report's time.
+        row = {f.name: getattr(self, f.name) for f in fields(self)}
         row["design"], row["verdict"] = self.design.value, self.verdict.value
         return row
 
