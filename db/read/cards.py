@@ -109,6 +109,11 @@ class ClaimCard:
     # second vote, whatever blind mode hides from this viewer (db.read.standing).
     standing: ClaimStanding = ClaimStanding(True, 0, 0)
 
+    @property
+    def certainty_label(self) -> str:
+        """The certainty as pages show it: none ("—") for insufficient evidence, which weighs nothing."""
+        return "—" if self.verdict is ClaimVerdict.INSUFFICIENT_EVIDENCE else self.strength.label
+
 
 def claim_cards(
     session: Session,
