@@ -310,7 +310,7 @@ def signoff_info(signoff: SignOff, evidence: list[StudyEvidence], names: dict[in
 def _sealed(claim: ClaimEvidence, facts: dict[int, StudyFacts]) -> tuple[str, list[dict[str, object]]]:
     """The claim's evidence as a sign-off seals it (fingerprint, snapshot), worked out once per copy."""
     if claim.sealed is None:
-        snapshot = evidence_snapshot(study_evidence(claim.pairs, facts))
+        snapshot = evidence_snapshot(study_evidence(claim.pairs, facts, claim.findings))
         claim.sealed = (snapshot_fingerprint(snapshot), snapshot)
     return claim.sealed
 

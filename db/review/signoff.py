@@ -26,6 +26,7 @@ from db.review.rating import (
 )
 from db.review.roles import Action, require
 from db.review.verdicts import (
+    FINDING_FIELDS,
     ClaimScope,
     ClaimVerdictResult,
     DesignScope,
@@ -231,10 +232,11 @@ def describe_changes(before: list[dict[str, object]], after: list[dict[str, obje
             lines.append(f"PMID {pmid} no longer counted")
         elif was != now:
             assert was is not None  # the first branch took a study only in `after`
+            # Snapshots leave out the evidence fields nobody stated.
             fields = [
-                f"{name} {was[name] or 'none'} -> {now[name] or 'none'}"
-                for name in ("verdict", "design", "retraction_status")
-                if was[name] != now[name]
+                f"{name} {was.get(name) or 'none'} -> {now.get(name) or 'none'}"
+                for name in ("verdict", "design", "retraction_status", *FINDING_FIELDS)
+                if was.get(name) != now.get(name)
             ]
             lines.append(f"PMID {pmid}: {', '.join(fields)}")
     return lines
