@@ -84,9 +84,11 @@ _CUES: tuple[tuple[str, str, frozenset[str], tuple[str, ...]], ...] = tuple(
     (name, label, frozenset(words.split()), phrases) for name, label, words, phrases in _CUE_SPECS
 )
 _CUE_WORDS = tuple(("c:" + name, words) for name, _label, words, _phrases in _CUES if words)
+# Words too common in abstracts to guard a phrase when it has another (the search would run anyway).
+_COMMON = frozenset({"we", "be", "analysis", "control", "present", "report", "study", "cell", "line", "case", "review", "open"})  # fmt: skip
 # (feature, the word the text must have for the phrase to be worth a search, the phrase)
 _CUE_PHRASES = tuple(
-    ("c:" + name, max(phrase.split(), key=len), phrase)
+    ("c:" + name, max(phrase.split(), key=lambda word: (word not in _COMMON, len(word))), phrase)
     for name, _label, _words, phrases in _CUES
     for phrase in phrases
 )
@@ -170,13 +172,17 @@ def text_features(title: str, abstract: str = "", journal: str = "") -> set[str]
     The abstract gives single words only: its word pairs added little on the labelled abstracts and
     cost most of the time at import.
     """
-    text = _words(f"{title}\n{abstract}")
-    title_words = _words(title).decode().split()
-    features = set(text.decode().split())
+    title_text, abstract_text = _words(title), _words(abstract)
+    title_words = title_text.decode().split()
+    features = {*title_words, *abstract_text.decode().split()}
     features.discard("-")
     cues = {name for name, words in _CUE_WORDS if not words.isdisjoint(features)}
     for name, guard, phrase in _CUE_PHRASES:
-        if name not in cues and guard in features and phrase.encode() in text:
+        if (
+            name not in cues
+            and guard in features
+            and (phrase.encode() in title_text or phrase.encode() in abstract_text)
+        ):
             cues.add(name)
     features |= cues
     features.update(map("t:".__add__, title_words))
@@ -269,20 +275,28 @@ class DesignModel:
         "t:" + word strings, and the cues come from the rows of their words.
         """
         tables = self.tables
-        text = f"{title}\n{abstract}".encode().translate(_WORD_BYTES)
-        rows = set(map(tables.words.get, text.split()))
+        title_text = title.encode().translate(_WORD_BYTES)
+        abstract_text = abstract.encode().translate(_WORD_BYTES)
+        title_words = title_text.split()
+        rows = set(map(tables.words.get, abstract_text.split()))
+        rows.update(map(tables.words.get, title_words))
         cue_words = tables.cue_words.intersection(rows)
         if cue_words:
             rows.update(map(tables.cue_of.__getitem__, cue_words))
         for guard in tables.guards.intersection(rows):
             for cue, phrase in tables.phrases[guard]:
-                if cue not in rows and phrase in text:
+                if cue not in rows and (phrase in abstract_text or phrase in title_text):
                     rows.add(cue)
-        title_words = title.encode().translate(_WORD_BYTES).split()
         rows.update(map(tables.title.get, title_words))
         rows.update(map(tables.title.get, map(b"_".join, zip(title_words, title_words[1:], strict=False))))
         if journal:
-            rows.update(map(tables.journal.get, journal.encode().translate(_WORD_BYTES).split()))
+            journal_rows = tables.journals.get(journal)
+            if journal_rows is None:
+                journal_words = journal.encode().translate(_WORD_BYTES).split()
+                journal_rows = tables.journals[journal] = frozenset(map(tables.journal.get, journal_words))
+                if len(tables.journals) > 10_000:  # a few thousand journals carry most of PubMed
+                    tables.journals.clear()
+            rows |= journal_rows
         rows.discard(None)
         return rows  # type: ignore[return-value]  # None, the words the model does not know, is gone
 
@@ -408,6 +422,7 @@ class _Tables:
     words: dict[bytes, int]  # a word of title or abstract -> its row
     title: dict[bytes, int]  # a title word or "word_word" pair -> the row of "t:" + it
     journal: dict[bytes, int]  # a journal word -> the row of "j:" + it
+    journals: dict[str, frozenset[int | None]]  # a journal's name -> its rows: journals repeat
     cue_words: frozenset[int]  # rows of words that raise a cue
     cue_of: dict[int, int]  # such a word's row -> its cue's row
     guards: frozenset[int]  # rows of phrases' guard words
@@ -446,6 +461,7 @@ class _Tables:
             words=words,
             title=title,
             journal=journal,
+            journals={},
             cue_words=frozenset(cue_of),
             cue_of=cue_of,
             guards=frozenset(phrases),
