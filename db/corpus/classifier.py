@@ -173,8 +173,10 @@ def text_features(title: str, abstract: str = "", journal: str = "") -> set[str]
     cost most of the time at import.
     """
     title_text, abstract_text = _words(title), _words(abstract)
-    title_words = title_text.decode().split()
-    features = {*title_words, *abstract_text.decode().split()}
+    # Split as bytes, then decoded: str.split() would also split at non-ASCII spaces, which the
+    # import's bytes.split() (DesignModel.rows_of) leaves inside a word.
+    title_words = [word.decode() for word in title_text.split()]
+    features = {*title_words, *(word.decode() for word in abstract_text.split())}
     features.discard("-")
     cues = {name for name, words in _CUE_WORDS if not words.isdisjoint(features)}
     for name, guard, phrase in _CUE_PHRASES:
@@ -187,7 +189,7 @@ def text_features(title: str, abstract: str = "", journal: str = "") -> set[str]
     features |= cues
     features.update(map("t:".__add__, title_words))
     features.update(map("t:".__add__, map("_".join, zip(title_words, title_words[1:], strict=False))))
-    features.update(map("j:".__add__, _words(journal).decode().split()))
+    features.update("j:" + word.decode() for word in _words(journal).split())
     return features
 
 
