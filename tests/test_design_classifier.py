@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sqlalchemy import update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from db.corpus.articles import upsert_articles
 from db.corpus.classifier import (
@@ -18,6 +18,7 @@ from db.corpus.classifier import (
     LOW_CONFIDENCE,
     MODEL_CLASSES,
     DesignModel,
+    RecordText,
     classify_design,
     describe_feature,
     shipped_model,
@@ -198,7 +199,9 @@ def test_a_model_without_cue_words_still_finds_its_cues_and_ignores_the_words() 
 
 def test_many_records_score_as_each_alone() -> None:
     model = shipped_model()
-    records = [(t, a, j, [], []) for t, a, j in EDGE_RECORDS] + [("Ketamine", RCT_ABSTRACT, "", [], [])]
+    records: list[RecordText] = [(t, a, j, [], []) for t, a, j in EDGE_RECORDS] + [
+        ("Ketamine", RCT_ABSTRACT, "", [], [])
+    ]
     records.append(("Ketamine", "", "", ["Randomized Controlled Trial"], ["Humans"]))
 
     together = model.classify_many(records)
@@ -288,7 +291,7 @@ def test_reclassify_redoes_an_older_classifiers_rows_and_keeps_confirmed_designs
         )
     )
     session.execute(
-        update(Article.__table__).where(Article.pmid == 3).values(design_version=CLASSIFIER_VERSION)
+        update(Article.__table__).where(col(Article.pmid) == 3).values(design_version=CLASSIFIER_VERSION)
     )
     session.expire_all()
     confirmed = confirm_design(session, people["reviewer"], 2)
@@ -332,7 +335,7 @@ def test_signoff_refuses_unconfirmed_low_confidence_designs_until_confirmed(sess
     article = add_article(session, 1)
     vote(session, people["reviewer"], claim, 1)
     session.execute(
-        update(Article.__table__).where(Article.pmid == 1).values(design_confidence=LOW_CONFIDENCE / 2)
+        update(Article.__table__).where(col(Article.pmid) == 1).values(design_confidence=LOW_CONFIDENCE / 2)
     )
     session.expire(article)
 
