@@ -199,9 +199,8 @@ def test_a_model_without_cue_words_still_finds_its_cues_and_ignores_the_words() 
 
 def test_many_records_score_as_each_alone() -> None:
     model = shipped_model()
-    records: list[RecordText] = [(t, a, j, [], []) for t, a, j in EDGE_RECORDS] + [
-        ("Ketamine", RCT_ABSTRACT, "", [], [])
-    ]
+    records: list[RecordText] = [(t, a, j, (), ()) for t, a, j in EDGE_RECORDS]
+    records.append(("Ketamine", RCT_ABSTRACT, "", (), ()))
     records.append(("Ketamine", "", "", ["Randomized Controlled Trial"], ["Humans"]))
 
     together = model.classify_many(records)
