@@ -195,12 +195,29 @@ def text_features(title: str, abstract: str = "", journal: str = "") -> set[str]
 
 def metadata_features(publication_types: Iterable[str], mesh_terms: Iterable[str]) -> list[str]:
     """The hand-weighed features PubMed's types and MeSH give (none for a record not yet indexed)."""
-    mesh = {m.lower() for m in mesh_terms}
-    found = [f"pt:{t.lower()}" for t in publication_types]
-    found.extend(f"mh:{m}" for m in mesh)
-    if mesh & {"animals", "in vitro techniques"} and "humans" not in mesh:
-        found.append("mh:animals-only")
-    return [f for f in found if f in METADATA_WEIGHTS]
+    found = [name for name in (f"pt:{t.lower()}" for t in publication_types) if name in METADATA_WEIGHTS]
+    mesh = set(map(str.lower, mesh_terms))
+    if mesh:
+        found.extend(f"mh:{m}" for m in sorted(_WEIGHED_MESH.intersection(mesh)))
+        if not mesh.isdisjoint(("animals", "in vitro techniques")) and "humans" not in mesh:
+            found.append("mh:animals-only")
+    return found
+
+
+_WEIGHED_MESH = frozenset(name[3:] for name in METADATA_WEIGHTS if name.startswith("mh:"))
+# Publication types as records carry them -> (lower-cased, their weighed features): a few hundred
+# combinations cover PubMed, so each is worked out once per process.
+_TYPES_SEEN: dict[tuple[str, ...], tuple[list[str], list[str]]] = {}
+
+
+def _types_and_features(publication_types: Sequence[str]) -> tuple[list[str], list[str]]:
+    key = tuple(publication_types)
+    seen = _TYPES_SEEN.get(key)
+    if seen is None:
+        if len(_TYPES_SEEN) > 10_000:
+            _TYPES_SEEN.clear()
+        seen = _TYPES_SEEN[key] = ([t.lower() for t in key], metadata_features(key, ()))
+    return seen
 
 
 @dataclass(frozen=True)
@@ -334,9 +351,10 @@ class DesignModel:
             lengths.append(len(record_rows))
             all_rows.append(record_rows)
             if publication_types or mesh_terms:
-                types = [t.lower() for t in publication_types]
-                metadata = metadata_features(types, mesh_terms)
-                metadata_rows.extend(self.metadata_rows[m] for m in metadata)
+                types, metadata = _types_and_features(publication_types)
+                if mesh_terms:
+                    metadata = metadata + metadata_features((), mesh_terms)
+                metadata_rows.extend(map(self.metadata_rows.__getitem__, metadata))
                 metadata_owner.extend([i] * len(metadata))
             else:
                 types, metadata = [], []
