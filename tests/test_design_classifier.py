@@ -325,6 +325,18 @@ def test_export_carries_design_confidence_and_notice_flag(session: Session, fmt:
     assert by_pmid[1]["is_notice"] in (False, "False")
 
 
+def test_export_gives_a_reviewers_design_over_the_prefill(session: Session) -> None:
+    people = team(session)
+    add_article(session, 1)
+    correct_design(session, people["reviewer"], 1, StudyDesign.OBSERVATIONAL, "open-label extension")
+    out = io.StringIO()
+
+    write_articles(session, out, "jsonl")
+
+    (row,) = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert (row["design"], row["design_confidence"], row["is_notice"]) == ("observational", 1.0, False)
+
+
 # --- sign-off and evidence ------------------------------------------------------------------------------
 
 
