@@ -55,10 +55,11 @@ def _words(text: str) -> bytes:
 
 # Rule cues: (feature name, what a reviewer reads, words that raise it, phrases that raise it). The
 # model learns how much each weighs; they also make the reasons readable. Word-set tests and plain
-# substring searches, not regular expressions. A phrase is searched only in a text that has its
-# guard word (its longest word) as a word, so most records search none: the guard test is a set
-# lookup, a search is a scan of the abstract. Digits are no words (see _SEPARATORS): registration
-# numbers ("NCT01234567") and ages ("45-year-old") leave their letters ("nct", "-year-old").
+# substring searches (in the tokeniser's output), not regular expressions. A phrase is searched only
+# in a text that has its guard word (its longest word not in _COMMON) as a word, so most records
+# search few: the guard test is a set lookup, a search is a scan of the abstract. Digits are no words
+# (see _WORD_BYTES): registration numbers ("NCT01234567") and ages ("45-year-old") leave their letters
+# ("nct", "-year-old").
 _CUE_SPECS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("randomized", '"randomized"', "randomized randomised randomization randomisation", ("randomly assigned", "randomly allocated")),
     ("placebo", '"placebo"', "placebo placebo-controlled sham sham-controlled", ()),
