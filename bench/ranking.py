@@ -47,6 +47,7 @@ from bench.machine import describe_machine  # noqa: E402
 from bench.report import write_section  # noqa: E402
 from db.corpus.fulltext import search_articles_fulltext  # noqa: E402
 from db.engine import engine_for, init_db, open_session  # noqa: E402
+from db.ranking.embeddings import embed_missing, semantic_available  # noqa: E402
 from db.ranking.model import clear_corpus_cache  # noqa: E402
 from db.ranking.queue import RankingOptions, rank_studies, rank_with_labels  # noqa: E402
 from db.review.claims import insert_claim  # noqa: E402
@@ -69,7 +70,29 @@ STRATEGIES: dict[str, tuple[str, RankingOptions]] = {
     "seed claim": ("", RankingOptions(expand=True, learn=False, semantic=False, design_bonus=True)),
     "new claim": ("new-", RankingOptions(expand=True, learn=False, semantic=False, design_bonus=True)),
 }
-LEARNING = {"seed, learning": "", "new, learning": "new-"}
+# With the semantic extra installed the judged records are embedded and the new claim is ranked with it
+# too (the queue uses embeddings for claims without a term list only).
+SEMANTIC_STRATEGIES: dict[str, tuple[str, RankingOptions]] = {
+    "new claim, semantic": ("new-", RankingOptions(learn=False, semantic=True)),
+}
+# Simulated screening: the queue as it ranks (semantic stage off, as on a core install); for new claims
+# also as it ranked before its feedback set learnt from the decisions (naive Bayes alone learning).
+LEARNING: dict[str, tuple[str, RankingOptions]] = {
+    "seed, learning": ("", RankingOptions(semantic=False)),
+    "new, learning (NB only)": ("new-", RankingOptions(semantic=False, decisions=False)),
+    "new, learning": ("new-", RankingOptions(semantic=False)),
+}
+SEMANTIC_LEARNING: dict[str, tuple[str, RankingOptions]] = {
+    "new, learning, semantic": ("new-", RankingOptions(semantic=True)),
+}
+
+
+def strategies() -> dict[str, tuple[str, RankingOptions]]:
+    return STRATEGIES | (SEMANTIC_STRATEGIES if semantic_available() else {})
+
+
+def learning() -> dict[str, tuple[str, RankingOptions]]:
+    return LEARNING | (SEMANTIC_LEARNING if semantic_available() else {})
 
 
 @dataclass(frozen=True)
@@ -128,6 +151,11 @@ def average_precision(order: list[int], relevant: set[int]) -> float:
     return total / len(relevant)
 
 
+def found(order: list[int], relevant: set[int]) -> dict[str, float]:
+    """How many relevant studies a reviewer has met after screening 10 and 20 (counts, not shares)."""
+    return {f"found@{k}": float(len(relevant.intersection(order[:k]))) for k in (10, 20)}
+
+
 def metrics(order: list[int], relevant: set[int]) -> dict[str, float]:
     return {
         "AP": average_precision(order, relevant),
@@ -182,6 +210,8 @@ def judged_database(folder: Path, judged_set: JudgedSet) -> str:
             insert_claim(
                 session, None, document, key=NEW_PREFIX + key, statement=statement, sentence=statement
             )
+        if semantic_available():
+            embed_missing(session)
         session.commit()
     return url
 
@@ -210,11 +240,12 @@ def quality(url: str, judged: dict[str, dict[str, object]]) -> dict[str, dict[st
             continue
         results[claim] = {}
         with open_session(url) as session:
-            for name, (prefix, options) in STRATEGIES.items():
+            for name, (prefix, options) in strategies().items():
                 order = [s.pmid for s in rank_studies(session, prefix + claim, options=options)]
-                results[claim][name] = metrics(order, relevant)
-        for name, prefix in LEARNING.items():
-            results[claim][name] = metrics(screening_order(url, prefix + claim, relevant), relevant)
+                results[claim][name] = metrics(order, relevant) | found(order, relevant)
+        for name, (prefix, options) in learning().items():
+            order = screening_order(url, prefix + claim, relevant, options)
+            results[claim][name] = metrics(order, relevant) | found(order, relevant)
     return results
 
 
@@ -388,7 +419,7 @@ def quality_section(
     judged_set: JudgedSet, results: dict[str, dict[str, dict[str, float]]], role: str
 ) -> list[str]:
     """One judged set's tables: per claim AP and recall@20 of each condition, then the means, then the goal."""
-    names = [*STRATEGIES, *LEARNING]
+    names = [*strategies(), *learning()]
     keys = ["AP", "R@10", "R@20", "R@50", "nDCG@10", "WSS@95"]
     n_judged = len(judged_set.pmids)
     empty = [c for c, e in judged_set.claims.items() if not e["relevant"]]
@@ -420,6 +451,17 @@ def quality_section(
             )
             + ".",
         ]
+    total = sum(len(judged_set.claims[c]["relevant"]) for c in results)  # type: ignore[arg-type]
+    lines += [
+        "",
+        f"Relevant studies met in the first 10 / 20 screened, summed over the claims (of {total}): "
+        + ", ".join(
+            f"{name} {sum(results[c][name]['found@10'] for c in results):.0f} / "
+            f"{sum(results[c][name]['found@20'] for c in results):.0f}"
+            for name in names
+        )
+        + ".",
+    ]
     seed, new, plain = (means[name]["AP"] for name in ("seed claim", "new claim", "plain BM25"))
     worst = min((results[c][name]["R@20"], c, name) for c in results for name in ("seed claim", "new claim"))
     lines += [
