@@ -184,3 +184,21 @@ def test_a_new_claims_feedback_learns_from_the_decisions_made(session: Session) 
     assert known[row[98]] > known[row[99]]
     # Kept per set of decisions: asking again without them gives the first answer back.
     assert feedback_standing(session, corpus, first, ("test", terms)) is guessed
+
+
+def test_a_new_claims_queue_passes_its_decisions_to_the_feedback(session: Session) -> None:
+    from db.ranking.queue import rank_with_labels
+
+    _two_topic_corpus(session)
+    add_claim(session, key="new-either", statement="Ketamine changes sleep or the gut.")
+    session.commit()
+    labels = {**dict.fromkeys(range(13, 19), True), **dict.fromkeys(range(1, 7), False)}
+
+    def lead_of_gut(options: RankingOptions) -> float:
+        scores = {s.pmid: s.score for s in rank_with_labels(session, "new-either", labels, options=options)}
+        return scores[98] - scores[99]
+
+    # Naive Bayes learns the same in both; the feedback set is what differs.
+    assert lead_of_gut(RankingOptions(semantic=False)) > lead_of_gut(
+        RankingOptions(semantic=False, decisions=False)
+    )
