@@ -341,6 +341,14 @@ def speed(corpus: Path, url: str, claim: str) -> dict[str, float]:
         session.commit()
         rank_studies(session, "new-claim")  # its lexical scores and feedback, once
         results["new claim, warm"] = timed(lambda: rank_studies(session, "new-claim"))
+        new_pmids = [s.pmid for s in rank_studies(session, "new-claim", top=50)]
+        new_labels = {pmid: rng.random() < 0.4 for pmid in new_pmids}
+        rank_with_labels(session, "new-claim", new_labels)  # the model, once
+        new_labels[new_pmids[-1]] = not new_labels[new_pmids[-1]]  # one decision changed: a new feedback set
+        # Once: the feedback set of these decisions is kept, a second call would find it ready.
+        results["new claim, next decision"] = timed(
+            lambda: rank_with_labels(session, "new-claim", new_labels, top=20), repeats=1
+        )
         results["search"] = timed(lambda: search_articles_fulltext(session, '"randomized controlled" trial'))
     engine_for(url).dispose()
     clear_corpus_cache()
@@ -438,6 +446,10 @@ SPEED_ROWS = (
     ("warm top 50", "warm, first 50 only"),
     ("new claim, warm", "a new claim (no term list: automatic terms and feedback), warm, every study ranked"),
     ("after 50 decisions", "every study, after 50 decisions (naive Bayes retrained on the call)"),
+    (
+        "new claim, next decision",
+        "a new claim after 50 decisions: naive Bayes and its feedback set from the decisions, next 20",
+    ),
     ("next decision, top 20", "one more decision: retrain and show the next 20"),
     ("search", 'a Studies-page search, `"randomized controlled" trial`, first 100'),
 )
