@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from db.corpus.design import DESIGN_NOUNS, DESIGN_TIER
+from db.models.review import STATED_FINDINGS
 from db.vocab import (
     ClaimVerdict,
     Directness,
@@ -121,16 +122,9 @@ def _plural(n: int, unit: str) -> str:
     return f"{n} {unit}{'s' if n != 1 else ''}"
 
 
-# The evidence fields the rule reads of a study (db.review.evidence_fields, merged per pair).
-FINDING_FIELDS = (
-    "participants",
-    "follow_up_days",
-    "population",
-    "intervention",
-    "directness",
-    "indirect_reason",
-    "risk_of_bias",
-)
+# The evidence fields the rule reads of a study (db.review.evidence_fields, merged per pair), as the
+# assessment's columns are named: one list, which a partial index on them says too.
+FINDING_FIELDS = STATED_FINDINGS
 
 
 @dataclass(frozen=True)
