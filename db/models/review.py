@@ -232,6 +232,10 @@ class PairRecord(TableModel, table=True):
 
     __tablename__ = "pair_state"
     __table_args__ = (
+        # What keeps each claim open (db.read.standing.pair_tallies): its open conflicts and its
+        # pairs with one vote, each counted from an index range instead of reading every row.
+        Index("ix_pair_state_claim_state", "claim_id", "state"),
+        Index("ix_pair_state_claim_votes", "claim_id", "votes"),
         # Covers the summary's reads: a claim's evidence pairs, and counts of its screened-out ones.
         Index(
             "ix_pair_state_claim_scope",
