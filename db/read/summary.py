@@ -106,8 +106,10 @@ class ClaimEvidence:
     findings: dict[int, Findings] = field(default_factory=dict)  # PMID -> the pair's stated evidence
     # (fingerprint, snapshot) of the evidence a sign-off is compared with, worked out once.
     sealed: tuple[str, list[dict[str, object]]] | None = field(default=None, compare=False)
-    # (design scope, claim scope) -> the claim's derived verdict, worked out once per copy.
-    verdicts: dict[tuple[Any, Any], Any] = field(default_factory=dict, compare=False)
+    # What is worked out from this copy once: the derived verdict per (design scope, claim scope),
+    # the outline per ("outline", design scope, claim scope), the pair tally and the excluded studies
+    # as the cards list them (db.read.cards).
+    verdicts: dict[Any, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
