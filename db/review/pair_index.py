@@ -332,6 +332,12 @@ def claim_pmids(session: Session, claim_id: int) -> list[int]:
     return list(session.scalars(select(table.c.pmid).where(table.c.claim_id == claim_id)))
 
 
+def claim_pair_count(session: Session, claim_id: int) -> int:
+    """How many judged pairs one claim has, counted from the index."""
+    table = PairRecord.__table__
+    return int(session.scalar(select(func.count()).where(table.c.claim_id == claim_id)) or 0)
+
+
 def claim_pair_rows_of(session: Session, claim_id: int, pmids: Collection[int]) -> list[PairRow]:
     """claim_pair_rows of one claim's `pmids` only (a page of them), every one of them, by PMID."""
     table = PairRecord.__table__
