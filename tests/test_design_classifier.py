@@ -111,6 +111,18 @@ def test_publication_types_weigh_in_when_the_text_says_little() -> None:
     assert "publication type: Case Reports" in guess.cues
 
 
+def test_correspondence_without_an_abstract_is_no_study_unless_a_type_names_a_design() -> None:
+    letter = classify_design("Ketamine clinics and the evidence gap.", "", "Psychiatric letters", ["Letter"])
+    assert (letter.design, letter.cues) == (StudyDesign.OTHER, ("publication type: Letter, no abstract",))
+    assert letter.confidence >= 0.6  # not flagged for a person: PubMed typed it and no text says otherwise
+    reply = classify_design("A reply", publication_types=["Journal Article", "Comment"])
+    assert reply.design is StudyDesign.OTHER
+    research_letter = ["Letter", "Randomized Controlled Trial"]
+    assert classify_design("Ketamine", publication_types=research_letter).design is StudyDesign.RCT
+    with_abstract = classify_design("Ketamine", "We randomized 40 patients.", "", ["Letter"])
+    assert with_abstract.cues[:1] != ("publication type: Letter, no abstract",)
+
+
 def test_a_tiny_model_scores_and_explains_by_its_weights() -> None:
     # Independent of the shipped weights: one feature that votes for RCT, one for preclinical.
     weights = np.zeros((2, len(MODEL_CLASSES)), dtype=np.float32)

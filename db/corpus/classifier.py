@@ -135,6 +135,11 @@ METADATA_WEIGHTS: dict[str, dict[StudyDesign, float]] = {
     "mh:double-blind method": {StudyDesign.RCT: 1.5},
 }
 _META_TYPES = frozenset({"meta-analysis", "network meta-analysis"})
+# Correspondence PubMed's indexers typed as such. Without an abstract the model sees a title alone,
+# which reads like a review's; with no text to say otherwise, the type decides: not a study.
+_CORRESPONDENCE_TYPES = frozenset({"letter", "editorial", "comment", "news", "newspaper article"})
+_CORRESPONDENCE_OR_PLAIN = _CORRESPONDENCE_TYPES | {"journal article", "english abstract"}
+CORRESPONDENCE_CONFIDENCE = 0.9
 
 
 def _metadata_margin(name: str, design: StudyDesign) -> float:
@@ -384,6 +389,14 @@ class DesignModel:
         guesses = []
         classes = self.classes
         for i, (chosen, record_rows) in enumerate(zip(best.tolist(), all_rows, strict=True)):
+            correspondence = sorted(_CORRESPONDENCE_TYPES.intersection(all_types[i]))
+            # Only when no other type names a design ("Letter" and "Randomized Controlled Trial": a
+            # research letter, left to the model).
+            only_correspondence = correspondence and _CORRESPONDENCE_OR_PLAIN.issuperset(all_types[i])
+            if only_correspondence and not records[i][1].strip():
+                typed = f"publication type: {correspondence[0].title()}, no abstract"
+                guesses.append(DesignGuess(StudyDesign.OTHER, CORRESPONDENCE_CONFIDENCE, (typed,)))
+                continue
             design, cue = _refine(classes[chosen], record_rows, all_types[i], self.tables)
             guesses.append(DesignGuess(design, confidence[i], (cue, *cues[i]) if cue else cues[i]))
         return guesses
