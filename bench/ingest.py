@@ -96,11 +96,12 @@ imported = time.time()
 marks = {}
 def timed(name, function):
     def wrapper(*args, **kwargs):
-        started = time.time()
+        started, collected = time.time(), collect[0]
         try:
             return function(*args, **kwargs)
         finally:
             marks[name] = time.time() - started
+            marks[f"gc_in_{name}"] = collect[0] - collected
     return wrapper
 importer.init_db = timed("migrate", importer.init_db)
 importer._store_all = timed("loop", importer._store_all)
@@ -228,20 +229,44 @@ class Databases:
 
 
 def command_once(corpus: Path, url: str) -> dict[str, float]:
-    """`ketamine-evidence import FILE` as a user runs it: wall seconds from start to exit, CPU seconds."""
+    """`ketamine-evidence import FILE` as a user runs it: wall seconds from start to exit, CPU seconds
+    (the command and its workers), and peak memory: the most that the command and its workers held
+    together at any sampling (every 20 ms), counting pages they share once (PSS)."""
     env = dict(os.environ, DATABASE_URL=url)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    result = subprocess.run(
-        [str(COMMAND), "import", str(corpus)], capture_output=True, text=True, env=env, check=False
-    )
-    elapsed = time.perf_counter() - started
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen([str(COMMAND), "import", str(corpus)], stdout=out, stderr=err, env=env)
+        peak_kib = 0
+        while child.poll() is None:
+            peak_kib = max(peak_kib, tree_pss_kib(child.pid))
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - started
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if result.returncode != 0:
-        raise SystemExit(f"ketamine-evidence import failed:\n{result.stderr}")
-    records = int(result.stdout.split(" records,")[0].rsplit(" ", 1)[1].replace(",", ""))
+    if child.returncode != 0:
+        raise SystemExit(f"ketamine-evidence import failed:\n{stderr}")
+    records = int(stdout.split(" records,")[0].rsplit(" ", 1)[1].replace(",", ""))
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"records": records, "seconds": elapsed, "cpu": cpu, "peak_mb": float("nan")}
+    return {"records": records, "seconds": elapsed, "cpu": cpu, "peak_mb": peak_kib / 1024}
+
+
+def tree_pss_kib(pid: int) -> int:
+    """The proportional set size of a process and all its descendants (Linux), in KiB; 0 if gone."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            for line in Path(f"/proc/{current}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, ValueError):
+            continue  # ended meanwhile
+    return total
 
 
 def in_process_once(corpus: Path, url: str) -> dict[str, float]:
@@ -272,6 +297,7 @@ def phases_once(corpus: Path, url: str, exit_kind: str) -> dict[str, float]:
         "rest_of_main": marks["done"] - marks["imported"] - marks["migrate"] - marks["loop"],
         "exit": ended - marks["done"],
         "gc_in_main": marks["gc_in_main"],
+        "gc_in_loop": marks["gc_in_loop"],
     }
 
 
@@ -395,7 +421,11 @@ def render(  # type: ignore[no-untyped-def]
         f"the end: {'; '.join(loads)}. Corpus: {args.records:,} real citations from `make_corpus.py` "
         f"({size_mb:.0f} MB XML), each run on a new database. {args.repeats} rounds, each measurement "
         "once a round in turn; the table keeps each one's fastest. *Ratio* is plain iterparse's time over "
-        "the measurement's, in the same round (median, then the range over the rounds).",
+        "the measurement's, in the same round (median, then the range over the rounds). *CPU s*: the "
+        "command's and its workers' CPU seconds (not the PostgreSQL server's). Peak memory: for the "
+        "command, the most its processes held together (PSS: pages the forked workers share with it "
+        "counted once); in process, max RSS of the process plus that of its largest worker, which "
+        "counts those shared pages twice.",
         "",
         "| what | records | seconds | records/s | ratio to iterparse | CPU s | peak memory |",
         "|---|---:|---:|---:|---|---:|---:|",
@@ -436,17 +466,17 @@ def render(  # type: ignore[no-untyped-def]
         "from start until Python runs the first line; *imports*, the command's modules; *migrate*, "
         "creating the schema of the new database (overlapping the workers' first blocks); *loop*, "
         "storing every batch; *rest*, the run log and output; *exit*, from main()'s return to the "
-        "process's end, with the console script's fast exit and with Python's normal one. *GC in main* "
-        "is the storing process's cyclic garbage collection, within the other phases.",
+        "process's end, with the console script's fast exit and with Python's normal one. *GC* is the "
+        "storing process's cyclic garbage collection, within the other phases: all of it, and in the loop.",
         "",
-        "| engine | exit | total | interpreter | imports | migrate | loop | rest | exit | GC in main |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| engine | exit | total | interpreter | imports | migrate | loop | rest | exit | GC | GC in loop |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (engine, kind), p in phases.items():
         lines.append(
             f"| {names[engine]} | {kind} | {p['total']:.2f} | {p['interpreter']:.2f} | {p['imports']:.2f} | "
             f"{p['migrate']:.2f} | {p['loop']:.2f} | {p['rest_of_main']:.2f} | {p['exit']:.2f} | "
-            f"{p['gc_in_main']:.2f} |"
+            f"{p['gc_in_main']:.2f} | {p['gc_in_loop']:.2f} |"
         )
     if requests:
         lines += [
