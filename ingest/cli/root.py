@@ -1,4 +1,4 @@
-"""The `ketamine-evidence` group, its subcommands from each group module, and `main`."""
+"""The `ketamine-evidence` group, its subcommands from each group module, `main`, and the console script `run`."""
 
 from __future__ import annotations
 
