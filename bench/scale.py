@@ -28,7 +28,7 @@ that is reported on its own (it may fill process caches):
   update_assessment of their own) by a random reviewer on a random claim and study;
 - review queue page after a write: each call follows the reviewer's decision on the top study of that
   queue. Only the read is timed; the writes stay in the database (a kept one gains them).
-Target (issue 6): p95 under 500 ms on both engines. Also reported: build times and size on disk.
+Target (issue 18): p95 under 250 ms on both engines, and a new process's first call under 1 s. Also reported: build times and size on disk.
 --keep prints each database's URL; --reuse measures such a kept database again without rebuilding it
 (pending migrations are applied first, as the app does at start), and --reads picks which reads to time.
 """
@@ -58,7 +58,8 @@ sys.path.insert(0, str(ROOT))
 MAKE_CORPUS = ROOT.parent / "shared" / "bench" / "make_corpus.py"
 MARK_START = "<!-- bench/scale.py:start -->"
 MARK_END = "<!-- bench/scale.py:end -->"
-TARGET_MS = 500.0
+TARGET_MS = 250.0  # p95 of every read (issue 18)
+FIRST_TARGET_MS = 1_000.0  # a new process's first call
 CHUNK = 50_000
 SEARCHES = (
     "ketamine depression",
@@ -633,7 +634,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"{args.repeats} times in a fresh session after one first call (shown apart: it may fill process "
         'caches). The rows "after a write" time only the read, each made right after one committed '
         "decision by a reviewer (db.review.assessments.record_assessment, or update_assessment of their own): what "
-        "a team instance mostly sees, where reviewers write all day. Target: p95 under 500 ms.",
+        "a team instance mostly sees, where reviewers write all day. Target: p95 under "
+        f"{TARGET_MS:,.0f} ms and the first call under {FIRST_TARGET_MS:,.0f} ms.",
         "",
         "| read | engine | first | median | p95 | target |",
         "|---|---|---:|---:|---:|---|",
@@ -645,7 +647,15 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             if "error" in read:
                 lines.append(f"| {name} | {result['engine']} | – | – | – | failed: {read['error']} |")
                 continue
-            ok = "met" if read["p95_ms"] < TARGET_MS else "**missed**"
+            missed = [
+                what
+                for what, late in (
+                    ("p95", read["p95_ms"] >= TARGET_MS),
+                    ("first call", read["first_ms"] >= FIRST_TARGET_MS),
+                )
+                if late
+            ]
+            ok = f"**missed: {', '.join(missed)}**" if missed else "met"
             lines.append(
                 f"| {name} | {result['engine']} | {read['first_ms']:,.0f} ms | {read['median_ms']:,.0f} ms | "
                 f"{read['p95_ms']:,.0f} ms | {ok} |"

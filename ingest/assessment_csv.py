@@ -34,7 +34,7 @@ def read_assessment_csv(path: Path) -> list[AssessmentRow]:
             return _rows(path, reader)
     except UnicodeDecodeError:
         raise InvalidInputError(
-            f"{path} is not UTF-8 text (after line {reader.line_num}); save it as 'CSV UTF-8' from your "
+            f"{path} is not UTF-8 text ({_first_undecodable(path)}); save it as 'CSV UTF-8' from your "
             "spreadsheet, or convert it with `iconv -f latin1 -t utf-8`, and import it again."
         ) from None
     except csv.Error as exc:
@@ -42,6 +42,20 @@ def read_assessment_csv(path: Path) -> list[AssessmentRow]:
             f"{path}: line {reader.line_num}: {exc}; a quote or note that long is not one, so check the "
             "file's quoting (an unclosed quote swallows the rows after it)."
         ) from None
+
+
+def _first_undecodable(path: Path) -> str:
+    """Where the file stops being UTF-8, as "line N, byte 0xAB".
+
+    The text reader decodes ahead in large blocks, so its line count at the error says nothing.
+    """
+    with path.open("rb") as raw:
+        for number, line in enumerate(raw, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return f"line {number}, byte 0x{line[exc.start]:02x}"
+    return "at its end"  # a multi-byte character cut off by the end of the file
 
 
 def _rows(path: Path, reader: Any) -> list[AssessmentRow]:  # reader: a csv.reader

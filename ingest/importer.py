@@ -22,6 +22,7 @@ from typing import IO, Literal
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+from db.corpus.classifier import shipped_model
 from db.corpus.runs import finish_run, start_run
 from db.engine import describe_operational_error, init_db, open_session
 from db.errors import DatabaseError
@@ -186,6 +187,7 @@ def parsed_batches(
         yield (to_stored_items(batch) for batch in iter(lambda: list(islice(records, batch_size)), []))
         return
     context = multiprocessing.get_context("fork")
+    shipped_model()  # the design classifier's tables, built once here for every forked worker
     label = str(path)
     with (
         tempfile.TemporaryDirectory(prefix="ketamine-import-", dir=_spool_parent()) as spool,

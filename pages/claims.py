@@ -103,7 +103,7 @@ with claim_column:
     html_block(
         f"<p><b>{escape(card.statement)}</b></p>"
         f"<p>{badge(card.verdict)} {standing_html(card.standing)} &nbsp;certainty: "
-        f"<b>{escape(card.strength.label)}</b>"
+        f"<b>{escape(card.certainty_label)}</b>"
         + (f" &nbsp;· time frame: {escape(card.time_frame)}" if card.time_frame else "")
         + "</p>"
     )

@@ -24,7 +24,7 @@ from db.review.rating import matching_ratings, rating_label
 from db.review.roles import Action, get_user
 from db.review.signoff import sign_off
 from db.review.sources import set_blind_mode, set_document_status
-from db.vocab import ClaimVerdict, DocumentStatus, Rating, SignOffDecision, StudyVerdict
+from db.vocab import DocumentStatus, Rating, SignOffDecision, StudyVerdict
 from pages import _data as data
 from pages._ui import (
     VERDICT_LABELS,
@@ -152,10 +152,7 @@ with checklist_tab:
                     {
                         "claim": c.key,
                         "verdict": VERDICT_LABELS.get(c.verdict, c.verdict) if c.verdict else "",
-                        # Insufficient evidence weighs nothing: no certainty to show.
-                        "certainty": "—"
-                        if c.verdict is ClaimVerdict.INSUFFICIENT_EVIDENCE
-                        else c.strength.label,
+                        "certainty": c.certainty_label,
                         "standing": c.standing.label,
                         "awaiting a second vote": c.standing.awaiting_second_vote,
                         "judged": c.judged,
@@ -258,7 +255,7 @@ with signoff_tab:
         chosen: ClaimCard = cards_by_key[chosen_key]
         html_block(
             f"<p><b>{escape(chosen.statement)}</b></p><p>{badge(chosen.verdict)} "
-            f"{standing_html(chosen.standing)} certainty: <b>{escape(chosen.strength.label)}</b></p>"
+            f"{standing_html(chosen.standing)} certainty: <b>{escape(chosen.certainty_label)}</b></p>"
         )
         st.write(chosen.reasoning)
         if chosen.rests_on_weak_studies:

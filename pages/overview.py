@@ -7,7 +7,6 @@ from db.read.cards import DESIGN_ORDER
 from db.read.overview import Freshness
 from db.review.roles import Action
 from db.review.verdicts import DesignScope
-from db.vocab import ClaimVerdict
 from pages import _data as data
 from pages._ui import (
     PROGRESS_KEYS,
@@ -114,7 +113,7 @@ if cards:
                 {
                     "claim": c.key,
                     "verdict": VERDICT_LABELS.get(c.verdict, c.verdict),
-                    "certainty": "—" if c.verdict is ClaimVerdict.INSUFFICIENT_EVIDENCE else c.strength.label,
+                    "certainty": c.certainty_label,
                     "standing": c.standing.label,
                     "open conflicts": c.standing.open_conflicts,
                     "awaiting a second vote": c.standing.awaiting_second_vote,

@@ -202,3 +202,51 @@ def test_a_new_claims_search_terms_are_shown_and_it_is_ranked(
     assert main(["claim-terms", "rapid-onset"]) == 0
     assert "rapid-onset (default terms)" in capsys.readouterr().out
     assert main(["rank", "--claim", "quick", "--format", "jsonl"]) == 0  # no studies yet: nothing to list
+
+
+def test_documents_edit_describes_the_article_as_claimreview_publishes_it(
+    team: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sqlalchemy import select
+
+    from db.models import AuditEvent
+
+    argv = ["documents", "edit", SEED_SLUG, "--author", "Jane Doe", "--url", "https://example.org/ketamine"]
+    assert main([*argv, "--reason", "byline found", "--as", "eve"]) == 0
+    assert "author Jane Doe" in capsys.readouterr().out
+
+    with Session(engine_for(team)) as session:
+        document = session.scalars(select(SourceDocument).where(SourceDocument.slug == SEED_SLUG)).one()
+        assert (document.author, document.url) == ("Jane Doe", "https://example.org/ketamine")
+        events = session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action == AuditAction.DOCUMENT_CHANGED)
+            .order_by(AuditEvent.id)
+        ).all()
+        assert [(e.before, e.after, e.reason, e.actor_name) for e in events] == [
+            ({"author": None}, {"author": "Jane Doe"}, "byline found", "eve"),
+            ({"url": None}, {"url": "https://example.org/ketamine"}, "byline found", "eve"),
+        ]
+    assert main(["documents", "list"]) == 0
+    assert "\tJane Doe\t" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--url", "javascript:alert(1)"], "is not a web address; give the article's full address"),
+        (["--url", "example.org/ketamine"], "is not a web address"),
+        (["--title", " "], "A document's title cannot be empty"),
+        (["--author", "X", "--as", "ana"], "managing documents and claims needs the role editor"),
+    ],
+)
+def test_documents_edit_refuses_bad_values_and_changes_nothing(
+    team: str, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    acting = [] if "--as" in argv else ["--as", "eve"]
+    assert main(["documents", "edit", SEED_SLUG, "--author", "Jane Doe", *argv, *acting]) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    with Session(engine_for(team)) as session:
+        document = session.get(SourceDocument, 1)
+        assert document is not None and (document.author, document.url) == (None, None)

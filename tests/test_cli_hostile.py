@@ -84,8 +84,8 @@ def test_a_latin1_assessments_csv_names_the_file_and_the_fix(
     assert main(["import-assessments", str(path), "--as", "rita"]) == 1
 
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"error: {path} is not UTF-8 text") and "iconv -f latin1 -t utf-8" in err
-    assert len(err.splitlines()) == 1
+    assert err.startswith(f"error: {path} is not UTF-8 text (line 2, byte 0xe9)")
+    assert "iconv -f latin1 -t utf-8" in err and len(err.splitlines()) == 1
 
 
 def test_a_cell_past_the_csv_limit_is_named_with_its_line(

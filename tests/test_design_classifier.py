@@ -10,15 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sqlalchemy import update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from db.corpus.articles import upsert_articles
 from db.corpus.classifier import (
+    CLASSIFIER_VERSION,
     LOW_CONFIDENCE,
     MODEL_CLASSES,
     DesignModel,
+    RecordText,
     classify_design,
     describe_feature,
+    shipped_model,
     text_features,
 )
 from db.corpus.design import prefill_columns, reclassify
@@ -143,6 +146,69 @@ def test_features_mark_title_words_cues_and_registration_numbers() -> None:
     )
 
 
+EDGE_RECORDS = [
+    ("", "", ""),
+    (
+        "RANDOMIZED Trial",
+        "Registered as NCT01234567 and ISRCTN123; 45-year-old and 7-YEAR-OLDS.",
+        "THE LANCET",
+    ),
+    ("Meta analysis", "A pooled analysis, a random-effects model; we report a case series.", "J. Psychiatr."),
+    ("Ketamine: will", "be given. Café, naïve Ärzte, ÉTUDE; in vitro cell-line work", "Rev Méd Suisse"),
+    ("A case", "control study - - in mice; web of science, phase i and phase ii; open label.", ""),
+]
+
+
+def _labelled_records(limit: int) -> list[tuple[str, str, str]]:
+    import gzip
+
+    with gzip.open(STUDYTYPETELLER / "val.csv.gz", "rt", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))[:limit]
+    return [(row["title"], row["abstract"], row["journal_name"]) for row in rows]
+
+
+@pytest.mark.skipif(not (STUDYTYPETELLER / "val.csv.gz").exists(), reason="../shared/data is absent")
+def test_the_fast_rows_are_the_known_features_of_text_features() -> None:
+    # The import's path (word -> row tables) must score exactly what the model was trained on.
+    model = shipped_model()
+    for title, abstract, journal in [*EDGE_RECORDS, *_labelled_records(300)]:
+        names = {model.tables.names[row] for row in model.rows_of(title, abstract, journal)}
+
+        assert names == text_features(title, abstract, journal) & model.vocabulary, title
+
+
+def test_a_model_without_cue_words_still_finds_its_cues_and_ignores_the_words() -> None:
+    # Cue words, phrase guards and pooling words get rows of their own (zero weight) when not trained.
+    weights = np.zeros((2, len(MODEL_CLASSES)), dtype=np.float32)
+    weights[0, MODEL_CLASSES.index(StudyDesign.CASE_REPORT)] = 3.0
+    weights[1, MODEL_CLASSES.index(StudyDesign.SYSTEMATIC_REVIEW)] = 3.0
+    model = DesignModel.from_arrays(
+        ["c:case_report", "c:meta_analysis"], weights, np.zeros(len(MODEL_CLASSES)), MODEL_CLASSES
+    )
+
+    case = model.classify("Uropathy", "We report a 34-year-old woman.")
+    pooled = model.classify("Depression", "A meta-analysis with pooled estimates.")
+    named_only = model.classify("Depression", "We excluded any meta-analysis.")
+
+    assert case.design is StudyDesign.CASE_REPORT and case.cues == ('cue: "case report"',)
+    assert pooled.design is StudyDesign.META_ANALYSIS  # the refinement sees "pooled" without a weight
+    assert named_only.design is StudyDesign.SYSTEMATIC_REVIEW
+    assert model.rows_of("Nothing", "mice") == {model.features["c:animal"], model.features["mice"]}
+    assert not model.weights[model.features["mice"]].any()
+
+
+def test_many_records_score_as_each_alone() -> None:
+    model = shipped_model()
+    records: list[RecordText] = [(t, a, j, (), ()) for t, a, j in EDGE_RECORDS]
+    records.append(("Ketamine", RCT_ABSTRACT, "", (), ()))
+    records.append(("Ketamine", "", "", ["Randomized Controlled Trial"], ["Humans"]))
+
+    together = model.classify_many(records)
+
+    assert together == [model.classify(*record) for record in records]
+    assert [g.design for g in model.classify_many(records, explain=False)] == [g.design for g in together]
+
+
 # --- publication notices ------------------------------------------------------------------------------
 
 
@@ -212,6 +278,36 @@ def test_import_stores_the_prefill_and_reclassify_spares_reviewers(session: Sess
     assert reclassify(session)["checked"] == 0  # nothing older than the shipped classifier is left
 
 
+def test_reclassify_redoes_an_older_classifiers_rows_and_keeps_confirmed_designs(session: Session) -> None:
+    people = team(session)
+    add_article(session, 1, title="Ketamine in depression: a randomized trial", abstract=RCT_ABSTRACT)
+    add_article(session, 2, title="Ketamine in depression: a randomized trial", abstract=RCT_ABSTRACT)
+    add_article(session, 3, title="Ketamine in depression: a randomized trial", abstract=RCT_ABSTRACT)
+    # As the previous classifier left them: a wrong, unsure prefill on all three.
+    session.execute(
+        update(Article.__table__).values(
+            design="review", design_confidence=0.4, design_version=CLASSIFIER_VERSION - 1
+        )
+    )
+    session.execute(
+        update(Article.__table__).where(col(Article.pmid) == 3).values(design_version=CLASSIFIER_VERSION)
+    )
+    session.expire_all()
+    confirmed = confirm_design(session, people["reviewer"], 2)
+    assert confirmed is not None and confirmed.design is StudyDesign.REVIEW
+
+    counts = reclassify(session)
+
+    assert counts["checked"] == 2 and counts["changed"] == 2 and counts["changed_under_correction"] == 1
+    first, second, third = (session.get(Article, pmid) for pmid in (1, 2, 3))
+    assert first is not None and first.design == "rct" and first.design_version == CLASSIFIER_VERSION
+    assert first.design_confidence >= LOW_CONFIDENCE
+    # The prefill under the confirmation moves; what the reviewer confirmed stays the study's design.
+    assert second is not None and second.design == "rct"
+    assert effective_design(session, second) is StudyDesign.REVIEW
+    assert third is not None and third.design == "review"  # already the shipped version: not redone
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
 def test_export_carries_design_confidence_and_notice_flag(session: Session, fmt: str) -> None:
     add_article(session, 1)
@@ -229,6 +325,18 @@ def test_export_carries_design_confidence_and_notice_flag(session: Session, fmt:
     assert by_pmid[1]["is_notice"] in (False, "False")
 
 
+def test_export_gives_a_reviewers_design_over_the_prefill(session: Session) -> None:
+    people = team(session)
+    add_article(session, 1)
+    correct_design(session, people["reviewer"], 1, StudyDesign.OBSERVATIONAL, "open-label extension")
+    out = io.StringIO()
+
+    write_articles(session, out, "jsonl")
+
+    (row,) = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert (row["design"], row["design_confidence"], row["is_notice"]) == ("observational", 1.0, False)
+
+
 # --- sign-off and evidence ------------------------------------------------------------------------------
 
 
@@ -238,7 +346,7 @@ def test_signoff_refuses_unconfirmed_low_confidence_designs_until_confirmed(sess
     article = add_article(session, 1)
     vote(session, people["reviewer"], claim, 1)
     session.execute(
-        update(Article.__table__).where(Article.pmid == 1).values(design_confidence=LOW_CONFIDENCE / 2)
+        update(Article.__table__).where(col(Article.pmid) == 1).values(design_confidence=LOW_CONFIDENCE / 2)
     )
     session.expire(article)
 

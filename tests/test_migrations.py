@@ -150,6 +150,51 @@ def test_a_database_of_the_previous_release_is_checked_stamped_and_keeps_its_row
     assert model_differences(empty_url) == []
 
 
+def test_upgrading_redoes_older_design_prefills_and_keeps_reviewers_designs(empty_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import update
+
+    from db.corpus.classifier import CLASSIFIER_VERSION
+    from db.models import DesignCorrection
+    from db.vocab import StudyDesign
+
+    init_db(empty_url)
+    trial = "Ketamine for depression: a double-blind randomized placebo-controlled trial"
+    with open_session(empty_url) as session:
+        for pmid in (1, 2):
+            session.add(
+                Article(pmid=pmid, title=trial, abstract="Patients were randomized.", content_hash="h")
+            )
+        session.flush()
+        reviewer = User(name="rev", role=Role.REVIEWER)
+        session.add(reviewer)
+        session.flush()
+        assert reviewer.id is not None
+        session.add(
+            DesignCorrection(
+                pmid=2, design=StudyDesign.REVIEW, previous=StudyDesign.RCT, corrected_by_id=reviewer.id
+            )
+        )
+        # As the previous release left them: prefilled by the older classifier, and wrongly.
+        session.execute(
+            update(Article.__table__).values(design="review", design_version=CLASSIFIER_VERSION - 1)
+        )
+        session.commit()
+    with engine_for(empty_url).connect() as connection:
+        command.downgrade(migrations.alembic_config(connection), "0007_grade_evidence")
+        connection.commit()
+
+    init_db(empty_url)
+
+    assert revision_of(empty_url) == migrations.head_revision()
+    with open_session(empty_url) as session:
+        articles = {a.pmid: a for a in session.scalars(select(Article))}
+        assert {a.design for a in articles.values()} == {"rct"}
+        assert {a.design_version for a in articles.values()} == {CLASSIFIER_VERSION}
+        kept = session.scalars(select(DesignCorrection)).one()
+        assert (kept.pmid, kept.design) == (2, StudyDesign.REVIEW)
+
+
 def test_an_older_pre_migration_database_gets_the_tables_it_lacked(empty_url: str) -> None:
     make_previous_release(empty_url, OLDER_RELEASE_TABLES)
 

@@ -173,6 +173,15 @@ def test_editor_table_shows_verdicts_in_the_badge_colours(conflicted: str) -> No
     )
 
 
+def test_insufficient_evidence_shows_no_certainty_on_the_editor_page(conflicted: str) -> None:
+    at = open_page("editor", "eve")
+    assert set(at.dataframe[0].value["certainty"]) == {"—"}  # every claim is insufficient here
+    box = at.selectbox(key="editor_signoff_claim")
+    box.select_index([o.split(" — ")[0] for o in box.options].index(CLAIM)).run()
+    shown = "\n".join(m.value for m in at.markdown)
+    assert "certainty: <b>—</b>" in shown and "very low" not in shown
+
+
 def test_claimreview_download_waits_for_a_sign_off_and_says_so(conflicted: str) -> None:
     at = open_page("editor", "eve")
     button = next(b for b in at.get("download_button") if b.label == "ClaimReview (JSON-LD)")

@@ -289,6 +289,65 @@ def test_simulated_labels_rank_like_real_tags(session: Session) -> None:
     assert [s.pmid for s in simulated[:4]] == [2, 3, 4, 5]
 
 
+def test_in_blind_mode_a_reviewers_queue_learns_only_from_their_own_votes(session: Session) -> None:
+    users = team(session)
+    claim = add_claim(session)  # the test document has blind mode on
+    two_topics(session, per_topic=10)
+    for pmid in (1, 2, 3):
+        vote(session, users["reviewer"], claim, pmid, StudyVerdict.SUPPORTED)
+    for pmid in (11, 12, 13):
+        vote(session, users["reviewer"], claim, pmid, StudyVerdict.NOT_RELEVANT)
+    session.commit()
+    untaught = [s.pmid for s in rank_with_labels(session, claim.key, {})]
+    # rob has voted on nothing: rita's votes, hidden from him, must not order his queue either.
+    queue = review_queue(session, claim.key, users["reviewer2"])
+    assert all(s.model is None for s in queue)
+    assert [s.pmid for s in queue] == untaught
+    # His own votes teach his queue, and say so (1 relevant, 1 not: rita's six are not counted).
+    vote(session, users["reviewer2"], claim, 20, StudyVerdict.SUPPORTED)
+    vote(session, users["reviewer2"], claim, 4, StudyVerdict.NOT_RELEVANT)
+    session.commit()
+    own = review_queue(session, claim.key, users["reviewer2"])
+    assert "learnt from 1 relevant, 1 not" in own[0].why
+    assert [s.pmid for s in own] == [
+        s.pmid for s in rank_with_labels(session, claim.key, {20: True, 4: False})
+    ]
+    # rita's queue learns from hers alone, rob's opposite votes left out.
+    mine = review_queue(session, claim.key, users["reviewer"])
+    assert "learnt from 3 relevant, 3 not" in mine[0].why
+    # An editor sees every vote, so the editor's view (rank_studies, or an editor's queue) learns from all.
+    assert "learnt from 4 relevant, 4 not" in review_queue(session, claim.key, users["editor"])[0].why
+    assert "learnt from 4 relevant, 4 not" in rank_studies(session, claim.key)[0].why
+    # His next vote moves his own model's counts; they rank as a model trained on his votes at once.
+    vote(session, users["reviewer2"], claim, 19, StudyVerdict.SUPPORTED)
+    session.commit()
+    labels = {20: True, 4: False, 19: True}
+    after = review_queue(session, claim.key, users["reviewer2"])
+    assert [(s.pmid, s.score) for s in after] == [
+        (s.pmid, s.score) for s in rank_with_labels(session, claim.key, labels)
+    ]
+
+
+def test_with_blind_mode_off_a_reviewers_queue_learns_from_the_team(session: Session) -> None:
+    from db.review.sources import set_blind_mode
+
+    users = team(session)
+    claim = add_claim(session)
+    two_topics(session, per_topic=10)
+    for pmid in (1, 2, 3):
+        vote(session, users["reviewer"], claim, pmid, StudyVerdict.SUPPORTED)
+    for pmid in (11, 12, 13):
+        vote(session, users["reviewer"], claim, pmid, StudyVerdict.NOT_RELEVANT)
+    session.commit()
+    blind = review_queue(session, claim.key, users["reviewer2"])
+    set_blind_mode(session, users["editor"], document_of(session, claim).slug, False)
+    session.commit()
+    open_queue = review_queue(session, claim.key, users["reviewer2"])
+    assert all(s.model is None for s in blind)
+    assert "learnt from 3 relevant, 3 not" in open_queue[0].why
+    assert {s.pmid for s in open_queue[:10]} == set(range(1, 11))  # microbiome first, rita's too
+
+
 # --- small pieces ----------------------------------------------------------------------------------------
 
 
@@ -352,15 +411,16 @@ def test_queue_reuses_the_model_until_a_decision_changes(
     changed = vote(session, users["reviewer"], claim, 11, StudyVerdict.NOT_RELEVANT)
     session.commit()
     trainings = _count_training(monkeypatch)
-    first = review_queue(session, claim.key, users["reviewer2"])
-    assert review_queue(session, claim.key, users["reviewer2"]) == first
+    # The editor's queue and rank_studies learn from every vote (blind mode hides none from an editor).
+    first = review_queue(session, claim.key, users["editor"])
+    assert review_queue(session, claim.key, users["editor"]) == first
     ranked = [s.pmid for s in rank_studies(session, claim.key)]
     assert ranked == [s.pmid for s in first if s.pmid not in {1, 11}]  # the same model
     assert trainings == {"class_totals": 1, "update_totals": 0}
     assert {s.pmid for s in first[:10]} == set(range(1, 11))  # microbiome first
     # A new decision, even one not yet committed, retrains at the next request, from that study alone.
     vote(session, users["reviewer2"], claim, 12, StudyVerdict.SUPPORTED)
-    assert "learnt from 2 relevant, 1 not" in review_queue(session, claim.key, users["reviewer"])[0].why
+    assert "learnt from 2 relevant, 1 not" in review_queue(session, claim.key, users["editor"])[0].why
     session.commit()
     assert trainings == {"class_totals": 1, "update_totals": 1}
     # So does a changed vote: 11 (sleep) becomes relevant; with no study left to contrast, no model.
@@ -369,15 +429,15 @@ def test_queue_reuses_the_model_until_a_decision_changes(
     )
     session.commit()
     assert claim_labels(session, claim)[11] is True
-    assert all(s.model is None for s in review_queue(session, claim.key, users["reviewer"]))
+    assert all(s.model is None for s in review_queue(session, claim.key, users["editor"]))
     vote(session, users["reviewer2"], claim, 2, StudyVerdict.NOT_RELEVANT)
     session.commit()
-    queue = review_queue(session, claim.key, users["reviewer2"])
+    queue = rank_studies(session, claim.key)
     assert trainings == {"class_totals": 1, "update_totals": 3}
-    assert {s.pmid for s in queue[:9]} == {11, *range(13, 21)}  # 12 and 2 are reviewer2's own
+    assert {s.pmid for s in queue[:8]} == set(range(13, 21))  # 1, 2, 11 and 12 are tagged
     # Brought up to date decision by decision, the model ranks as one trained on every tag at once.
     clear_corpus_cache()
-    fresh = review_queue(session, claim.key, users["reviewer2"])
+    fresh = rank_studies(session, claim.key)
     assert trainings["class_totals"] == 2
     assert [(s.pmid, s.score, s.why) for s in queue] == [(s.pmid, s.score, s.why) for s in fresh]
 
@@ -504,7 +564,10 @@ def test_preparing_the_queues_trains_every_claim_ahead(
     prepare_queues(session)
     trainings = _count_training(monkeypatch)
     for claim in claims:
-        assert review_queue(session, claim.key, users["reviewer2"])[0].model is not None
+        # The team's model (an editor's queue) and, in blind mode, each voting reviewer's own.
+        assert "learnt from 1 relevant, 1 not" in review_queue(session, claim.key, users["editor"])[0].why
+        assert "learnt from 1 relevant, 1 not" in review_queue(session, claim.key, users["reviewer"])[0].why
+        assert review_queue(session, claim.key, users["reviewer2"])[0].model is None  # no vote of his own
     assert trainings == {"class_totals": 0, "update_totals": 0}
 
 

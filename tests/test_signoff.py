@@ -8,6 +8,7 @@ from sqlmodel import Session
 from db.corpus.articles import upsert_articles
 from db.errors import InvalidInputError, PermissionDenied
 from db.models import Article
+from db.read.cards import claim_cards
 from db.review.audit import claim_history
 from db.review.signoff import (
     QueueKind,
@@ -67,6 +68,30 @@ def test_signoff_keeps_the_evidence_and_is_current_until_it_changes(session: Ses
         {"pmid": 1, "verdict": "supported", "design": "rct", "retraction_status": None}
     ]
     assert not state.evidence_changed and state.signed_by == "eve"
+
+
+def test_a_signoff_on_stated_evidence_is_current_on_the_pages_and_a_new_figure_is_named(
+    session: Session,
+) -> None:
+    people = team(session)
+    claim = add_claim(session)
+    add_article(session, 1)
+    trial = vote(session, people["reviewer"], claim, 1)
+    trial.participants, trial.follow_up_days = 80, 7.0
+    session.add(trial)
+    session.flush()
+    sign_off(session, people["editor"], claim, "ok-to-publish", "One RCT of 80.", "accurate")
+
+    # The pages' read model seals the evidence with its stated fields, as sign-off did.
+    card = next(c for c in claim_cards(session, people["editor"]) if c.key == claim.key)
+    assert card.signoff is not None and not card.signoff.evidence_changed
+    assert not card.standing.provisional
+
+    trial.participants = 120
+    session.add(trial)
+    session.flush()
+    state = signoff_state(session, claim)
+    assert state.evidence_changed and state.changes == ["PMID 1: participants 80 -> 120"]
 
 
 def test_a_newly_tagged_study_marks_the_claim_changed(session: Session) -> None:

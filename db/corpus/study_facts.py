@@ -77,8 +77,12 @@ def _read_study_facts(session: Session, pmids: list[int] | None) -> dict[int, St
         if reviewer is not None:
             facts[pmid] = StudyFacts(reviewer, status, year, 1.0, bool(is_notice))
         else:
-            facts[pmid] = StudyFacts(StudyDesign(design), status, year, float(confidence), bool(is_notice))
+            # The member from a dict, not StudyDesign(design): a tenth of the cost, 100,000 times.
+            facts[pmid] = StudyFacts(_DESIGNS[design], status, year, float(confidence), bool(is_notice))
     return facts
+
+
+_DESIGNS = {design.value: design for design in StudyDesign}
 
 
 class FactsCache:

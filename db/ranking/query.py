@@ -15,6 +15,7 @@ The seed claims keep their hand-written terms (db.ranking.terms); bench/ranking.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import numpy as np
 from sqlmodel import Session
@@ -88,18 +89,30 @@ def automatic_terms(claim: Claim) -> tuple[str, ...]:
 
 
 def feedback_standing(
-    session: Session, corpus: Corpus, first: np.ndarray, key: tuple[object, ...]
+    session: Session,
+    corpus: Corpus,
+    first: np.ndarray,
+    key: tuple[object, ...],
+    labels: Mapping[int, bool] | None = None,
 ) -> np.ndarray | None:
     """Each study's standing in (0, 1] by similarity to the centroid of the first search's best
-    PRF_DEPTH studies (TF-IDF rows), or None on a corpus too small to learn from. Kept with the corpus."""
+    PRF_DEPTH studies (TF-IDF rows), or None on a corpus too small to learn from. Kept with the corpus.
+
+    With reviewers' decisions (`labels`), the studies judged relevant take the first places of the
+    feedback set and those judged not relevant are left out of it: feedback from what is known, then
+    from what is guessed."""
     if corpus.size < PRF_MIN_STUDIES or not np.any(first > 0):
         return None
+    decided = dict(labels or {})
+    relevant = corpus.positions(sorted(p for p, judged in decided.items() if judged))
+    rejected = corpus.positions(sorted(p for p, judged in decided.items() if not judged))
 
     def compute() -> np.ndarray:
         features = corpus_features(session, corpus)
         # The best first, ties by PMID (corpus rows are in PMID order): the same studies every time.
-        top = np.lexsort((np.arange(corpus.size), -first))[:PRF_DEPTH]
-        top = top[first[top] > 0]
+        ranked = np.lexsort((np.arange(corpus.size), -first))
+        ranked = ranked[(first[ranked] > 0) & ~np.isin(ranked, rejected) & ~np.isin(ranked, relevant)]
+        top = np.concatenate([relevant, ranked])[: max(PRF_DEPTH, len(relevant))]
         chosen = np.zeros(corpus.size, dtype=bool)
         chosen[top] = True
         picks = chosen[features.rows]
@@ -113,7 +126,8 @@ def feedback_standing(
         standing.setflags(write=False)
         return standing
 
-    return remember(session, ("feedback", key, corpus.signature), compute)
+    decisions = (tuple(corpus.pmids[relevant]), tuple(corpus.pmids[rejected]))
+    return remember(session, ("feedback", key, decisions, corpus.signature), compute)
 
 
 __all__ = ["PRF_DEPTH", "PRF_WEIGHT", "TIME_SCALES", "automatic_terms", "claim_text", "feedback_standing"]

@@ -109,6 +109,11 @@ class ClaimCard:
     # second vote, whatever blind mode hides from this viewer (db.read.standing).
     standing: ClaimStanding = ClaimStanding(True, 0, 0)
 
+    @property
+    def certainty_label(self) -> str:
+        """The certainty as pages show it: none ("—") for insufficient evidence, which weighs nothing."""
+        return "—" if self.verdict is ClaimVerdict.INSUFFICIENT_EVIDENCE else self.strength.label
+
 
 def claim_cards(
     session: Session,
@@ -165,7 +170,16 @@ def _claim_cards(
         for claim_id, pmid in voted_pairs(session, viewer.id, blind_ids):
             own[claim_id].add(pmid)
     signoffs = latest_signoffs(session, claim_ids)
-    tallies = pair_tallies(session, claim_ids)
+    # Kept on each claim's copy of its evidence, which a write that changes its pairs replaces:
+    # after a vote, only that claim's pairs are counted again.
+    empty = [c for c in claim_ids if c not in summary.claims or _TALLY not in summary.claims[c].verdicts]
+    tallies = pair_tallies(session, empty) if empty else {}
+    for claim_id in empty:
+        if claim_id in summary.claims:
+            summary.claims[claim_id].verdicts[_TALLY] = tallies.get(claim_id)
+    tallies |= {
+        c: summary.claims[c].verdicts[_TALLY] for c in claim_ids if c not in tallies and c in summary.claims
+    }
     names = user_names(session)
     nothing = ClaimEvidence([], 0, EvidenceCounts(Counter(), (), 0, 0), {}, 0)
     cards = []
@@ -185,10 +199,17 @@ def _claim_cards(
             visible, out_visible = rows, full.screened_out
             counts, progress, conflicts = full.counts, full.progress, full.conflicts
         out_total = full.screened_out
-        graded, high, every = (
-            outline_verdict(counts, view, ClaimScope.of(claim))
-            for view in (DesignScope.GRADED, DesignScope.HIGH_CERTAINTY, DesignScope.ALL_DESIGNS)
-        )
+        claim_scope = ClaimScope.of(claim)
+        if blinded:
+            graded, high, every = (
+                outline_verdict(counts, view, claim_scope)
+                for view in (DesignScope.GRADED, DesignScope.HIGH_CERTAINTY, DesignScope.ALL_DESIGNS)
+            )
+        else:  # everyone's view of the claim: worked out once per copy of its evidence
+            graded, high, every = (
+                _outline(full, view, claim_scope)
+                for view in (DesignScope.GRADED, DesignScope.HIGH_CERTAINTY, DesignScope.ALL_DESIGNS)
+            )
         chosen = {
             DesignScope.GRADED: graded,
             DesignScope.HIGH_CERTAINTY: high,
@@ -217,7 +238,9 @@ def _claim_cards(
                 all_designs_verdict=every.verdict,
                 rests_on_weak_studies=graded.verdict is not high.verdict,
                 meter=outline_meter_rows(chosen),
-                excluded=tuple((e.pmid, e.reason) for e in counts.excluded),
+                excluded=_excluded(full)
+                if not blinded
+                else tuple((e.pmid, e.reason) for e in counts.excluded),
                 progress=dict(progress),
                 judged=len(rows) + out_total,
                 conflicts=conflicts,
@@ -228,6 +251,24 @@ def _claim_cards(
             )
         )
     return cards
+
+
+_TALLY = "pair tally"  # the key of a claim's PairTally among its copy's kept results
+
+
+def _outline(full: ClaimEvidence, scope: DesignScope, claim: ClaimScope) -> VerdictOutline:
+    key = ("outline", scope, claim)
+    outline = full.verdicts.get(key)
+    if outline is None:
+        outline = full.verdicts[key] = outline_verdict(full.counts, scope, claim)
+    return outline
+
+
+def _excluded(full: ClaimEvidence) -> tuple[tuple[int, str], ...]:
+    excluded = full.verdicts.get("excluded")
+    if excluded is None:
+        excluded = full.verdicts["excluded"] = tuple((e.pmid, e.reason) for e in full.counts.excluded)
+    return excluded
 
 
 def with_screened_out(result: ClaimVerdictResult, screened: int) -> ClaimVerdictResult:
@@ -305,7 +346,7 @@ def signoff_info(signoff: SignOff, evidence: list[StudyEvidence], names: dict[in
 def _sealed(claim: ClaimEvidence, facts: dict[int, StudyFacts]) -> tuple[str, list[dict[str, object]]]:
     """The claim's evidence as a sign-off seals it (fingerprint, snapshot), worked out once per copy."""
     if claim.sealed is None:
-        snapshot = evidence_snapshot(study_evidence(claim.pairs, facts))
+        snapshot = evidence_snapshot(study_evidence(claim.pairs, facts, claim.findings))
         claim.sealed = (snapshot_fingerprint(snapshot), snapshot)
     return claim.sealed
 

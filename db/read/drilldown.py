@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import threading
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -14,7 +16,16 @@ from db.errors import NotFoundError
 from db.models import Article, Assessment, Claim, ConflictResolution, User
 from db.read.cards import DESIGN_ORDER, blinded_documents, user_names
 from db.read.pairs import NOT_RELEVANT, PairSummary, ScreenedOut, screened_out_counts
-from db.review.pair_index import EvidencePair, PairRow, as_evidence_pair, claim_pair_rows, voted_pairs
+from db.review.pair_index import (
+    EvidencePair,
+    PairRow,
+    as_evidence_pair,
+    claim_pair_count,
+    claim_pair_rows,
+    claim_pair_rows_of,
+    claim_pmids,
+    voted_pairs,
+)
 from db.review.roles import Action, require
 from db.review.verdicts import EXCLUDING_STATUSES
 from db.vocab import PairState, StudyDesign, StudyVerdict
@@ -81,33 +92,104 @@ def claim_studies(
     # only when the filter asks for them. Votes are read for the page shown only.
     evidence_only = bool(verdicts) and NOT_RELEVANT not in verdicts
     facts = study_facts(session)
-    excluded = [pmid for pmid, fact in facts.items() if fact.retraction_status in EXCLUDING_STATUSES]
-    rows = claim_pair_rows(session, claim_id, evidence_only=evidence_only, excluded=excluded)
+    order = STUDY_ORDER.of(str(session.get_bind().engine.url), facts)
     blinded = claim.document_id in blinded_documents(session, viewer)
+    if not (verdicts or states or designs or blinded):
+        total = claim_pair_count(session, claim_id)
+        if total * _DENSE >= len(order.ordered):
+            # Most studies are judged for this claim: walking the order from the top finds the page
+            # after a few times its length, without reading the claim's 90,000 PMIDs.
+            page = [as_evidence_pair(claim_id, row) for row in _walk(session, claim_id, order, offset, limit)]
+            return StudyPage(total, tuple(study_rows(session, claim_id, page, facts)), 0)
+    stand: dict[int, PairRow] | None = None  # PMID -> where the pair stands, when it was read
+    if verdicts or states:
+        rows = claim_pair_rows(session, claim_id, evidence_only=evidence_only, excluded=order.excluded)
+        stand = {row[0]: row for row in rows}
+        pmids = [
+            pmid
+            for pmid, state, verdict, _ in rows
+            if (not verdicts or (verdict or "conflict") in verdicts) and (not states or state in states)
+        ]
+        judged = len(rows)
+    else:
+        # Nothing to filter on but the design (a fact): the PMIDs alone, from the index; where the
+        # pairs shown stand is read for those only.
+        pmids = claim_pmids(session, claim_id)
+        judged = len(pmids)
+    hidden = 0
     if blinded:
         assert viewer.id is not None
-        voted = voted_pairs(session, viewer.id, [claim_id])
-        visible = [row for row in rows if (claim_id, row[0]) in voted]
-    else:
-        visible = rows
-    hidden = len(rows) - len(visible)
-    if evidence_only and blinded:
-        out = screened_out_counts(session, [claim_id], viewer.id).get(claim_id, ScreenedOut(0, 0))
-        hidden += out.total - out.judged_by_viewer
+        voted = {pmid for _, pmid in voted_pairs(session, viewer.id, [claim_id])}
+        visible = len(voted.intersection(stand) if stand is not None else voted.intersection(pmids))
+        hidden = judged - visible
+        pmids = [pmid for pmid in pmids if pmid in voted]
+        if evidence_only:
+            out = screened_out_counts(session, [claim_id], viewer.id).get(claim_id, ScreenedOut(0, 0))
+            hidden += out.total - out.judged_by_viewer
+    if designs:
+        pmids = [pmid for pmid in pmids if pmid in facts and facts[pmid].design.value in designs]
+    # Strongest designs first, then newest, then highest PMID: each study's place in that order is
+    # worked out once per copy of the facts, so a page takes the few it shows, not a sort of all.
+    ranks = [r for r in map(order.rank.get, pmids) if r is not None]
+    shown = [order.ordered[r] for r in heapq.nsmallest(offset + limit, ranks)[offset:]]
+    if stand is None:
+        stand = {row[0]: row for row in claim_pair_rows_of(session, claim_id, shown)}
+    page = [as_evidence_pair(claim_id, stand[pmid]) for pmid in shown if pmid in stand]
+    return StudyPage(len(ranks), tuple(study_rows(session, claim_id, page, facts)), hidden)
 
-    def keep(row: PairRow) -> bool:
-        pmid, state, verdict, _ = row
-        return (
-            pmid in facts
-            and (not verdicts or (verdict or "conflict") in verdicts)
-            and (not designs or facts[pmid].design.value in designs)
-            and (not states or state in states)
-        )
 
-    chosen = [row for row in visible if keep(row)]
-    chosen.sort(key=lambda row: (_DESIGN_RANK[facts[row[0]].design], -(facts[row[0]].pub_year or 0), -row[0]))
-    page = [as_evidence_pair(claim_id, row) for row in chosen[offset : offset + limit]]
-    return StudyPage(len(chosen), tuple(study_rows(session, claim_id, page, facts)), hidden)
+# A claim judged for at least one study in this many is paged by walking the order (`_walk`).
+_DENSE = 8
+
+
+def _walk(session: Session, claim_id: int, order: StudyOrder, offset: int, limit: int) -> list[PairRow]:
+    """The claim's pairs at `offset`, `limit` in the page's order: every study in that order, read
+    in growing slices until enough of them turn out to be judged for the claim."""
+    found: list[PairRow] = []
+    start, size = 0, max(2 * (offset + limit), 64)
+    while len(found) < offset + limit and start < len(order.ordered):
+        chunk = order.ordered[start : start + size]
+        judged = {row[0]: row for row in claim_pair_rows_of(session, claim_id, chunk)}
+        found += [judged[pmid] for pmid in chunk if pmid in judged]
+        start, size = start + size, size * 4
+    return found[offset : offset + limit]
+
+
+@dataclass(frozen=True)
+class StudyOrder:
+    """Derived from one copy of every study's facts: each study's place in the drill-down's order
+    (strongest designs first, then newest, then highest PMID) and the studies the rule excludes."""
+
+    facts: dict[int, StudyFacts]
+    ordered: list[int]  # every study's PMID, in that order
+    rank: dict[int, int]  # PMID -> its place in `ordered`
+    excluded: list[int]
+
+
+class StudyOrderCache:
+    """A StudyOrder per database, kept while db.corpus.study_facts serves the same copy of the facts."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, StudyOrder] = {}
+        self._lock = threading.Lock()
+
+    def of(self, url: str, facts: dict[int, StudyFacts]) -> StudyOrder:
+        kept = self._kept.get(url)
+        if kept is not None and kept.facts is facts:
+            return kept
+        ordered = sorted(facts, key=lambda p: (_DESIGN_RANK[facts[p].design], -(facts[p].pub_year or 0), -p))
+        excluded = [pmid for pmid, fact in facts.items() if fact.retraction_status in EXCLUDING_STATUSES]
+        order = StudyOrder(facts, ordered, {pmid: n for n, pmid in enumerate(ordered)}, excluded)
+        with self._lock:
+            self._kept[url] = order
+        return order
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+
+
+STUDY_ORDER = StudyOrderCache()
 
 
 _DESIGN_RANK = {design: rank for rank, design in enumerate(DESIGN_ORDER)}

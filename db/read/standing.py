@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import NamedTuple
 
-from sqlalchemy import String, case, func, select, type_coerce
+from sqlalchemy import String, func, select, type_coerce
 from sqlmodel import Session
 
 from db.chunks import chunked
@@ -51,20 +51,21 @@ class ClaimStanding(NamedTuple):
 
 def pair_tallies(session: Session, claim_ids: Collection[int]) -> dict[int, PairTally]:
     """claim id -> its open conflicts and pairs awaiting a second vote, counted from the pair index
-    (db.review.pair_index) for every viewer alike (counts reveal no verdict). Claims without judged
-    pairs are left out."""
+    (db.review.pair_index) for every viewer alike (counts reveal no verdict). Claims with neither
+    are left out.
+
+    Two counts, each from its own index on pair_state (migration 0008): one grouped read of every
+    pair took 0.5 s at 850,000 pairs, on every summary after a write.
+    """
     table = PairRecord.__table__
     conflict = type_coerce(table.c.state, String) == PairState.CONFLICT.value
-    query = select(
-        table.c.claim_id,
-        func.sum(case((conflict, 1), else_=0)),
-        func.sum(case((table.c.votes == 1, 1), else_=0)),
-    ).group_by(table.c.claim_id)
-    tallies: dict[int, PairTally] = {}
-    for chunk in chunked(sorted(set(claim_ids))):
-        for claim_id, conflicts, single in session.execute(query.where(table.c.claim_id.in_(chunk))):
-            tallies[int(claim_id)] = PairTally(int(conflicts or 0), int(single or 0))
-    return tallies
+    counted: dict[int, list[int]] = {}
+    for column, where in ((0, conflict), (1, table.c.votes == 1)):
+        query = select(table.c.claim_id, func.count()).where(where).group_by(table.c.claim_id)
+        for chunk in chunked(sorted(set(claim_ids))):
+            for claim_id, n in session.execute(query.where(table.c.claim_id.in_(chunk))):
+                counted.setdefault(int(claim_id), [0, 0])[column] = int(n)
+    return {claim_id: PairTally(*counts) for claim_id, counts in counted.items()}
 
 
 def claim_standing(session: Session, claim: Claim) -> ClaimStanding:

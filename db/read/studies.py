@@ -351,7 +351,8 @@ class QueueOrder:
 def review_order(session: Session, claim_key: str, reviewer: User, limit: int | None = None) -> QueueOrder:
     """The first `limit` studies the reviewer has not judged for the claim, most relevant and
     strongest designs first (db.ranking.queue.review_queue: full-text relevance with the claim's
-    expansion terms, learning from every reviewer's tags). Ranking orders; it never drops a study."""
+    expansion terms, learning from every reviewer's tags, or in blind mode the reviewer's own). Ranking
+    orders; it never drops a study."""
     ranked = review_queue(session, claim_key, reviewer, limit)
     return QueueOrder(tuple(r.pmid for r in ranked), {r.pmid: r.why for r in ranked if r.why})
 

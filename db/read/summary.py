@@ -106,6 +106,10 @@ class ClaimEvidence:
     findings: dict[int, Findings] = field(default_factory=dict)  # PMID -> the pair's stated evidence
     # (fingerprint, snapshot) of the evidence a sign-off is compared with, worked out once.
     sealed: tuple[str, list[dict[str, object]]] | None = field(default=None, compare=False)
+    # What is worked out from this copy once: the derived verdict per (design scope, claim scope),
+    # the outline per ("outline", design scope, claim scope), the pair tally and the excluded studies
+    # as the cards list them (db.read.cards).
+    verdicts: dict[Any, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,19 @@ def summary_evidence(session: Session, mark: ReadMark) -> SummaryEvidence:
     if mark.audit is not None and mark.cards is not None:
         SUMMARY.keep_evidence(key, summary)
     return summary
+
+
+def kept_claim_evidence(session: Session, claim_id: int) -> ClaimEvidence | None:
+    """One claim's evidence from the kept copy, brought up to date with the writes since; None when
+    there is no copy, or the studies' designs or standings moved since it was read (the caller then
+    reads the claim itself, rather than every claim again)."""
+    cached = SUMMARY.evidence(str(session.get_bind().engine.url))
+    if cached is None or cached.audit is None:
+        return None
+    mark = read_mark(session)
+    if cached.facts != mark.facts:
+        return None
+    return summary_evidence(session, mark).claims.get(claim_id)
 
 
 def warm_summary(session: Session) -> None:

@@ -325,6 +325,36 @@ def claim_pair_rows(
     return sorted([*rows, *more]) if more else rows
 
 
+def claim_pmids(session: Session, claim_id: int) -> list[int]:
+    """The PMIDs of one claim's judged pairs (every one), from the index."""
+    table = PairRecord.__table__
+    # As scalars: half the time of plain rows fetched at once (90,000 rows a claim).
+    return list(session.scalars(select(table.c.pmid).where(table.c.claim_id == claim_id)))
+
+
+def claim_pair_count(session: Session, claim_id: int) -> int:
+    """How many judged pairs one claim has, counted from the index."""
+    table = PairRecord.__table__
+    return int(session.scalar(select(func.count()).where(table.c.claim_id == claim_id)) or 0)
+
+
+def claim_pair_rows_of(session: Session, claim_id: int, pmids: Collection[int]) -> list[PairRow]:
+    """claim_pair_rows of one claim's `pmids` only (a page of them), every one of them, by PMID."""
+    table = PairRecord.__table__
+    query = select(
+        table.c.pmid,
+        type_coerce(table.c.state, String),
+        type_coerce(table.c.verdict, String),
+        type_coerce(table.c.resolved_once, Integer),
+    ).where(table.c.claim_id == claim_id)
+    rows = [
+        tuple(row)
+        for chunk in chunked(sorted(pmids))
+        for row in session.execute(query.where(table.c.pmid.in_(chunk)))
+    ]
+    return sorted(rows)
+
+
 def as_evidence_pair(claim_id: int, row: PairRow) -> EvidencePair:
     pmid, state, verdict, resolved_once = row
     return EvidencePair(claim_id, pmid, *_KINDS[(state, verdict, bool(resolved_once))])

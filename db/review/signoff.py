@@ -16,6 +16,7 @@ from db.errors import InvalidInputError
 from db.models import Assessment, Claim, ClaimProposal, SignOff, User
 from db.review.audit import record_event
 from db.review.claims import list_claims
+from db.review.pair_evidence import with_findings
 from db.review.pairs import claim_evidence, listed_evidence, open_conflicts, pair_statuses
 from db.review.rating import (
     DEPARTURE_RATIONALE_MIN,
@@ -26,10 +27,12 @@ from db.review.rating import (
 )
 from db.review.roles import Action, require
 from db.review.verdicts import (
+    FINDING_FIELDS,
     ClaimScope,
     ClaimVerdictResult,
     DesignScope,
     Sensitivity,
+    StudyEvidence,
     derive_claim_verdict,
     evidence_fingerprint,
     evidence_snapshot,
@@ -50,9 +53,35 @@ from db.vocab import (
 def claim_verdict(
     session: Session, claim: Claim, scope: DesignScope = DesignScope.GRADED
 ) -> ClaimVerdictResult:
-    """The claim's derived verdict from its current evidence (see db.review.verdicts.derive_claim_verdict)."""
-    evidence, screened_out = listed_evidence(session, claim)
-    return derive_claim_verdict(evidence, scope, screened_out=screened_out, claim=ClaimScope.of(claim))
+    """The claim's derived verdict from its current evidence (see db.review.verdicts.derive_claim_verdict).
+
+    Served from the verdict summary's per-process copy of the claim's evidence when there is one
+    (db.read.summary: brought up to date with the writes since, and the verdict worked out once per
+    copy); otherwise derived from the claim's pairs read here.
+    """
+    # Imported here: the summary (db.read) reads through this module's neighbours.
+    from db.read.summary import kept_claim_evidence
+
+    assert claim.id is not None
+    claim_scope = ClaimScope.of(claim)
+    kept = kept_claim_evidence(session, claim.id)
+    if kept is None:
+        evidence, screened_out = listed_evidence(session, claim)
+        return derive_claim_verdict(evidence, scope, screened_out=screened_out, claim=claim_scope)
+    key = (DesignScope(scope), claim_scope)
+    result = kept.verdicts.get(key)
+    if result is None:
+        facts = study_facts(session)
+        evidence = [
+            with_findings(
+                StudyEvidence(p.pmid, p.verdict, facts[p.pmid].design, facts[p.pmid].retraction_status),
+                kept.findings.get(p.pmid),
+            )
+            for p in kept.pairs
+        ]
+        result = derive_claim_verdict(evidence, scope, screened_out=kept.screened_out, claim=claim_scope)
+        kept.verdicts[key] = result
+    return result
 
 
 def claim_sensitivity(session: Session, claim: Claim) -> Sensitivity:
@@ -231,10 +260,11 @@ def describe_changes(before: list[dict[str, object]], after: list[dict[str, obje
             lines.append(f"PMID {pmid} no longer counted")
         elif was != now:
             assert was is not None  # the first branch took a study only in `after`
+            # Snapshots leave out the evidence fields nobody stated.
             fields = [
-                f"{name} {was[name] or 'none'} -> {now[name] or 'none'}"
-                for name in ("verdict", "design", "retraction_status")
-                if was[name] != now[name]
+                f"{name} {was.get(name) or 'none'} -> {now.get(name) or 'none'}"
+                for name in ("verdict", "design", "retraction_status", *FINDING_FIELDS)
+                if was.get(name) != now.get(name)
             ]
             lines.append(f"PMID {pmid}: {', '.join(fields)}")
     return lines

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlmodel import Session, col
@@ -70,6 +71,7 @@ def _insert_document(session: Session, actor: User | None, **values: Any) -> Sou
     if not title or not text.strip():
         raise InvalidInputError("A source document needs a title and its full text; paste both and retry.")
     slug = values.pop("slug") or slugify(title)
+    values["url"] = web_address(values.get("url"))
     if find_document(session, slug) is not None:
         raise ConflictError(f"A document with slug {slug!r} exists already; give another --slug.")
     document = SourceDocument(slug=slug, title=title, text=text, **values)
@@ -92,7 +94,9 @@ def find_document(session: Session, slug: str) -> SourceDocument | None:
 def get_document(session: Session, slug: str) -> SourceDocument:
     document = find_document(session, slug)
     if document is None:
-        raise NotFoundError(f"No source document {slug!r}; list them or add it first.")
+        raise NotFoundError(
+            f"No source document {slug!r}; `documents list` shows them, `claims propose FILE` adds one."
+        )
     return document
 
 
@@ -113,6 +117,48 @@ def set_blind_mode(
     """Turn blind mode on or off for one document (it starts on)."""
     require(actor, Action.MANAGE_CLAIMS)
     return _change_document(session, actor, slug, "blind_mode", on, reason)
+
+
+# How an article is described where it was published: what ClaimReview says of the claim's appearance.
+DESCRIPTION_FIELDS = ("title", "author", "outlet", "url")
+
+
+def describe_document(
+    session: Session, actor: User, slug: str, *, reason: str | None = None, **changes: str | None
+) -> SourceDocument:
+    """Change the article's title, author, outlet or URL (each audited); an empty value clears it.
+
+    ClaimReview publishes them: the claim's author is the article's author (or its outlet), and its
+    appearance links the URL.
+    """
+    require(actor, Action.MANAGE_CLAIMS)
+    unknown = sorted(set(changes) - set(DESCRIPTION_FIELDS))
+    if unknown:
+        raise InvalidInputError(
+            f"Unknown document field(s) {', '.join(unknown)}; use {', '.join(DESCRIPTION_FIELDS)}."
+        )
+    cleaned = {name: (value or "").strip() or None for name, value in changes.items()}
+    if "title" in cleaned and cleaned["title"] is None:
+        raise InvalidInputError("A document's title cannot be empty; give the article's title.")
+    if "url" in cleaned:
+        cleaned["url"] = web_address(cleaned["url"])
+    document = get_document(session, slug)
+    for name, value in cleaned.items():
+        document = _change_document(session, actor, slug, name, value, reason)
+    return document
+
+
+def web_address(url: str | None) -> str | None:
+    """`url` if it is an http(s) address with a host (it is published and linked), else an error."""
+    if url is None or not url.strip():
+        return None
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
+        raise InvalidInputError(
+            f"{url[:100]!r} is not a web address; give the article's full address, starting https:// or http://."
+        )
+    return url
 
 
 def _change_document(

@@ -488,10 +488,73 @@ def queue_command(actor: str | None) -> int:
     return 0
 
 
+@click.group(help="The articles under review (source documents).")
+def documents() -> None:
+    pass
+
+
+@documents.command("list", help="List the documents: slug, status, claims, title, author, outlet, URL.")
+def documents_list() -> int:
+    from db.review.claims import list_claims
+    from db.review.sources import list_documents
+
+    with database_session(seed=True) as session:
+        claims_of: dict[int, int] = {}
+        for claim in list_claims(session):
+            claims_of[claim.document_id] = claims_of.get(claim.document_id, 0) + 1
+        for document in list_documents(session):
+            assert document.id is not None
+            fields = (document.author, document.outlet, document.url)
+            say(
+                f"{document.slug}\t{document.status.value}\t{claims_of.get(document.id, 0)} claim(s)\t"
+                f"{document.title}\t" + "\t".join(value or "-" for value in fields)
+            )
+    return 0
+
+
+@documents.command(
+    "edit",
+    help="Change how the document SLUG is described where it was published (editors). ClaimReview "
+    "publishes these: the claim's author (the article's author, else its outlet) and the article's URL. "
+    "An empty value (--author '') clears a field.",
+)
+@click.argument("slug")
+@click.option("--title", help="the article's title")
+@click.option("--author", help="who wrote the article (a person)")
+@click.option("--outlet", help="where it appeared (a site or publication), used when no author is named")
+@click.option("--url", help="the article's web address (https://...)")
+@click.option("--reason", help="why, for the audit trail")
+@actor_option("the editor making the change")
+def documents_edit(
+    slug: str,
+    title: str | None,
+    author: str | None,
+    outlet: str | None,
+    url: str | None,
+    reason: str | None,
+    actor: str | None,
+) -> int:
+    from db.review.sources import describe_document
+
+    given = {"title": title, "author": author, "outlet": outlet, "url": url}
+    changes = {name: value for name, value in given.items() if value is not None}
+    if not changes:
+        raise click.UsageError("Nothing to change; give --title, --author, --outlet or --url.")
+    with database_session(seed=True) as session:
+        document = describe_document(session, acting_user(session, actor), slug, reason=reason, **changes)
+        session.commit()
+        say(
+            f"{document.slug}: {document.title} · author {document.author or '-'} · outlet "
+            f"{document.outlet or '-'} · {document.url or 'no URL'}"
+        )
+    return 0
+
+
 COMMANDS = [
     import_assessments_command,
     users,
     claims,
+    documents,
     conflicts_command,
     resolve_command,
     signoff_command,
