@@ -185,8 +185,11 @@ def test_queue_returns_every_untagged_study(session: Session) -> None:
     assert sorted(s.pmid for s in queue) == [p for p in range(1, 32) if p not in {3, 4}]
     others = [s.pmid for s in review_queue(session, claim.key, users["reviewer2"])]
     assert sorted(others) == [p for p in range(1, 32) if p != 5]
-    assert [p for p in others if p not in {3, 4}] == [s.pmid for s in ranked]  # the same order
     assert [s.pmid for s in review_queue(session, claim.key, users["reviewer2"], limit=3)] == others[:3]
+    # An editor (never blinded) learns from the whole team's tags, as rank_studies does: the same order.
+    # (A blinded reviewer learns from their own votes alone: tests/test_ranking.py's blind-mode tests.)
+    editors = [s.pmid for s in review_queue(session, claim.key, users["editor"])]
+    assert [p for p in editors if p not in {3, 4, 5}] == [s.pmid for s in ranked]
     assert len(rank_studies(session, claim.key, top=5)) == 5
 
 

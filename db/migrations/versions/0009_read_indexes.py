@@ -1,8 +1,8 @@
 """Indexes for the dashboard's reads at 100,000 studies: the assessments that state evidence
 fields, and each claim's open conflicts and single-vote pairs.
 
-Revision ID: 0008_read_indexes
-Revises: 0007_grade_evidence
+Revision ID: 0009_read_indexes
+Revises: 0008_design_prefill_v2
 Create Date: 2026-12-05 07:50:00.000000
 
 db.review.pair_evidence reads, for every claim, the few assessments that state any evidence field
@@ -23,8 +23,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008_read_indexes"
-down_revision: str | None = "0007_grade_evidence"
+revision: str = "0009_read_indexes"
+down_revision: str | None = "0008_design_prefill_v2"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
