@@ -30,6 +30,22 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 @functools.cache
 def engine_for(url: str) -> Engine:
     """Process-wide engine for `url`, created on first use."""
+    engine = _new_engine(url)
+    _ENGINES.append(engine)
+    return engine
+
+
+_ENGINES: list[Engine] = []
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection of every engine this process made (at exit: SQLite's WAL is then
+    checkpointed and its files tidied, PostgreSQL sees a clean goodbye)."""
+    for engine in _ENGINES:
+        engine.dispose()
+
+
+def _new_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:

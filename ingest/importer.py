@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
-from multiprocessing.pool import AsyncResult
+from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
 from typing import IO, Literal
 
@@ -156,24 +156,39 @@ def _is_gzip(path: Path) -> bool:
 def iter_item_batches(
     path: Path, batch_size: int, position: ReadPosition | None = None, workers: int | None = None
 ) -> Iterator[list[StoredItem]]:
-    """Batches of storable items, in file order.
+    """Batches of storable items, in file order (see parsed_batches)."""
+    with parsed_batches(path, batch_size, position, workers) as batches:
+        yield from batches
+
+
+@contextmanager
+def parsed_batches(
+    path: Path, batch_size: int, position: ReadPosition | None = None, workers: int | None = None
+) -> Iterator[Iterator[list[StoredItem]]]:
+    """Batches of storable items, in file order; with worker processes, already parsing on entry.
 
     Large XML files are parsed by worker processes while this one stores: on two cores that
     nearly doubles throughput. This process only cuts the file into blocks of whole records;
     the workers split, check and parse them. Results come back in file order, so deletions and
     revisions apply as the file has them, and damage stops the import at its batch.
+
+    The workers start, and get their first blocks, when the block is entered: the caller migrates
+    the database meanwhile (import_file), and finds the first batches parsed when it starts storing.
     """
     _check_path(path)
     workers = _worker_count(path) if workers is None else workers
-    if workers < 1 or file_format(path) != "xml":
+    try:
+        parallel = workers >= 1 and file_format(path) == "xml"
+    except PubmedFormatError as exc:
+        yield _raising(exc)  # met where the batches are read, so the run that reads them logs it
+        return
+    if not parallel:
         records = iter_file_records(path, position)
-        while batch := list(islice(records, batch_size)):
-            yield to_stored_items(batch)
+        yield (to_stored_items(batch) for batch in iter(lambda: list(islice(records, batch_size)), []))
         return
     context = multiprocessing.get_context("fork")
     shipped_model()  # the design classifier's tables, built once here for every forked worker
     label = str(path)
-    ready: list[StoredItem] = []
     with (
         tempfile.TemporaryDirectory(prefix="ketamine-import-", dir=_spool_parent()) as spool,
         context.Pool(workers, initializer=os.nice, initargs=(WORKER_NICENESS,)) as pool,
@@ -181,21 +196,50 @@ def iter_item_batches(
     ):
         pending: deque[AsyncResult[str]] = deque()
         blocks = iter_record_blocks(stream, label, BLOCK_BYTES)
-        while True:
-            try:
-                block = next(blocks, None)
-            except PubmedFormatError:
-                # Damage found while cutting: everything before it is parsed and stored first.
-                while pending:
-                    yield from _take_batches(ready, _unspool(pending.popleft().get()), batch_size)
-                raise
-            if block is not None:
+        # The first window of blocks goes out now; damage met while cutting it is raised where the
+        # batches are read, after the blocks before it.
+        damage: PubmedFormatError | None = None
+        try:
+            for block in islice(blocks, 2 * workers + 1):
                 pending.append(pool.apply_async(_parse_block_to_spool, (block, label, spool)))
-            # A bounded window of blocks in flight keeps memory flat.
-            while pending and (block is None or len(pending) > 2 * workers):
+        except PubmedFormatError as exc:
+            damage = exc
+        yield _ordered_batches(pool, pending, blocks, damage, label, spool, batch_size, workers)
+
+
+def _raising(exc: BaseException) -> Iterator[list[StoredItem]]:
+    raise exc
+    yield  # a generator: raises when first read
+
+
+def _ordered_batches(
+    pool: Pool,
+    pending: deque[AsyncResult[str]],
+    blocks: Iterator[RecordBlock],
+    damage: PubmedFormatError | None,
+    label: str,
+    spool: str,
+    batch_size: int,
+    workers: int,
+) -> Iterator[list[StoredItem]]:
+    ready: list[StoredItem] = []
+    while True:
+        try:
+            if damage is not None:
+                raise damage
+            block = next(blocks, None)
+        except PubmedFormatError:
+            # Damage found while cutting: everything before it is parsed and stored first.
+            while pending:
                 yield from _take_batches(ready, _unspool(pending.popleft().get()), batch_size)
-            if block is None:
-                break
+            raise
+        if block is not None:
+            pending.append(pool.apply_async(_parse_block_to_spool, (block, label, spool)))
+        # A bounded window of blocks in flight keeps memory flat.
+        while pending and (block is None or len(pending) > 2 * workers):
+            yield from _take_batches(ready, _unspool(pending.popleft().get()), batch_size)
+        if block is None:
+            break
     if ready:
         yield ready
 
@@ -291,37 +335,49 @@ def import_file(
     if batch_size < 1:
         raise ValueError(f"Batch size {batch_size} must be at least 1.")
     _check_path(path)
-    init_db(database_url)
     position = ReadPosition(size=path.stat().st_size)
-    # The harvest's lock: an import and a harvest writing the same new records at once would
-    # make one of them fail its batch.
-    with job_lock(database_url, "harvest"), open_session(database_url) as session:
-        run = start_run(session, kind="import", query=str(path))
-        done = 0
-        try:
-            for items in iter_item_batches(path, batch_size, position, workers):
-                store_batch(session, run, items, keep_newer=not allow_older)
-                done += len(items)
-                if progress:
-                    # The total is estimated from the share of the file read so far.
-                    estimate = int(done / position.fraction) if position.fraction > 0 else None
-                    progress(done, max(estimate, done) if estimate else None)
-            run.count = done
-            if done == 0:
-                raise PubmedFormatError(
-                    f"{path}: holds no PubMed records; check that it is the file you meant."
-                )
-            finish_run(session, run, RunStatus.SUCCEEDED)
-        except PubmedFormatError as exc:
-            _fail(session, run, str(exc))
-            raise
-        except OperationalError as exc:
-            message = describe_operational_error(database_url, exc)
-            _fail(session, run, message)
-            raise DatabaseError(message) from exc
-        except BaseException as exc:  # Ctrl-C or a bug: the committed batches stay, the run says failed
-            _fail(session, run, f"{type(exc).__name__}: {exc}".strip())
-            raise
+    # The workers start parsing before the database is migrated, which a new database takes a
+    # moment for (docs/performance.md). The harvest's lock: an import and a harvest writing the
+    # same new records at once would make one of them fail its batch.
+    with parsed_batches(path, batch_size, position, workers) as batches:
+        init_db(database_url)
+        with job_lock(database_url, "harvest"), open_session(database_url) as session:
+            return _store_all(database_url, path, session, batches, position, progress, allow_older)
+
+
+def _store_all(
+    database_url: str,
+    path: Path,
+    session: Session,
+    batches: Iterator[list[StoredItem]],
+    position: ReadPosition,
+    progress: Progress | None,
+    allow_older: bool,
+) -> HarvestRun:
+    run = start_run(session, kind="import", query=str(path))
+    done = 0
+    try:
+        for items in batches:
+            store_batch(session, run, items, keep_newer=not allow_older)
+            done += len(items)
+            if progress:
+                # The total is estimated from the share of the file read so far.
+                estimate = int(done / position.fraction) if position.fraction > 0 else None
+                progress(done, max(estimate, done) if estimate else None)
+        run.count = done
+        if done == 0:
+            raise PubmedFormatError(f"{path}: holds no PubMed records; check that it is the file you meant.")
+        finish_run(session, run, RunStatus.SUCCEEDED)
+    except PubmedFormatError as exc:
+        _fail(session, run, str(exc))
+        raise
+    except OperationalError as exc:
+        message = describe_operational_error(database_url, exc)
+        _fail(session, run, message)
+        raise DatabaseError(message) from exc
+    except BaseException as exc:  # Ctrl-C or a bug: the committed batches stay, the run says failed
+        _fail(session, run, f"{type(exc).__name__}: {exc}".strip())
+        raise
     log.info(
         "imported %s: %d new, %d updated, %d unchanged",
         path,

@@ -16,7 +16,6 @@ from db.corpus.articles import (
 from db.corpus.design import prefill_many
 from db.corpus.runs import record_batch
 from db.models import HarvestRun
-from db.review.signoff import flag_changed_evidence
 from ingest.records import DeletedCitation, PubmedRecord
 
 # A parsed item ready to store: an article's encoded column values, or a PMID that PubMed deleted.
@@ -54,7 +53,12 @@ def store_batch(
             pending.append(item)
     outcome.add(upsert_encoded_articles(session, pending, run.id, keep_newer=keep_newer))
     # Same transaction: a claim signed off on evidence this batch changed is flagged with it.
-    flag_changed_evidence(session, outcome.changed_pmids)
+    if outcome.changed_pmids:
+        # Imported here: the review rules' modules are a tenth of an import command's start-up, and
+        # a batch of only new records (a first import, most harvests) needs none of them.
+        from db.review.signoff import flag_changed_evidence
+
+        flag_changed_evidence(session, outcome.changed_pmids)
     record_batch(run, outcome, requests_made)
     session.add(run)
     session.commit()

@@ -209,3 +209,28 @@ def test_options_on_a_shared_shell_fall_back_on_the_environment(
     assert "Nothing waits for an editor." in capsys.readouterr().out
     code, _, err = run_cli("users", "add", "rita", "--role", "boss")
     assert code == 2 and err.startswith("error: Invalid value for '--role'") and err.count("\n") == 1
+
+
+@pytest.mark.slow  # a subprocess: the console script's own exit
+def test_the_console_script_closes_the_database_and_flushes_before_its_fast_exit(tmp_path: Path) -> None:
+    database = tmp_path / "fast-exit.sqlite3"
+    env = dict(os.environ, DATABASE_URL=f"sqlite:///{database}")
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(Path(__file__).parent.parent), env.get("PYTHONPATH")])
+    )
+    command = [sys.executable, "-m", "ingest.cli"]
+    done = subprocess.run(
+        [*command, "import", str(SAMPLE)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("6 new, 0 updated, 0 unchanged, 0 deleted (run 1).")
+    # Closed, not abandoned: SQLite folds the write-ahead log into the file when the last connection closes.
+    assert database.exists() and not Path(f"{database}-wal").exists()
+    failed = subprocess.run(
+        [*command, "import", str(tmp_path / "missing.xml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert failed.returncode == 1 and "no such file" in failed.stderr

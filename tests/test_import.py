@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
+from db.corpus import articles
 from db.corpus.articles import article_revisions, decode_article, encode_article
 from db.corpus.design import prefill_columns
 from db.engine import open_session
@@ -261,3 +262,71 @@ def test_encoded_rows_round_trip_and_fill_defaults() -> None:
     assert (partial["journal"], partial["authors"], partial["doi"]) == ("", [], None)
     with pytest.raises(ValueError, match="needs a value for 'title'"):
         encode_article({"pmid": 1, "content_hash": "h"})
+
+
+@pytest.mark.postgres
+def test_copy_and_insert_store_the_same_rows_revisions_and_search_vector(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copies = []
+    real_copy = articles._copy_encoded
+    monkeypatch.setattr(articles, "_copy_encoded", lambda *args: copies.append(1) or real_copy(*args))
+
+    def stored(copy: bool) -> tuple[list[dict[str, object]], list[tuple[object, ...]]]:
+        monkeypatch.setattr(articles, "COPY_ON_POSTGRES", copy)
+        with open_session(postgres_url) as session:
+            session.execute(text("DELETE FROM article_revision"))
+            session.execute(text("DELETE FROM article"))
+            session.commit()
+        import_file(postgres_url, SAMPLE)
+        import_file(postgres_url, UPDATE)  # revisions, deletions and one new record
+        with open_session(postgres_url) as session:
+            rows = [
+                {k: v for k, v in row.items() if k not in {"first_seen_at", "updated_at"}}
+                | {"search_vector": row["search_vector"]}
+                for row in session.execute(
+                    text("SELECT *, search_vector::text AS search_vector FROM article ORDER BY pmid")
+                ).mappings()
+            ]
+            revisions = [
+                tuple(row)
+                for row in session.execute(
+                    select(
+                        ArticleRevision.pmid,
+                        ArticleRevision.change,
+                        ArticleRevision.changed_fields,
+                        ArticleRevision.before,
+                        ArticleRevision.after,
+                        ArticleRevision.old_hash,
+                        ArticleRevision.new_hash,
+                    ).order_by(ArticleRevision.pmid, ArticleRevision.id)
+                )
+            ]
+        return rows, revisions
+
+    by_insert = stored(copy=False)
+    assert copies == []
+    by_copy = stored(copy=True)
+    assert len(copies) == 2  # each file's new articles went by COPY
+    assert by_copy == by_insert
+    rows, revisions = by_copy
+    assert len(rows) == 5 and all(row["search_vector"] for row in rows)
+    assert {change for _, change, *_ in revisions} == {"revised", "deleted"}
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["<html><body><p>Not PubMed.</p></body></html>\n" * 50_000, "%PDF-1.4\n" + "x" * 200_000],
+    ids=["other XML", "not XML"],
+)
+def test_a_file_that_is_not_pubmed_is_logged_as_failed_with_workers(
+    db_url: str, tmp_path: Path, content: str
+) -> None:
+    other = tmp_path / "other.xml"
+    other.write_text(content)
+    with pytest.raises(PubmedFormatError):
+        import_file(db_url, other, workers=2)
+    with open_session(db_url) as session:
+        assert session.scalar(select(func.count()).select_from(Article)) == 0
+        run = session.scalars(select(HarvestRun)).one()
+        assert run.status == "failed" and run.error and run.records_new == 0

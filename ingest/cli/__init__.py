@@ -7,6 +7,6 @@ writer in `output`, the error report in `errors`. Commands import db/ when they 
 and usage errors stay quick.
 """
 
-from ingest.cli.root import cli, main
+from ingest.cli.root import cli, main, run
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "main", "run"]

@@ -1,10 +1,9 @@
 """`python -m ingest.cli`: the console script without its installed wrapper."""
 
 import os
-import sys
 
-from ingest.cli import main
+from ingest.cli import run
 
 # Children (the dashboard's Streamlit) print as they go rather than in blocks.
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
-sys.exit(main())
+run()
