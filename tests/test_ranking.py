@@ -651,3 +651,24 @@ def test_designs_read_the_mesh_descriptors(session: Session) -> None:
     session.commit()
     designs = {s.pmid: s.design for s in rank_studies(session, claim.key)}
     assert designs == {1: StudyDesign.PRECLINICAL, 2: StudyDesign.RCT, 3: StudyDesign.OBSERVATIONAL}
+
+
+def test_personal_models_never_push_out_the_claims_shared_values(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from db.ranking import corpus as ranking_corpus
+
+    monkeypatch.setattr(ranking_corpus, "DERIVED_CACHE_SIZE", 2)
+    monkeypatch.setattr(ranking_corpus, "PERSONAL_CACHE_SIZE", 3)
+    clear_corpus_cache()
+    ranking_corpus.keep(session, ("lexical", 1), "scores of claim 1")
+    ranking_corpus.keep(session, ("learned", 1, None), "team model")
+    for reviewer in range(10):  # a large team's blinded reviewers
+        ranking_corpus.keep(session, ("learned", 1, reviewer), f"model of {reviewer}", personal=True)
+    assert ranking_corpus.recall(session, ("lexical", 1)) == "scores of claim 1"
+    assert ranking_corpus.recall(session, ("learned", 1, None)) == "team model"
+    kept = [r for r in range(10) if ranking_corpus.recall(session, ("learned", 1, r)) is not None]
+    assert kept == [7, 8, 9]  # the latest, as many as are kept
+    ranking_corpus.keep(session, ("lexical", 2), "scores of claim 2")
+    ranking_corpus.keep(session, ("lexical", 3), "scores of claim 3")
+    assert ranking_corpus.recall(session, ("lexical", 1)) is None  # shared values age among themselves

@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 
 # How many values derived from one database's corpus (lexical scores, trained models) are kept.
 DERIVED_CACHE_SIZE = 64
+# Values of one reviewer alone (a blinded reviewer's model: db.ranking.queue) are kept apart, so that a
+# large team's many personal models never push out the claims' lexical scores and team models.
+PERSONAL_CACHE_SIZE = 64
 _T = TypeVar("_T")
 
 # Bump when what _Tokeniser.of produces changes: stored word counts of other versions are ignored.
@@ -175,6 +178,7 @@ class _Store:
         self.features_wanted = False  # once a model needed features, new studies are tokenised on arrival
         self.lock = threading.Lock()
         self.derived: OrderedDict[tuple[object, ...], object] = OrderedDict()
+        self.personal: OrderedDict[tuple[object, ...], object] = OrderedDict()
         self.derived_lock = threading.Lock()
 
 
@@ -206,6 +210,7 @@ def current_corpus(session: Session) -> Corpus:
         store.corpus = _refresh(session, store, signature)
         with store.derived_lock:  # keyed on the old signature: never asked for again
             store.derived.clear()
+            store.personal.clear()
         return store.corpus
 
 
@@ -422,20 +427,23 @@ def recall(session: Session, key: tuple[object, ...]) -> object | None:
     """The value kept under `key` for this database (see remember), or None."""
     store = _store(session)
     with store.derived_lock:
-        if key not in store.derived:
-            return None
-        store.derived.move_to_end(key)
-        return store.derived[key]
+        for kept in (store.derived, store.personal):
+            if key in kept:
+                kept.move_to_end(key)
+                return kept[key]
+        return None
 
 
-def keep(session: Session, key: tuple[object, ...], value: object) -> None:
-    """Keep `value` under `key` for this database; the least recently used of DERIVED_CACHE_SIZE go first."""
+def keep(session: Session, key: tuple[object, ...], value: object, *, personal: bool = False) -> None:
+    """Keep `value` under `key` for this database; the least recently used of DERIVED_CACHE_SIZE go first
+    (of PERSONAL_CACHE_SIZE, for a value of one reviewer alone)."""
     store = _store(session)
+    kept, size = (store.personal, PERSONAL_CACHE_SIZE) if personal else (store.derived, DERIVED_CACHE_SIZE)
     with store.derived_lock:
-        store.derived[key] = value
-        store.derived.move_to_end(key)
-        while len(store.derived) > DERIVED_CACHE_SIZE:
-            store.derived.popitem(last=False)
+        kept[key] = value
+        kept.move_to_end(key)
+        while len(kept) > size:
+            kept.popitem(last=False)
 
 
 def remember(session: Session, key: tuple[object, ...], compute: Callable[[], _T]) -> _T:

@@ -34,7 +34,7 @@ from sqlmodel import Session, col
 from db.chunks import chunked
 from db.corpus.design import DESIGN_TIER
 from db.models import Assessment, AuditEvent, Claim, ConflictResolution, DesignCorrection, User
-from db.ranking.corpus import keep, recall
+from db.ranking.corpus import PERSONAL_CACHE_SIZE, keep, recall
 from db.ranking.model import (
     ClassTotals,
     Corpus,
@@ -260,7 +260,7 @@ def _claim_learning(
                 labels.pop(pmid, None)
         learned = _learn(session, corpus, labels, learn, previous, changed)
     learned = replace(learned, mark=mark, signature=corpus.signature)
-    keep(session, key, learned)
+    keep(session, key, learned, personal=reviewer is not None)
     return learned
 
 
@@ -422,19 +422,27 @@ def _rank(
 
 def prepare_queues(session: Session) -> None:
     """Fill the caches every claim's queue reads: the corpus, its features once any claim has tags to
-    learn from, and each claim's lexical scores and trained model, the team's and, in blind mode, that
-    of each reviewer who voted on it (seconds at 100,000 studies, and on PostgreSQL ts_rank is most of
-    it); then the first queue a reviewer opens is as fast as the next."""
+    learn from, and each claim's lexical scores and trained model, the team's and, in blind mode, those of
+    the reviewers who voted last (as many as are kept: PERSONAL_CACHE_SIZE) (seconds at 100,000 studies,
+    and on PostgreSQL ts_rank is most of it); then the first queue a reviewer opens is as fast as the next."""
     corpus = current_corpus(session)
     options = RankingOptions()
-    for claim in session.execute(select(Claim).order_by(col(Claim.id))).scalars():
+    claims = {claim.id: claim for claim in session.execute(select(Claim).order_by(col(Claim.id))).scalars()}
+    for claim in claims.values():
         lexical_scores(session, corpus, query_terms(session, claim, expand=options.expand))
         _claim_learning(session, claim, corpus, options.learn)
-        voters = select(col(Assessment.reviewer_id)).where(col(Assessment.claim_id) == claim.id).distinct()
-        for reviewer_id in sorted(session.execute(voters).scalars()):
-            reviewer = session.get(User, reviewer_id)
-            if reviewer is not None and is_blinded(session, reviewer, claim):
-                _claim_learning(session, claim, corpus, options.learn, reviewer)
+    # The (claim, reviewer) pairs with the latest votes, oldest first, so the latest stay kept longest.
+    latest = func.max(col(Assessment.id))
+    recent = (
+        select(col(Assessment.claim_id), col(Assessment.reviewer_id))
+        .group_by(col(Assessment.claim_id), col(Assessment.reviewer_id))
+        .order_by(latest.desc())
+        .limit(PERSONAL_CACHE_SIZE)
+    )
+    for claim_id, reviewer_id in reversed(session.execute(recent).all()):
+        claim, reviewer = claims.get(claim_id), session.get(User, reviewer_id)
+        if claim is not None and reviewer is not None and is_blinded(session, reviewer, claim):
+            _claim_learning(session, claim, corpus, options.learn, reviewer)
 
 
 def warm_review_queues(session_factory: Callable[[], AbstractContextManager[Session]]) -> threading.Thread:
