@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from db.errors import InvalidInputError, PermissionDenied
-from db.models import AuditEvent, Claim, ClaimSearchTerms
+from db.models import AuditEvent, Claim, ClaimSearchTerms, User
 from db.ranking.model import clear_corpus_cache, percentile, tokens
 from db.ranking.queue import RankingOptions, claim_labels, rank_studies, rank_with_labels, review_queue
 from db.ranking.terms import (
@@ -257,7 +257,8 @@ def test_model_waits_for_a_relevant_and_a_not_relevant_tag(session: Session) -> 
     assert "learnt from 1 relevant, 1 not" in ranked[0].why
 
 
-def test_queue_learns_from_tags_and_retrains_when_they_change(session: Session) -> None:
+def rita_tagged_two_topics(session: Session) -> tuple[dict[str, User], Claim]:
+    """Two topics of ten studies each; rita judged three of the first relevant, three of the second not."""
     users = team(session)
     claim = add_claim(session)
     two_topics(session, per_topic=10)
@@ -266,6 +267,11 @@ def test_queue_learns_from_tags_and_retrains_when_they_change(session: Session) 
     for pmid in (11, 12, 13):
         vote(session, users["reviewer"], claim, pmid, StudyVerdict.NOT_RELEVANT)
     session.commit()
+    return users, claim
+
+
+def test_queue_learns_from_tags_and_retrains_when_they_change(session: Session) -> None:
+    users, claim = rita_tagged_two_topics(session)
     first = [s.pmid for s in rank_studies(session, claim.key)]
     assert set(first[:7]) == set(range(4, 11))  # the other microbiome studies lead
     # The team changes its mind: sleep studies are what the claim needs. The next ranking follows.
@@ -293,14 +299,7 @@ def test_simulated_labels_rank_like_real_tags(session: Session) -> None:
 
 
 def test_in_blind_mode_a_reviewers_queue_learns_only_from_their_own_votes(session: Session) -> None:
-    users = team(session)
-    claim = add_claim(session)  # the test document has blind mode on
-    two_topics(session, per_topic=10)
-    for pmid in (1, 2, 3):
-        vote(session, users["reviewer"], claim, pmid, StudyVerdict.SUPPORTED)
-    for pmid in (11, 12, 13):
-        vote(session, users["reviewer"], claim, pmid, StudyVerdict.NOT_RELEVANT)
-    session.commit()
+    users, claim = rita_tagged_two_topics(session)  # the test document has blind mode on
     untaught = [s.pmid for s in rank_with_labels(session, claim.key, {})]
     # rob has voted on nothing: rita's votes, hidden from him, must not order his queue either.
     queue = review_queue(session, claim.key, users["reviewer2"])
@@ -334,14 +333,7 @@ def test_in_blind_mode_a_reviewers_queue_learns_only_from_their_own_votes(sessio
 def test_with_blind_mode_off_a_reviewers_queue_learns_from_the_team(session: Session) -> None:
     from db.review.sources import set_blind_mode
 
-    users = team(session)
-    claim = add_claim(session)
-    two_topics(session, per_topic=10)
-    for pmid in (1, 2, 3):
-        vote(session, users["reviewer"], claim, pmid, StudyVerdict.SUPPORTED)
-    for pmid in (11, 12, 13):
-        vote(session, users["reviewer"], claim, pmid, StudyVerdict.NOT_RELEVANT)
-    session.commit()
+    users, claim = rita_tagged_two_topics(session)
     blind = review_queue(session, claim.key, users["reviewer2"])
     set_blind_mode(session, users["editor"], document_of(session, claim).slug, False)
     session.commit()
