@@ -69,6 +69,10 @@ class StudyDesign(Labelled):
         }
 
 
+# The member of a stored value, for hot paths: a dict lookup is a tenth of the cost of StudyDesign(value).
+DESIGN_BY_VALUE: dict[str, StudyDesign] = {design.value: design for design in StudyDesign}
+
+
 class EvidenceTier(IntEnum):
     """How much a design weighs in a claim verdict, in the spirit of GRADE."""
 
@@ -116,6 +120,9 @@ class StudyVerdict(Labelled):
     MIXED = "mixed"
     UNSUPPORTED = "unsupported"
     NOT_RELEVANT = "not_relevant"  # screened out: never counted in a claim verdict
+
+
+VERDICT_BY_VALUE: dict[str, StudyVerdict] = {verdict.value: verdict for verdict in StudyVerdict}
 
 
 class PairState(Labelled):

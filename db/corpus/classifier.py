@@ -300,8 +300,7 @@ class DesignModel:
         "t:" + word strings, and the cues come from the rows of their words.
         """
         tables = self.tables
-        title_text = title.encode().translate(_WORD_BYTES)
-        abstract_text = abstract.encode().translate(_WORD_BYTES)
+        title_text, abstract_text = _words(title), _words(abstract)
         title_words = title_text.split()
         rows = set(map(tables.words.get, abstract_text.split()))
         rows.update(map(tables.words.get, title_words))
@@ -317,7 +316,7 @@ class DesignModel:
         if journal:
             journal_rows = tables.journals.get(journal)
             if journal_rows is None:
-                journal_words = journal.encode().translate(_WORD_BYTES).split()
+                journal_words = _words(journal).split()
                 journal_rows = tables.journals[journal] = frozenset(map(tables.journal.get, journal_words))
                 if len(tables.journals) > 10_000:  # a few thousand journals carry most of PubMed
                     tables.journals.clear()

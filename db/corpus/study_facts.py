@@ -18,7 +18,7 @@ from db.chunks import chunked
 from db.corpus.classifier import LOW_CONFIDENCE
 from db.models import Article, DesignCorrection
 from db.review.assessments import latest_design_corrections
-from db.vocab import StudyDesign
+from db.vocab import DESIGN_BY_VALUE, StudyDesign
 
 # Above this many PMIDs, reading every article is cheaper than a long IN (...) list.
 _ALL_ARTICLES_FROM = 2_000
@@ -77,12 +77,11 @@ def _read_study_facts(session: Session, pmids: list[int] | None) -> dict[int, St
         if reviewer is not None:
             facts[pmid] = StudyFacts(reviewer, status, year, 1.0, bool(is_notice))
         else:
-            # The member from a dict, not StudyDesign(design): a tenth of the cost, 100,000 times.
-            facts[pmid] = StudyFacts(_DESIGNS[design], status, year, float(confidence), bool(is_notice))
+            # 100,000 times at each start: the member from a dict, not StudyDesign(design).
+            facts[pmid] = StudyFacts(
+                DESIGN_BY_VALUE[design], status, year, float(confidence), bool(is_notice)
+            )
     return facts
-
-
-_DESIGNS = {design.value: design for design in StudyDesign}
 
 
 class FactsCache:

@@ -257,18 +257,11 @@ _TALLY = "pair tally"  # the key of a claim's PairTally among its copy's kept re
 
 
 def _outline(full: ClaimEvidence, scope: DesignScope, claim: ClaimScope) -> VerdictOutline:
-    key = ("outline", scope, claim)
-    outline = full.verdicts.get(key)
-    if outline is None:
-        outline = full.verdicts[key] = outline_verdict(full.counts, scope, claim)
-    return outline
+    return full.worked_out(("outline", scope, claim), lambda: outline_verdict(full.counts, scope, claim))
 
 
 def _excluded(full: ClaimEvidence) -> tuple[tuple[int, str], ...]:
-    excluded = full.verdicts.get("excluded")
-    if excluded is None:
-        excluded = full.verdicts["excluded"] = tuple((e.pmid, e.reason) for e in full.counts.excluded)
-    return excluded
+    return full.worked_out("excluded", lambda: tuple((e.pmid, e.reason) for e in full.counts.excluded))
 
 
 def with_screened_out(result: ClaimVerdictResult, screened: int) -> ClaimVerdictResult:

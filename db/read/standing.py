@@ -54,7 +54,7 @@ def pair_tallies(session: Session, claim_ids: Collection[int]) -> dict[int, Pair
     (db.review.pair_index) for every viewer alike (counts reveal no verdict). Claims with neither
     are left out.
 
-    Two counts, each from its own index on pair_state (migration 0008): one grouped read of every
+    Two counts, each from its own index on pair_state (migration 0009): one grouped read of every
     pair took 0.5 s at 850,000 pairs, on every summary after a write.
     """
     table = PairRecord.__table__

@@ -12,10 +12,10 @@ from __future__ import annotations
 import threading
 from bisect import insort
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ScalarSelect, TextClause, func, select, text
 from sqlmodel import Session
@@ -94,6 +94,9 @@ _PAIR_ACTIONS = (
 )
 
 
+_T = TypeVar("_T")
+
+
 @dataclass
 class ClaimEvidence:
     """One claim's evidence pairs as everyone sees them (no blind mode), counted for the rule."""
@@ -110,6 +113,12 @@ class ClaimEvidence:
     # the outline per ("outline", design scope, claim scope), the pair tally and the excluded studies
     # as the cards list them (db.read.cards).
     verdicts: dict[Any, Any] = field(default_factory=dict, compare=False)
+
+    def worked_out(self, key: Any, compute: Callable[[], _T]) -> _T:
+        """`compute()` once per copy, kept under `key` among `verdicts`."""
+        if key not in self.verdicts:
+            self.verdicts[key] = compute()
+        return self.verdicts[key]
 
 
 @dataclass(frozen=True)

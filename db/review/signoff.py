@@ -16,7 +16,6 @@ from db.errors import InvalidInputError
 from db.models import Assessment, Claim, ClaimProposal, SignOff, User
 from db.review.audit import record_event
 from db.review.claims import list_claims
-from db.review.pair_evidence import with_findings
 from db.review.pairs import claim_evidence, listed_evidence, open_conflicts, pair_statuses
 from db.review.rating import (
     DEPARTURE_RATIONALE_MIN,
@@ -32,7 +31,6 @@ from db.review.verdicts import (
     ClaimVerdictResult,
     DesignScope,
     Sensitivity,
-    StudyEvidence,
     derive_claim_verdict,
     evidence_fingerprint,
     evidence_snapshot,
@@ -60,6 +58,7 @@ def claim_verdict(
     copy); otherwise derived from the claim's pairs read here.
     """
     # Imported here: the summary (db.read) reads through this module's neighbours.
+    from db.read.pairs import study_evidence
     from db.read.summary import kept_claim_evidence
 
     assert claim.id is not None
@@ -68,20 +67,15 @@ def claim_verdict(
     if kept is None:
         evidence, screened_out = listed_evidence(session, claim)
         return derive_claim_verdict(evidence, scope, screened_out=screened_out, claim=claim_scope)
-    key = (DesignScope(scope), claim_scope)
-    result = kept.verdicts.get(key)
-    if result is None:
-        facts = study_facts(session)
-        evidence = [
-            with_findings(
-                StudyEvidence(p.pmid, p.verdict, facts[p.pmid].design, facts[p.pmid].retraction_status),
-                kept.findings.get(p.pmid),
-            )
-            for p in kept.pairs
-        ]
-        result = derive_claim_verdict(evidence, scope, screened_out=kept.screened_out, claim=claim_scope)
-        kept.verdicts[key] = result
-    return result
+    return kept.worked_out(
+        (DesignScope(scope), claim_scope),
+        lambda: derive_claim_verdict(
+            study_evidence(kept.pairs, study_facts(session), kept.findings),
+            scope,
+            screened_out=kept.screened_out,
+            claim=claim_scope,
+        ),
+    )
 
 
 def claim_sensitivity(session: Session, claim: Claim) -> Sensitivity:

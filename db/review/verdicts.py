@@ -19,6 +19,8 @@ from typing import Any
 from db.corpus.design import DESIGN_NOUNS, DESIGN_TIER
 from db.models.review import STATED_FINDINGS
 from db.vocab import (
+    DESIGN_BY_VALUE,
+    VERDICT_BY_VALUE,
     ClaimVerdict,
     Directness,
     DowngradeDomain,
@@ -299,8 +301,7 @@ def derive_claim_verdict(
             not_relevant += 1
         else:
             eligible.append(study)
-            # A dict of the members, not StudyDesign(...): the same member, at a tenth of the cost.
-            rated[(_DESIGNS[study.design], _VERDICTS[study.verdict])] += 1
+            rated[(DESIGN_BY_VALUE[study.design], VERDICT_BY_VALUE[study.verdict])] += 1
 
     detailed = tuple(s for s in eligible if s.has_findings)
     counts = EvidenceCounts(rated, tuple(excluded), len(unresolved), not_relevant, detailed)
@@ -326,10 +327,6 @@ def derive_claim_verdict(
         follow_up_days=outline.follow_up_days,
         indirect=indirect,
     )
-
-
-_DESIGNS = {design.value: design for design in StudyDesign}
-_VERDICTS = {verdict.value: verdict for verdict in StudyVerdict}
 
 
 # (design, verdict) -> how many rated studies: all the rule reads of the studies it weighs.
