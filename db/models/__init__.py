@@ -16,6 +16,7 @@ from db.models.review import (
     PairRecord,
     SignOff,
     SourceDocument,
+    SummaryCopyRecord,
     User,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "PairRecord",
     "SignOff",
     "SourceDocument",
+    "SummaryCopyRecord",
     "User",
     "UserCredential",
 ]

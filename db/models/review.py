@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -257,6 +258,34 @@ class PairRecord(TableModel, table=True):
     resolved_once: bool = Field(sa_column=Column(Boolean, nullable=False))
     # Every vote "not relevant" and never resolved: counted, not listed, by the summary.
     screened_out: bool = Field(sa_column=Column(Boolean, nullable=False))
+
+
+class SummaryCopyRecord(TableModel, table=True):
+    """A row of table summary_copy: one claim's evidence as the verdict summary keeps it, so that a new
+    process starts from it instead of reading every pair (db.read.summary_copy).
+
+    Valid at audit event `audit_id` (its time `audit_at`) for the study facts of `facts` (see
+    db.corpus.study_facts.facts_signature), in layout `layout`; a reader brings it up to date with the
+    pairs of the events since. `pmids` (int64) and `codes` (uint16, indexes into `legend`) are
+    little-endian arrays. Derived: no foreign key, left out of dumps, emptied whenever pair_state
+    is rebuilt."""
+
+    __tablename__ = "summary_copy"
+    __table_args__ = {"info": {"derived": True}}
+
+    claim_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    layout: int = Field(sa_column=Column(Integer, nullable=False))
+    audit_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    audit_at: str = Field(sa_column=Column(String(64), nullable=False))
+    facts: str = Field(sa_column=Column(Text, nullable=False))
+    screened_out: int = Field(sa_column=Column(Integer, nullable=False))
+    legend: list[Any] = Field(sa_column=Column(JSON, nullable=False))
+    pmids: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    codes: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # What is worked out from the pairs and kept with them: the sealed evidence's fingerprint and
+    # the open conflicts and single-vote pairs (db.read.standing.PairTally), when known.
+    fingerprint: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    tally: list[int] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class DesignCorrection(TableModel, table=True):

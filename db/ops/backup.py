@@ -51,10 +51,13 @@ MANIFEST_NAME = "manifest.json"
 # Tables whose rows are computed from others, left out of dumps. article_embedding holds sentence
 # embeddings of each article's text, recomputed by the ranking's semantic stage when missing;
 # article_terms holds each article's word counts for the learning queue, recounted when missing;
-# pair_state is where each (claim, study) pair stands, rebuilt from the assessments by every restore. The
+# pair_state is where each (claim, study) pair stands, rebuilt from the assessments by every restore;
+# summary_copy is the verdict summary's copy of it, refilled by the first summary after a restore. The
 # full-text index (SQLite FTS5 table and triggers, PostgreSQL generated tsvector column) is DDL
 # outside SQLModel.metadata: never dumped, and rebuilt by the database itself as rows are restored.
-DERIVED_TABLES: frozenset[str] = frozenset({"article_embedding", "article_terms", "pair_state"})
+DERIVED_TABLES: frozenset[str] = frozenset(
+    {"article_embedding", "article_terms", "pair_state", "summary_copy"}
+)
 _BATCH = 2_000
 
 

@@ -5,7 +5,7 @@ progress and sign-off, as one viewer may see them (blind mode), from the summary
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -13,17 +13,12 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from db.corpus.design import DESIGN_TIER
-from db.corpus.study_facts import StudyFacts, study_facts
 from db.models import SignOff, SourceDocument, User
-from db.read.pairs import study_evidence
-from db.read.standing import ClaimStanding, pair_tallies
+from db.read.claim_evidence import ClaimEvidence, claim_evidence_of
+from db.read.standing import ClaimStanding, PairTally
 from db.read.summary import (
     SUMMARY,
-    ClaimEvidence,
     ReadMark,
-    conflicts_of,
-    evidence_counts,
-    progress_of,
     read_mark,
     summary_evidence,
 )
@@ -35,7 +30,6 @@ from db.review.verdicts import (
     ClaimScope,
     ClaimVerdictResult,
     DesignScope,
-    EvidenceCounts,
     StudyEvidence,
     VerdictOutline,
     evidence_snapshot,
@@ -163,40 +157,27 @@ def _claim_cards(
         return []
     claim_ids = [c.id for c in claims if c.id is not None]
     summary = summary_evidence(session, mark)
-    facts = study_facts(session)
     blind_ids = [c.id for c in claims if c.id is not None and c.document_id in blind_documents]
     own: dict[int, set[int]] = defaultdict(set)  # claim id -> the studies the viewer voted on
     if blind_ids and viewer.id is not None:
         for claim_id, pmid in voted_pairs(session, viewer.id, blind_ids):
             own[claim_id].add(pmid)
     signoffs = latest_signoffs(session, claim_ids)
-    # Kept on each claim's copy of its evidence, which a write that changes its pairs replaces:
-    # after a vote, only that claim's pairs are counted again.
-    empty = [c for c in claim_ids if c not in summary.claims or _TALLY not in summary.claims[c].verdicts]
-    tallies = pair_tallies(session, empty) if empty else {}
-    for claim_id in empty:
-        if claim_id in summary.claims:
-            summary.claims[claim_id].verdicts[_TALLY] = tallies.get(claim_id)
-    tallies |= {
-        c: summary.claims[c].verdicts[_TALLY] for c in claim_ids if c not in tallies and c in summary.claims
-    }
     names = user_names(session)
-    nothing = ClaimEvidence([], 0, EvidenceCounts(Counter(), (), 0, 0), {}, 0)
+    nothing = claim_evidence_of(0, [], {}, 0, {})
     cards = []
     for claim in claims:
         assert claim.id is not None
         full = summary.claims.get(claim.id, nothing)
-        rows = full.pairs
         blinded = claim.document_id in blind_documents
         if blinded:
             mine = own.get(claim.id, set())
-            visible = [p for p in rows if p.pmid in mine]
+            listed_visible = full.visible_count(mine)
             # Each of the viewer's pairs is either listed or screened out (db.review.pair_index).
-            out_visible = len(mine) - len(visible)
-            counts = evidence_counts(visible, facts, out_visible, full.findings)
-            progress, conflicts = progress_of(visible, out_visible), conflicts_of(visible)
+            out_visible = len(mine) - listed_visible
+            counts, progress, conflicts = full.visible_to(mine, out_visible)
         else:
-            visible, out_visible = rows, full.screened_out
+            listed_visible, out_visible = full.listed, full.screened_out
             counts, progress, conflicts = full.counts, full.progress, full.conflicts
         out_total = full.screened_out
         claim_scope = ClaimScope.of(claim)
@@ -218,7 +199,7 @@ def _claim_cards(
         signoff = signoffs.get(claim.id)
         # The sign-off is compared with the full evidence, whoever looks at it (screened-out
         # studies are no part of a sign-off's evidence snapshot).
-        info = _signoff_details(signoff, *_sealed(full, facts), names) if signoff else None
+        info = _signoff_details(signoff, *full.sealed(), names) if signoff else None
         cards.append(
             ClaimCard(
                 id=claim.id,
@@ -242,18 +223,17 @@ def _claim_cards(
                 if not blinded
                 else tuple((e.pmid, e.reason) for e in counts.excluded),
                 progress=dict(progress),
-                judged=len(rows) + out_total,
+                judged=full.listed + out_total,
                 conflicts=conflicts,
                 blinded=blinded,
-                hidden=len(rows) + out_total - len(visible) - out_visible,
+                hidden=full.listed + out_total - listed_visible - out_visible,
                 signoff=info,
-                standing=ClaimStanding.of(info.evidence_changed if info else None, tallies.get(claim.id)),
+                standing=ClaimStanding.of(
+                    info.evidence_changed if info else None, PairTally(*full.tally) if full.tally else None
+                ),
             )
         )
     return cards
-
-
-_TALLY = "pair tally"  # the key of a claim's PairTally among its copy's kept results
 
 
 def _outline(full: ClaimEvidence, scope: DesignScope, claim: ClaimScope) -> VerdictOutline:
@@ -333,22 +313,17 @@ def user_names(session: Session) -> dict[int, str]:
 
 def signoff_info(signoff: SignOff, evidence: list[StudyEvidence], names: dict[int, str]) -> SignoffInfo:
     snapshot = evidence_snapshot(evidence)
-    return _signoff_details(signoff, snapshot_fingerprint(snapshot), snapshot, names)
-
-
-def _sealed(claim: ClaimEvidence, facts: dict[int, StudyFacts]) -> tuple[str, list[dict[str, object]]]:
-    """The claim's evidence as a sign-off seals it (fingerprint, snapshot), worked out once per copy."""
-    if claim.sealed is None:
-        snapshot = evidence_snapshot(study_evidence(claim.pairs, facts, claim.findings))
-        claim.sealed = (snapshot_fingerprint(snapshot), snapshot)
-    return claim.sealed
+    return _signoff_details(signoff, snapshot_fingerprint(snapshot), lambda: snapshot, names)
 
 
 def _signoff_details(
-    signoff: SignOff, fingerprint: str, snapshot: list[dict[str, object]], names: dict[int, str]
+    signoff: SignOff,
+    fingerprint: str,
+    snapshot: Callable[[], list[dict[str, object]]],
+    names: dict[int, str],
 ) -> SignoffInfo:
     changed = fingerprint != signoff.evidence_fingerprint
-    changes = describe_changes(signoff.evidence, snapshot) if changed else []
+    changes = describe_changes(signoff.evidence, snapshot()) if changed else []
     return SignoffInfo(
         decision=SignOffDecision(signoff.decision),
         rationale=signoff.rationale,

@@ -2,32 +2,32 @@
 kept until a write, then brought up to date with only the pairs the write changed.
 
 One object, `SUMMARY`, holds what is kept (per database URL) and clears it (`clear`, `forget`). The
-claims' evidence is read from db.review.pair_index (kept by every write) and counted for the
-verdict rule (db.review.verdicts.outline_verdict) rather than listed; tests/test_pair_state.py checks
-the cards against a plain recomputation from the votes.
+claims' evidence is read from db.review.pair_index (kept by every write) as compact arrays
+(db.read.claim_evidence), counted for the verdict rule (db.review.verdicts.outline_verdict) rather
+than listed, and kept in the database too (db.read.summary_copy), so that a new process starts from
+it. tests/test_pair_state.py checks the cards against a plain recomputation from the votes.
 """
 
 from __future__ import annotations
 
 import threading
-from bisect import insort
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from operator import attrgetter
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
 
 from sqlalchemy import ScalarSelect, TextClause, func, select, text
 from sqlmodel import Session
 
-from db.corpus.study_facts import StudyFacts, facts_signature, study_facts
-from db.models import AuditEvent, Claim, SignOff, User
-from db.read.pairs import NOT_RELEVANT
+from db.corpus.study_facts import facts_signature, study_facts
+from db.models import Article, AuditEvent, Claim, SignOff, User
+from db.read.claim_evidence import ClaimEvidence, claim_evidence_of
+from db.read.standing import pair_tallies
+from db.read.summary_copy import load_copies, store_copies
 from db.review.claims import list_claims
-from db.review.pair_evidence import Findings, pair_findings, with_findings
-from db.review.pair_index import EvidencePair, evidence_pairs, evidence_pairs_of, screened_out_tally
-from db.review.verdicts import EXCLUDING_STATUSES, EvidenceCounts, ExcludedStudy, StudyEvidence, Tally
-from db.vocab import AuditAction, PairState, StudyVerdict
+from db.review.pair_evidence import Findings, pair_findings
+from db.review.pair_index import claim_pair_rows, evidence_pairs_of, screened_out_tally
+from db.review.verdicts import EXCLUDING_STATUSES
+from db.vocab import AuditAction
 
 
 class SummaryCache:
@@ -94,33 +94,6 @@ _PAIR_ACTIONS = (
 )
 
 
-_T = TypeVar("_T")
-
-
-@dataclass
-class ClaimEvidence:
-    """One claim's evidence pairs as everyone sees them (no blind mode), counted for the rule."""
-
-    pairs: list[EvidencePair]  # by PMID
-    screened_out: int
-    counts: EvidenceCounts
-    progress: dict[str, int]
-    conflicts: int
-    findings: dict[int, Findings] = field(default_factory=dict)  # PMID -> the pair's stated evidence
-    # (fingerprint, snapshot) of the evidence a sign-off is compared with, worked out once.
-    sealed: tuple[str, list[dict[str, object]]] | None = field(default=None, compare=False)
-    # What is worked out from this copy once: the derived verdict per (design scope, claim scope),
-    # the outline per ("outline", design scope, claim scope), the pair tally and the excluded studies
-    # as the cards list them (db.read.cards).
-    verdicts: dict[Any, Any] = field(default_factory=dict, compare=False)
-
-    def worked_out(self, key: Any, compute: Callable[[], _T]) -> _T:
-        """`compute()` once per copy, kept under `key` among `verdicts`."""
-        if key not in self.verdicts:
-            self.verdicts[key] = compute()
-        return self.verdicts[key]
-
-
 @dataclass(frozen=True)
 class SummaryEvidence:
     """Every active claim's evidence, and what it was read at (see `read_mark`)."""
@@ -149,34 +122,42 @@ class ReadMark:
 def summary_evidence(session: Session, mark: ReadMark) -> SummaryEvidence:
     """Every active claim's evidence, from the kept copy brought up to date with the writes since.
 
-    Every write that changes a claim's pairs appends an audit event naming the claim and, but for
-    a merge, the study (votes, resolutions): the pairs of those events are read again and put in
-    place of the copy's; a claim with many changed pairs, or a merge, is read whole; a change of
-    any study's design or standing (harvests, corrections) reads every claim. The copy is kept
-    only at a settled mark (`ReadMark.audit`); otherwise the result is served once.
+    The copy is this process's, or else the one kept in the database (db.read.summary_copy). Every
+    write that changes a claim's pairs appends an audit event naming the claim and, but for a merge,
+    the study (votes, resolutions): the pairs of those events are read again and put in place of
+    the copy's; a claim with many changed pairs, or a merge, is read whole; a change of any study's
+    design or standing (harvests, corrections) reads every claim. The copy is kept, here and in the
+    database, only at a settled mark (`ReadMark.audit`); otherwise the result is served once.
     """
     key = str(session.get_bind().engine.url)
     claim_ids = [c.id for c in list_claims(session) if c.id is not None]
-    # Every study's facts (cached per process) give the excluded studies without a query.
-    facts = study_facts(session)
     cached = SUMMARY.evidence(key)
-    changes: dict[int, set[int] | None] | None = None  # None: every claim read whole
+    base: dict[int, ClaimEvidence] = {}
+    since: tuple[int, str] | None = None
     if cached is not None and cached.facts == mark.facts and cached.audit is not None:
-        upto = mark.audit[0] if mark.audit is not None else None
-        changes = pairs_changed_since(session, cached.audit, upto)
-    if cached is None or changes is None:
-        excluded = [pmid for pmid, fact in facts.items() if fact.retraction_status in EXCLUDING_STATUSES]
-        claims = read_claims(session, claim_ids, facts, excluded)
+        base, since = cached.claims, cached.audit
     else:
-        excluded = cached.excluded
-        whole = [c for c in claim_ids if c not in cached.claims or (c in changes and changes[c] is None)]
+        loaded = load_copies(session, claim_ids, mark.facts)
+        if loaded:
+            base = {claim_id: claim for claim_id, (claim, _) in loaded.items()}
+            since = min((at for _, at in loaded.values()), key=itemgetter(0))
+    changes: dict[int, set[int] | None] | None = None  # None: every claim read whole
+    if since is not None:
+        changes = pairs_changed_since(session, since, mark.audit[0] if mark.audit is not None else None)
+    excluded = excluded_studies(session)
+    if changes is None:
+        claims = read_claims(session, claim_ids, excluded)
+    else:
+        whole = [c for c in claim_ids if c not in base or (c in changes and changes[c] is None)]
         patched = [c for c in claim_ids if c not in whole and changes.get(c)]
-        claims = {c: cached.claims[c] for c in claim_ids if c not in whole and c not in patched}
-        claims |= read_claims(session, whole, facts, excluded)
-        claims |= patch_claims(session, {c: cached.claims[c] for c in patched}, changes, facts, excluded)
+        claims = {c: base[c] for c in claim_ids if c not in whole and c not in patched}
+        claims |= read_claims(session, whole, excluded)
+        claims |= patch_claims(session, {c: base[c] for c in patched}, changes, excluded)
+    work_out_standing(session, claims)
     summary = SummaryEvidence(claims, excluded, mark.facts, mark.audit)
     if mark.audit is not None and mark.cards is not None:
         SUMMARY.keep_evidence(key, summary)
+        store_copies(session, claims.values(), mark.audit, mark.facts)
     return summary
 
 
@@ -195,23 +176,34 @@ def kept_claim_evidence(session: Session, claim_id: int) -> ClaimEvidence | None
 
 def warm_summary(session: Session) -> None:
     """Read every claim's evidence into the per-process copy the summary starts from (a few seconds
-    at 100,000 studies), so that the first Overview or Claims page after a start does not wait."""
+    at 100,000 studies without a copy in the database), so that the first Overview or Claims page
+    after a start does not wait."""
     summary_evidence(session, read_mark(session))
 
 
-def read_claims(
-    session: Session, claim_ids: list[int], facts: dict[int, StudyFacts], excluded: list[int]
-) -> dict[int, ClaimEvidence]:
+def excluded_studies(session: Session) -> list[int]:
+    """The studies the verdict rule excludes (retracted, ...), by PMID, from an index."""
+    table = Article.__table__
+    query = select(table.c.pmid).where(table.c.retraction_status.in_(list(EXCLUDING_STATUSES)))
+    return sorted(session.scalars(query))
+
+
+def read_claims(session: Session, claim_ids: list[int], excluded: list[int]) -> dict[int, ClaimEvidence]:
     if not claim_ids:
         return {}
-    pairs = evidence_pairs(session, claim_ids, excluded)
+    # Every study's facts, kept per process: a claim of a large review lists 20,000 of them.
+    facts = study_facts(session)
     screened = screened_out_tally(session, claim_ids, excluded)
     findings: dict[int, dict[int, Findings]] = {}
     for (claim_id, pmid), stated in pair_findings(session, claim_ids).items():
         findings.setdefault(claim_id, {})[pmid] = stated
     return {
-        claim_id: _claim_evidence(
-            pairs.get(claim_id, []), screened.get(claim_id, 0), facts, findings.get(claim_id, {})
+        claim_id: claim_evidence_of(
+            claim_id,
+            claim_pair_rows(session, claim_id, evidence_only=True, excluded=excluded),
+            facts,
+            screened.get(claim_id, 0),
+            findings.get(claim_id, {}),
         )
         for claim_id in claim_ids
     }
@@ -221,7 +213,6 @@ def patch_claims(
     session: Session,
     kept: dict[int, ClaimEvidence],
     changes: dict[int, set[int] | None],
-    facts: dict[int, StudyFacts],
     excluded: list[int],
 ) -> dict[int, ClaimEvidence]:
     """The kept claims' evidence with the pairs of the changed studies read again."""
@@ -233,25 +224,21 @@ def patch_claims(
     for claim_id, old in kept.items():
         pmids = changes[claim_id]
         assert pmids is not None
-        rows = [p for p in old.pairs if p.pmid not in pmids]
-        for pair in evidence_pairs_of(session, claim_id, pmids, excluded):
-            insort(rows, pair, key=_BY_PMID)
-        findings = {pmid: f for pmid, f in old.findings.items() if pmid not in pmids}
-        findings |= {pmid: f for (_, pmid), f in pair_findings(session, [claim_id], pmids).items()}
-        claims[claim_id] = _claim_evidence(rows, screened.get(claim_id, 0), facts, findings)
+        pairs = evidence_pairs_of(session, claim_id, pmids, excluded)
+        findings = {pmid: f for (_, pmid), f in pair_findings(session, [claim_id], pmids).items()}
+        facts = study_facts(session, {pair.pmid for pair in pairs})
+        claims[claim_id] = old.patched(pairs, pmids, facts, screened.get(claim_id, 0), findings)
     return claims
 
 
-_BY_PMID = attrgetter("pmid")
-
-
-def _claim_evidence(
-    rows: list[EvidencePair], screened_out: int, facts: dict[int, StudyFacts], findings: dict[int, Findings]
-) -> ClaimEvidence:
-    counts = evidence_counts(rows, facts, screened_out, findings)
-    return ClaimEvidence(
-        rows, screened_out, counts, progress_of(rows, screened_out), conflicts_of(rows), findings
-    )
+def work_out_standing(session: Session, claims: dict[int, ClaimEvidence]) -> None:
+    """Count the open conflicts and single-vote pairs of the copies without them (db.read.standing),
+    which a copy keeps, here and in the database."""
+    missing = [claim_id for claim_id, claim in claims.items() if claim.tally is None]
+    if missing:
+        tallies = pair_tallies(session, missing)
+        for claim_id in missing:
+            claims[claim_id].tally = tuple(tallies.get(claim_id, (0, 0)))  # type: ignore[assignment]
 
 
 # A claim with more changed studies than this since the kept copy is read whole.
@@ -293,20 +280,6 @@ def pairs_changed_since(
     return {c: None if p is not None and len(p) > _PATCH_LIMIT else p for c, p in changes.items()}
 
 
-def progress_of(pairs: Iterable[EvidencePair], screened_out: int) -> dict[str, int]:
-    """Pairs per resolved verdict ("conflict" while unresolved), screened-out ones included."""
-    # Counted by enum member, named once per verdict: .value on 200,000 members costs more.
-    by_verdict = Counter(p.verdict for p in pairs)
-    progress = Counter({"conflict" if v is None else v.value: n for v, n in by_verdict.items()})
-    if screened_out:
-        progress[NOT_RELEVANT] += screened_out
-    return dict(progress)
-
-
-def conflicts_of(pairs: Iterable[EvidencePair]) -> int:
-    return sum(p.state is PairState.CONFLICT for p in pairs)
-
-
 def read_mark(session: Session) -> ReadMark:
     """What the cards and the claims' evidence are read at (see `ReadMark`).
 
@@ -314,7 +287,7 @@ def read_mark(session: Session) -> ReadMark:
     (every write the cards show appends one: votes, resolutions, corrections, claims, sign-offs),
     the articles' signature (harvests) and the small tables' counts (writes made without the data
     layer) say what a read sees. On PostgreSQL ids are taken at insert and committed in any order:
-    the same holds only while no write transaction is in progress on the server
+    the same holds only while no write transaction of this database is in progress
     (`_nothing_in_flight`); otherwise the snapshot itself (xmin:xmax:in-progress ids) is the cards'
     signature, which any commit changes, and no audit event is settled. A session that has written
     and not committed is not cached on either engine: it sees rows that may yet roll back (and on
@@ -362,51 +335,38 @@ def read_mark(session: Session) -> ReadMark:
 
 
 def _nothing_in_flight(session: Session, snapshot: str) -> bool:
-    """Whether no write transaction was in progress on the PostgreSQL server at `snapshot`.
+    """Whether no write transaction of this database was in progress at `snapshot` (taken in the
+    statement that read the newest audit event), so every event up to it is committed and visible.
 
-    The snapshot lists the transactions in progress below its xmax (one past the newest that
-    ended), not the newer ones: those show as locks on their own ids. If none holds one now, any
-    that did at the snapshot has ended since, which moves xmax: a snapshot taken after the locks
-    are read tells.
+    Writes to this database's tables come only from its own backends, and each of those holds a
+    lock on its transaction id until it ends: if none does now, none is in progress. One that was
+    in progress at the snapshot and has ended since committed rows the snapshot did not see. The
+    snapshot lists the transactions then in progress below its xmax (one past the newest that had
+    ended), of every database: if each of them still is, and a snapshot taken now has the same
+    xmax (no newer one ended), none ended since. A transaction of another database that ends in
+    that instant counts too: rarely, and it only costs a copy not kept. Other databases' work on
+    the same server (another team, a test run, an import elsewhere) no longer keeps this one's
+    copy from settling, as it did while any transaction on the server was enough.
     """
-    xmin, xmax, in_progress = snapshot.split(":")
-    if xmin != xmax or in_progress:
+    _, xmax, listed = snapshot.split(":")
+    in_progress = [xid for xid in listed.split(",") if xid]
+    writing_here = text(
+        "SELECT EXISTS (SELECT FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid"
+        " WHERE l.locktype = 'transactionid' AND a.datname = current_database()"
+        " AND l.pid <> pg_backend_pid())"
+        " OR EXISTS (SELECT FROM pg_prepared_xacts WHERE database = current_database())"
+    )
+    if session.execute(writing_here).scalar():
         return False
-    query = text("SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'transactionid')")
-    if session.execute(query).scalar():
-        return False
+    # A transaction newer than the snapshot's xmax that ended since moves the xmax of a snapshot
+    # taken now; an older one that was in progress then is listed in it.
     after = str(session.execute(text("SELECT pg_current_snapshot()::text")).scalar())
-    return after.split(":")[1] == xmax
-
-
-def evidence_counts(
-    pairs: Iterable[EvidencePair],
-    facts: dict[int, StudyFacts],
-    screened_out: int,
-    findings: Mapping[int, Findings] | None = None,
-) -> EvidenceCounts:
-    """What db.review.verdicts.derive_claim_verdict reads of these pairs' studies (by PMID) and of
-    `screened_out` more studies screened out as not relevant, counted in one pass; the rated
-    studies with stated evidence fields (`findings`, PMID -> fields) are listed as well."""
-    findings = findings or {}
-    detailed: list[StudyEvidence] = []
-    rated: Tally = Counter()
-    excluded, unresolved, not_relevant = [], 0, screened_out
-    for pair in pairs:
-        fact = facts.get(pair.pmid)
-        if fact is None:
-            continue
-        reason = EXCLUDING_STATUSES.get(fact.retraction_status or "")
-        if reason is not None:
-            excluded.append(ExcludedStudy(pair.pmid, reason))
-        elif pair.verdict is None:
-            unresolved += 1
-        elif pair.verdict is StudyVerdict.NOT_RELEVANT:
-            not_relevant += 1
-        else:
-            rated[(fact.design, pair.verdict)] += 1
-            stated = findings.get(pair.pmid)
-            if stated:
-                study = StudyEvidence(pair.pmid, pair.verdict, fact.design, fact.retraction_status)
-                detailed.append(with_findings(study, stated))
-    return EvidenceCounts(rated, tuple(excluded), unresolved, not_relevant, tuple(detailed))
+    if after.split(":")[1] != xmax:
+        return False
+    if not in_progress:
+        return True
+    statuses = session.execute(
+        text("SELECT pg_xact_status(CAST(x AS xid8)) FROM unnest(CAST(:xids AS text[])) AS x"),
+        {"xids": in_progress},
+    ).scalars()
+    return all(status == "in progress" for status in statuses)

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from db.chunks import chunked
-from db.models import Assessment, ConflictResolution, PairRecord
+from db.models import Assessment, ConflictResolution, PairRecord, SummaryCopyRecord
 from db.review.pair_rule import pair_standing, votes_signature
 from db.vocab import PairState, StudyVerdict
 
@@ -175,7 +175,11 @@ def rebuild_pair_state(connection: Connection, table: Table | None = None) -> in
     For a restore, a migration (`table`: its frozen copy of pair_state) or a bulk load that wrote
     assessments without the data layer. Reads the assessments one claim at a time.
     """
-    table = table if table is not None else PairRecord.__table__
+    if table is None:
+        table = PairRecord.__table__
+        # The summary's kept copies (db.read.summary_copy) follow pair_state through audit events,
+        # which a rebuild does not write: they go with it.
+        connection.execute(delete(SummaryCopyRecord.__table__))
     connection.execute(delete(table))
     written = 0
     batch: list[dict[str, Any]] = []

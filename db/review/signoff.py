@@ -58,7 +58,6 @@ def claim_verdict(
     copy); otherwise derived from the claim's pairs read here.
     """
     # Imported here: the summary (db.read) reads through this module's neighbours.
-    from db.read.pairs import study_evidence
     from db.read.summary import kept_claim_evidence
 
     assert claim.id is not None
@@ -70,7 +69,7 @@ def claim_verdict(
     return kept.worked_out(
         (DesignScope(scope), claim_scope),
         lambda: derive_claim_verdict(
-            study_evidence(kept.pairs, study_facts(session), kept.findings),
+            kept.studies(),
             scope,
             screened_out=kept.screened_out,
             claim=claim_scope,
