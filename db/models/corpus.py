@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, Integer, String, Text, event
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, Index, Integer, String, Text, event
 from sqlmodel import Field
 
 from db.clock import utcnow
@@ -15,6 +15,9 @@ from db.vocab import RunStatus, StudyDesign
 
 class Article(TableModel, table=True):
     """One PubMed record, keyed by PMID, updated in place when PubMed revises it."""
+
+    # The studies the verdict rule excludes, from the index alone (db.read.summary.excluded_studies).
+    __table_args__ = (Index("ix_article_retraction_pmid", "retraction_status", "pmid"),)
 
     pmid: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     title: str = Field(sa_column=Column(Text, nullable=False))

@@ -25,12 +25,16 @@ from db.review.pair_evidence import Findings, with_findings
 from db.review.pair_index import EvidencePair
 from db.review.verdicts import (
     EXCLUDING_STATUSES,
+    ClaimScope,
+    ClaimVerdictResult,
+    DesignScope,
     EvidenceCounts,
     ExcludedStudy,
     StudyEvidence,
     Tally,
     evidence_snapshot,
     snapshot_fingerprint,
+    verdict_of_counted,
 )
 from db.vocab import PairState, StudyDesign, StudyVerdict
 
@@ -110,6 +114,23 @@ class ClaimEvidence:
             study = StudyEvidence(pmid, e.verdict, e.design, e.retraction_status)
             studies.append(with_findings(study, findings[pmid]) if pmid in findings else study)
         return studies
+
+    def verdict(self, scope: DesignScope, claim: ClaimScope) -> ClaimVerdictResult:
+        """db.review.verdicts.derive_claim_verdict over this copy's studies, from its counts: only the
+        eligible studies are built, and nothing is sorted or counted again."""
+        excluding = {code for code, e in enumerate(self.legend) if e.design is None or _excludes(e)}
+        legend, findings = self.legend, self.findings
+        eligible, unresolved = [], []
+        for pmid, code in zip(self.pmids, self.codes, strict=True):
+            if code in excluding:
+                continue
+            e = legend[code]
+            if e.verdict is None:
+                unresolved.append(pmid)
+            elif e.verdict is not StudyVerdict.NOT_RELEVANT:
+                study = StudyEvidence(pmid, e.verdict, e.design, e.retraction_status)
+                eligible.append(with_findings(study, findings[pmid]) if pmid in findings else study)
+        return verdict_of_counted(self.counts, eligible, tuple(unresolved), scope, claim)
 
     def sealed(self) -> tuple[str, Callable[[], list[dict[str, object]]]]:
         """The evidence as a sign-off seals it: its fingerprint, and a way to the snapshot itself
@@ -198,6 +219,10 @@ def _entry_code(entry: Entry, legend: list[Entry], index: dict[Entry, int]) -> i
         legend.append(entry)
         index[entry] = code
     return code
+
+
+def _excludes(entry: Entry) -> bool:
+    return entry.retraction_status in EXCLUDING_STATUSES
 
 
 # (state, verdict, resolved once) as read -> (state, verdict, reopened), as db.review.pair_index reads them.

@@ -134,8 +134,9 @@ def summary_evidence(session: Session, mark: ReadMark) -> SummaryEvidence:
     cached = SUMMARY.evidence(key)
     base: dict[int, ClaimEvidence] = {}
     since: tuple[int, str] | None = None
+    excluded: list[int] | None = None
     if cached is not None and cached.facts == mark.facts and cached.audit is not None:
-        base, since = cached.claims, cached.audit
+        base, since, excluded = cached.claims, cached.audit, cached.excluded
     else:
         loaded = load_copies(session, claim_ids, mark.facts)
         if loaded:
@@ -144,7 +145,8 @@ def summary_evidence(session: Session, mark: ReadMark) -> SummaryEvidence:
     changes: dict[int, set[int] | None] | None = None  # None: every claim read whole
     if since is not None:
         changes = pairs_changed_since(session, since, mark.audit[0] if mark.audit is not None else None)
-    excluded = excluded_studies(session)
+    if excluded is None:
+        excluded = excluded_studies(session)
     if changes is None:
         claims = read_claims(session, claim_ids, excluded)
     else:
@@ -182,7 +184,7 @@ def warm_summary(session: Session) -> None:
 
 
 def excluded_studies(session: Session) -> list[int]:
-    """The studies the verdict rule excludes (retracted, ...), by PMID, from an index."""
+    """The studies the verdict rule excludes (retracted, ...), by PMID, from a covering index."""
     table = Article.__table__
     query = select(table.c.pmid).where(table.c.retraction_status.in_(list(EXCLUDING_STATUSES)))
     return sorted(session.scalars(query))

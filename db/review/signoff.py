@@ -67,13 +67,7 @@ def claim_verdict(
         evidence, screened_out = listed_evidence(session, claim)
         return derive_claim_verdict(evidence, scope, screened_out=screened_out, claim=claim_scope)
     return kept.worked_out(
-        (DesignScope(scope), claim_scope),
-        lambda: derive_claim_verdict(
-            kept.studies(),
-            scope,
-            screened_out=kept.screened_out,
-            claim=claim_scope,
-        ),
+        (DesignScope(scope), claim_scope), lambda: kept.verdict(DesignScope(scope), claim_scope)
     )
 
 

@@ -305,6 +305,21 @@ def derive_claim_verdict(
 
     detailed = tuple(s for s in eligible if s.has_findings)
     counts = EvidenceCounts(rated, tuple(excluded), len(unresolved), not_relevant, detailed)
+    return verdict_of_counted(counts, eligible, tuple(unresolved), scope, claim)
+
+
+def verdict_of_counted(
+    counts: EvidenceCounts,
+    eligible: list[StudyEvidence],
+    unresolved: tuple[int, ...],
+    scope: DesignScope = DesignScope.GRADED,
+    claim: ClaimScope | None = None,
+) -> ClaimVerdictResult:
+    """derive_claim_verdict from evidence already sorted into `counts` (step 1 of its rule), with the
+    eligible studies themselves by PMID and the PMIDs awaiting resolution: for a caller that keeps
+    its evidence counted (db.read.claim_evidence), so that the studies are not sorted again."""
+    claim = claim or ClaimScope()
+    detailed = counts.detailed
     outline = outline_verdict(counts, scope, claim)
     considered = [s for s in eligible if (s.design, s.verdict) in outline.considered]
     not_counted = [s for s in eligible if (s.design, s.verdict) in outline.not_counted]
@@ -319,9 +334,9 @@ def derive_claim_verdict(
         counted=tuple(counted),
         considered=tuple(considered),
         not_counted=tuple(not_counted),
-        excluded=tuple(excluded),
-        unresolved=tuple(unresolved),
-        not_relevant=not_relevant,
+        excluded=counts.excluded,
+        unresolved=unresolved,
+        not_relevant=counts.not_relevant,
         downgrades=outline.downgrades,
         participants=outline.participants,
         follow_up_days=outline.follow_up_days,

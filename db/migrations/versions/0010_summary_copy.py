@@ -8,6 +8,11 @@ A new process read every listed pair and every study's facts before its first ve
 2.6 to 2.8 s at 100,000 studies and 1,000,000 votes. db.read.summary_copy keeps each claim's copy
 here, with the audit event and study facts it is valid at, so a new process starts from it and
 reads only the pairs written since. Derived data: the table starts empty and fills itself.
+
+Such a start also asks which studies the verdict rule excludes (retracted, under an expression of
+concern, notices): ix_article_retraction_status lists them, but on SQLite each entry then costs a
+look-up of its PMID in the article table (100 ms for 3,500 retracted studies among 100,000). An
+index on (retraction_status, pmid) answers from the index alone.
 """
 
 from __future__ import annotations
@@ -40,7 +45,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("claim_id"),
         info={"derived": True},
     )
+    op.create_index("ix_article_retraction_pmid", "article", ["retraction_status", "pmid"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_article_retraction_pmid", table_name="article")
     op.drop_table("summary_copy")
