@@ -16,8 +16,20 @@ from db.vocab import RunStatus, StudyDesign
 class Article(TableModel, table=True):
     """One PubMed record, keyed by PMID, updated in place when PubMed revises it."""
 
-    # The studies the verdict rule excludes, from the index alone (db.read.summary.excluded_studies).
-    __table_args__ = (Index("ix_article_retraction_pmid", "retraction_status", "pmid"),)
+    __table_args__ = (
+        # The studies the verdict rule excludes, from the index alone (db.read.summary.excluded_studies).
+        Index("ix_article_retraction_pmid", "retraction_status", "pmid"),
+        # Every study's facts from the index alone (db.corpus.study_facts), not from rows with abstracts.
+        Index(
+            "ix_article_facts",
+            "pmid",
+            "design",
+            "design_confidence",
+            "is_notice",
+            "retraction_status",
+            "pub_year",
+        ),
+    )
 
     pmid: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     title: str = Field(sa_column=Column(Text, nullable=False))
