@@ -19,10 +19,18 @@ from db.read import summary, summary_copy
 from db.read.summary import SUMMARY, read_mark, warm_summary
 from db.review.claims import list_claims
 from db.review.pair_index import rebuild_pair_state
+from db.review.pairs import pair_statuses
+from db.review.verdicts import DesignScope, derive_claim_verdict
 from db.vocab import StudyVerdict
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.review_builders import vote
-from tests.test_pair_state import build_review, cards_mismatches, random_round, random_write
+from tests.test_pair_state import (
+    build_review,
+    cards_mismatches,
+    random_round,
+    random_write,
+    reference_evidence,
+)
 
 
 def new_process(url: str) -> None:
@@ -230,3 +238,24 @@ def test_a_write_in_flight_on_another_database_of_the_server_leaves_the_mark_set
                     assert read_mark(session).audit is None  # one of this database's own: not settled
     finally:
         other.dispose()
+
+
+def test_sign_off_verdict_in_a_new_process_comes_from_the_kept_copy(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from db.review import signoff
+
+    users = reviewed(db_url, seed=11)
+    one_vote(db_url, users, 5005, StudyVerdict.SUPPORTED)  # written after the copy was kept
+    new_process(db_url)
+
+    def read_here(*_args: Any) -> Any:
+        raise AssertionError("the claim's pairs were read although a copy was kept")
+
+    monkeypatch.setattr(signoff, "listed_evidence", read_here)
+    with open_session(db_url) as session:
+        for claim in list_claims(session):
+            assert claim.id is not None
+            evidence = reference_evidence(session, pair_statuses(session, claim.id))
+            for scope in DesignScope:
+                assert signoff.claim_verdict(session, claim, scope) == derive_claim_verdict(evidence, scope)

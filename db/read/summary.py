@@ -22,7 +22,7 @@ from db.corpus.study_facts import facts_signature, study_facts
 from db.models import Article, AuditEvent, Claim, SignOff, User
 from db.read.claim_evidence import ClaimEvidence, claim_evidence_of
 from db.read.standing import pair_tallies
-from db.read.summary_copy import load_copies, store_copies
+from db.read.summary_copy import has_copies, load_copies, store_copies
 from db.review.claims import list_claims
 from db.review.pair_evidence import Findings, pair_findings
 from db.review.pair_index import claim_pair_rows, evidence_pairs_of, screened_out_tally
@@ -164,14 +164,16 @@ def summary_evidence(session: Session, mark: ReadMark) -> SummaryEvidence:
 
 
 def kept_claim_evidence(session: Session, claim_id: int) -> ClaimEvidence | None:
-    """One claim's evidence from the kept copy, brought up to date with the writes since; None when
-    there is no copy, or the studies' designs or standings moved since it was read (the caller then
-    reads the claim itself, rather than every claim again)."""
+    """One claim's evidence from the kept copy (this process's, else the database's), brought up to
+    date with the writes since; None when there is no copy, or the studies' designs or standings
+    moved since it was read (the caller then reads the claim itself, rather than every claim again)."""
     cached = SUMMARY.evidence(str(session.get_bind().engine.url))
-    if cached is None or cached.audit is None:
-        return None
     mark = read_mark(session)
-    if cached.facts != mark.facts:
+    if cached is None or cached.audit is None:
+        # A new process: the copy kept in the database serves, if there is one for these facts.
+        if not has_copies(session, mark.facts):
+            return None
+    elif cached.facts != mark.facts:
         return None
     return summary_evidence(session, mark).claims.get(claim_id)
 

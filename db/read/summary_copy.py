@@ -76,6 +76,15 @@ def load_copies(
     return found
 
 
+def has_copies(session: Session, facts: tuple[Any, ...]) -> bool:
+    """Whether any claim's copy of this layout was read with these study facts."""
+    table = SummaryCopyRecord.__table__
+    query = (
+        select(table.c.claim_id).where(table.c.layout == LAYOUT, table.c.facts == facts_text(facts)).limit(1)
+    )
+    return session.execute(query).first() is not None
+
+
 def store_copies(
     session: Session, claims: Iterable[ClaimEvidence], audit: tuple[int, str], facts: tuple[Any, ...]
 ) -> None:
