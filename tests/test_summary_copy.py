@@ -259,3 +259,30 @@ def test_sign_off_verdict_in_a_new_process_comes_from_the_kept_copy(
             evidence = reference_evidence(session, pair_statuses(session, claim.id))
             for scope in DesignScope:
                 assert signoff.claim_verdict(session, claim, scope) == derive_claim_verdict(evidence, scope)
+
+
+def test_an_import_that_changes_studies_keeps_the_summary_current(db_url: str) -> None:
+    # Any change of the studies moves their facts and drops every kept copy; the import (as the
+    # harvest) reads the summary again at its end, so the dashboard's next start does not.
+    from ingest.cli import main
+    from tests.conftest import TEST_DATA
+
+    assert main(["import", str(TEST_DATA / "pubmed_ketamine_sample.xml")]) == 0
+    with open_session(db_url) as session:
+        users = build_review(session)
+        claim = list_claims(session)[0]
+        article = session.get(Article, 90000001)
+        assert article is not None
+        vote(session, users["r0"], claim, 90000001, StudyVerdict.SUPPORTED, quote=article.abstract[:40])
+        session.commit()
+        warm_summary(session)
+        before = read_mark(session).facts
+    assert main(["import", str(TEST_DATA / "pubmed_ketamine_update.xml")]) == 0
+    new_process(db_url)
+    with open_session(db_url) as session:
+        after = read_mark(session).facts
+        assert after != before  # the studies changed
+        assert summary_copy.has_copies(session, after)
+    with pytest.MonkeyPatch.context() as patch:
+        no_whole_reads(patch)
+        assert cards_mismatches(db_url, users, ("editor",)) == []

@@ -19,7 +19,7 @@ from sqlalchemy import ScalarSelect, TextClause, func, select, text
 from sqlmodel import Session
 
 from db.corpus.study_facts import facts_signature, study_facts
-from db.models import Article, AuditEvent, Claim, SignOff, User
+from db.models import Article, AuditEvent, Claim, PairRecord, SignOff, User
 from db.read.claim_evidence import ClaimEvidence, claim_evidence_of
 from db.read.standing import pair_tallies
 from db.read.summary_copy import has_copies, load_copies, store_copies
@@ -183,6 +183,20 @@ def warm_summary(session: Session) -> None:
     at 100,000 studies without a copy in the database), so that the first Overview or Claims page
     after a start does not wait."""
     summary_evidence(session, read_mark(session))
+
+
+def keep_summary_current(session: Session) -> bool:
+    """After studies were stored (a harvest, an import): when any pair is judged, read the summary
+    again and keep it, here and in the database; returns whether it did.
+
+    Any change of the studies moves their facts' signature, and with it every claim's kept copy
+    (db.read.summary_copy) goes: without this the next process to show the summary (a dashboard
+    started after the nightly harvest) would read every claim, seconds at 100,000 studies.
+    """
+    if session.execute(select(PairRecord.__table__.c.claim_id).limit(1)).first() is None:
+        return False
+    warm_summary(session)
+    return True
 
 
 def excluded_studies(session: Session) -> list[int]:

@@ -113,12 +113,30 @@ def _harvest_once(
         )
     finally:
         bar.close()
+    if run.records_new or run.records_updated or run.records_deleted:
+        keep_summary_current(database_url())
     since_text = f" since {run.since.isoformat()}" if run.since else ""
     say(
         f"Harvest {run.id} {run.status}{since_text}: {run.count or 0:,} matching, {run.records_new:,} new, "
         f"{run.records_updated:,} updated, {run.records_unchanged:,} unchanged, {run.records_deleted:,} deleted, "
         f"{run.records_failed:,} missing from NCBI's answers; {run.requests_made:,} requests to E-utilities."
     )
+
+
+def keep_summary_current(url: str) -> None:
+    """Bring the verdict summary kept in the database up to date with the studies just stored, so the
+    dashboard's next start does not read every claim; best effort: the import stands either way."""
+    from db.engine import open_session
+    from db.read.summary import keep_summary_current as refresh
+
+    try:
+        with open_session(url) as session:
+            refresh(session)
+    except Exception as exc:  # noqa: BLE001  (the studies are stored; only a cache is behind)
+        warn(
+            f"note: the verdict summary was not brought up to date ({str(exc).splitlines()[0]}); "
+            "the dashboard reads it again when it first shows it."
+        )
 
 
 def _explained(job: Callable[[], None]) -> None:
@@ -163,6 +181,7 @@ def import_command(files: tuple[Path, ...], batch_size: int, allow_older: bool) 
 
     url = database_url()
     failed: list[tuple[Path, str]] = []
+    changed = False
     for path in files:
         bar = ProgressBar(f"import {path.name}")
         try:
@@ -176,11 +195,14 @@ def import_command(files: tuple[Path, ...], batch_size: int, allow_older: bool) 
             continue
         finally:
             bar.close()
+        changed = changed or bool(run.records_new or run.records_updated or run.records_deleted)
         older = f", {run.records_older:,} older than stored (skipped)" if run.records_older else ""
         say(
             f"{path}: {run.count or 0:,} records, {run.records_new:,} new, {run.records_updated:,} updated, "
             f"{run.records_unchanged:,} unchanged, {run.records_deleted:,} deleted{older} (run {run.id})."
         )
+    if changed:
+        keep_summary_current(url)
     if failed:
         names = ", ".join(str(path) for path, _ in failed)
         raise click.ClickException(
