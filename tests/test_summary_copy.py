@@ -83,13 +83,19 @@ def test_the_summary_keeps_a_copy_of_every_claim_in_the_database(db_url: str) ->
     assert mark.audit is not None and set(rows.values()) <= {mark.audit[0]}
 
 
+def voted_since_the_copy(url: str) -> dict[str, User]:
+    """A review whose copy was kept, two votes since, and a process started after them."""
+    users = reviewed(url, seed=2)
+    one_vote(url, users, 5001, StudyVerdict.SUPPORTED)
+    one_vote(url, users, 5002, StudyVerdict.MIXED)
+    new_process(url)
+    return users
+
+
 def test_a_new_process_starts_from_the_kept_copy_and_reads_only_the_writes_since(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    users = reviewed(db_url, seed=2)
-    one_vote(db_url, users, 5001, StudyVerdict.SUPPORTED)
-    one_vote(db_url, users, 5002, StudyVerdict.MIXED)
-    new_process(db_url)
+    users = voted_since_the_copy(db_url)
     with monkeypatch.context() as patch:
         no_whole_reads(patch)
         # Three viewers, one of them blinded, each read twice: the second from this process's copy.
@@ -106,10 +112,7 @@ def test_without_the_writes_since_a_kept_copy_would_go_stale(
 ) -> None:
     # The check above must be able to fail: a new process that ignored the writes since the copy
     # was kept would show the cards as they were.
-    users = reviewed(sqlite_url, seed=2)
-    one_vote(sqlite_url, users, 5001, StudyVerdict.SUPPORTED)
-    one_vote(sqlite_url, users, 5002, StudyVerdict.MIXED)
-    new_process(sqlite_url)
+    users = voted_since_the_copy(sqlite_url)
     monkeypatch.setattr(summary, "pairs_changed_since", lambda *args: {})
     assert cards_mismatches(sqlite_url, users, ("editor",)) == ["editor", "editor"]
 

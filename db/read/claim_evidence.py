@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from db.corpus.study_facts import StudyFacts
 from db.review.pair_evidence import Findings, with_findings
-from db.review.pair_index import EvidencePair
+from db.review.pair_index import PAIR_KINDS, EvidencePair
 from db.review.verdicts import (
     EXCLUDING_STATUSES,
     ClaimScope,
@@ -199,7 +199,7 @@ def claim_evidence_of(
         key = (state, verdict, bool(resolved_once), design, status)
         code = by_row.get(key)
         if code is None:
-            kind = _KINDS[(state, verdict, bool(resolved_once))]
+            kind = PAIR_KINDS[(state, verdict, bool(resolved_once))]
             code = _entry_code(Entry(*kind, design, status), legend, index)
             by_row[key] = code
         pmids.append(pmid)
@@ -223,19 +223,6 @@ def _entry_code(entry: Entry, legend: list[Entry], index: dict[Entry, int]) -> i
 
 def _excludes(entry: Entry) -> bool:
     return entry.retraction_status in EXCLUDING_STATUSES
-
-
-# (state, verdict, resolved once) as read -> (state, verdict, reopened), as db.review.pair_index reads them.
-_KINDS = {
-    (state.value, verdict.value if verdict else None, resolved): (
-        state,
-        verdict,
-        resolved and state is PairState.CONFLICT,
-    )
-    for state in PairState
-    for verdict in (None, *StudyVerdict)
-    for resolved in (False, True)
-}
 
 
 def _count(

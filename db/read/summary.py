@@ -306,7 +306,7 @@ def read_mark(session: Session) -> ReadMark:
     the articles' signature (harvests) and the small tables' counts (writes made without the data
     layer) say what a read sees. On PostgreSQL ids are taken at insert and committed in any order:
     the same holds only while no write transaction of this database is in progress
-    (`_nothing_in_flight`); otherwise the snapshot itself (xmin:xmax:in-progress ids) is the cards'
+    (`_IN_FLIGHT_HERE`); otherwise the snapshot itself (xmin:xmax:in-progress ids) is the cards'
     signature, which any commit changes, and no audit event is settled. A session that has written
     and not committed is not cached on either engine: it sees rows that may yet roll back (and on
     SQLite a rollback hands their ids to the next write).
@@ -334,57 +334,45 @@ def read_mark(session: Session) -> ReadMark:
         select(func.max(users.c.id)).scalar_subquery(),
     ]
     if postgres:
-        # In the same statement, so the snapshot is the one the newest ids were read in.
+        # In the same statement, so the snapshot is the one the newest ids were read in, and the
+        # transactions in flight are read an instant after it (`_IN_FLIGHT_HERE`).
+        session.execute(text("SELECT pg_stat_clear_snapshot()"))  # pg_stat_activity as it is now
         columns += [
             text("pg_current_snapshot()::text"),
             text("pg_current_xact_id_if_assigned() IS NOT NULL"),
+            text(_IN_FLIGHT_HERE),
         ]
     row = list(session.execute(select(*columns)).one())
     if postgres:
-        snapshot, wrote = row[-2:]
-        del row[-2:]
+        snapshot, wrote, in_flight = row[-3:]
+        del row[-3:]
         if wrote:
             return ReadMark(None, None, facts)
-        if not _nothing_in_flight(session, str(snapshot)):
+        if in_flight:
             return ReadMark(("snapshot", str(snapshot)), None, facts)
     audit_id, audit_at, *rest = row
     settled = (int(audit_id), str(audit_at)) if audit_id is not None else None
     return ReadMark(("ids", audit_id, str(audit_at), *rest, *facts), settled, facts)
 
 
-def _nothing_in_flight(session: Session, snapshot: str) -> bool:
-    """Whether no write transaction of this database was in progress at `snapshot` (taken in the
-    statement that read the newest audit event), so every event up to it is committed and visible.
-
-    Writes to this database's tables come only from its own backends, and each of those holds a
-    lock on its transaction id until it ends: if none does now, none is in progress. One that was
-    in progress at the snapshot and has ended since committed rows the snapshot did not see. The
-    snapshot lists the transactions then in progress below its xmax (one past the newest that had
-    ended), of every database: if each of them still is, and a snapshot taken now has the same
-    xmax (no newer one ended), none ended since. A transaction of another database that ends in
-    that instant counts too: rarely, and it only costs a copy not kept. Other databases' work on
-    the same server (another team, a test run, an import elsewhere) no longer keeps this one's
-    copy from settling, as it did while any transaction on the server was enough.
-    """
-    _, xmax, listed = snapshot.split(":")
-    in_progress = [xid for xid in listed.split(",") if xid]
-    writing_here = text(
-        "SELECT EXISTS (SELECT FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid"
-        " WHERE l.locktype = 'transactionid' AND a.datname = current_database()"
-        " AND l.pid <> pg_backend_pid())"
-        " OR EXISTS (SELECT FROM pg_prepared_xacts WHERE database = current_database())"
-    )
-    if session.execute(writing_here).scalar():
-        return False
-    # A transaction newer than the snapshot's xmax that ended since moves the xmax of a snapshot
-    # taken now; an older one that was in progress then is listed in it.
-    after = str(session.execute(text("SELECT pg_current_snapshot()::text")).scalar())
-    if after.split(":")[1] != xmax:
-        return False
-    if not in_progress:
-        return True
-    statuses = session.execute(
-        text("SELECT pg_xact_status(CAST(x AS xid8)) FROM unnest(CAST(:xids AS text[])) AS x"),
-        {"xids": in_progress},
-    ).scalars()
-    return all(status == "in progress" for status in statuses)
+# Whether a write transaction of this database may have been in progress at the statement's snapshot
+# (PostgreSQL), so that an audit event up to the newest one read may still commit unseen.
+#
+# Writes to this database's tables come only from its own backends, and each of those holds a lock
+# on its transaction id until it ends: read right after the snapshot, in the same statement, a
+# lock held by another backend of this database means one is in flight. The snapshot also lists
+# the transactions then in progress, of every database: one of them that has ended by the time it
+# is looked up here may have been this database's, and is counted as in flight too. What is left
+# is a transaction of this database that ended in the instant between the statement's snapshot and
+# its reading of the locks, as small a window as the one between an insert's id and its
+# transaction's. Other databases' work on the same server (another team, a test run, an import
+# elsewhere) no longer keeps this one's summary from being kept, as it did while any transaction
+# on the server was enough.
+_IN_FLIGHT_HERE = (
+    "EXISTS (SELECT FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid"
+    " WHERE l.locktype = 'transactionid' AND l.granted AND a.datname = current_database()"
+    " AND l.pid <> pg_backend_pid())"
+    " OR EXISTS (SELECT FROM pg_prepared_xacts WHERE database = current_database())"
+    " OR EXISTS (SELECT FROM unnest(string_to_array(split_part(pg_current_snapshot()::text, ':', 3), ','))"
+    " AS x WHERE pg_xact_status(CAST(x AS xid8)) IS DISTINCT FROM 'in progress')"
+)

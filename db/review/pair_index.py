@@ -275,7 +275,7 @@ def evidence_pairs(
         rows = sorted([*rows, *more], key=itemgetter(0, 1))
     by_claim: dict[int, list[EvidencePair]] = {}
     for claim_id, pmid, state, verdict, resolved_once in rows:
-        pair_state, pair_verdict, reopened = _KINDS[(state, verdict, bool(resolved_once))]
+        pair_state, pair_verdict, reopened = PAIR_KINDS[(state, verdict, bool(resolved_once))]
         by_claim.setdefault(claim_id, []).append(
             EvidencePair(claim_id, pmid, pair_state, pair_verdict, reopened)
         )
@@ -283,7 +283,7 @@ def evidence_pairs(
 
 
 # (state, verdict, resolved once) as read -> as the pair says it: a few distinct ones.
-_KINDS = {
+PAIR_KINDS = {
     (state.value, verdict.value if verdict else None, resolved): (
         state,
         verdict,
@@ -361,7 +361,7 @@ def claim_pair_rows_of(session: Session, claim_id: int, pmids: Collection[int]) 
 
 def as_evidence_pair(claim_id: int, row: PairRow) -> EvidencePair:
     pmid, state, verdict, resolved_once = row
-    return EvidencePair(claim_id, pmid, *_KINDS[(state, verdict, bool(resolved_once))])
+    return EvidencePair(claim_id, pmid, *PAIR_KINDS[(state, verdict, bool(resolved_once))])
 
 
 def evidence_pairs_of(
@@ -384,7 +384,7 @@ def evidence_pairs_of(
         ):
             if screened_out and pmid not in skip:
                 continue
-            pair_state, pair_verdict, reopened = _KINDS[(state, verdict, bool(resolved_once))]
+            pair_state, pair_verdict, reopened = PAIR_KINDS[(state, verdict, bool(resolved_once))]
             listed.append(EvidencePair(claim_id, pmid, pair_state, pair_verdict, reopened))
     return sorted(listed, key=attrgetter("pmid"))
 
