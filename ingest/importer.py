@@ -32,8 +32,14 @@ from db.vocab import RunStatus
 from ingest.batch_sizes import DEFAULT_IMPORT_BATCH
 from ingest.json_records import iter_json_records, looks_like_json
 from ingest.medline_text import iter_medline_text, looks_like_medline
-from ingest.pubmed_blocks import GZIP_MAGIC, RecordBlock, iter_record_blocks, split_block
-from ingest.pubmed_xml import PubmedFormatError, iter_pubmed_xml, parse_record_chunk
+from ingest.pubmed_blocks import GZIP_MAGIC, RecordBlock, RecordChunk, iter_record_blocks, split_block
+from ingest.pubmed_xml import (
+    GROUP_RECORDS,
+    PubmedFormatError,
+    iter_pubmed_xml,
+    parse_record_chunk,
+    parse_record_group,
+)
 from ingest.records import IMPORT_FORMATS, DeletedCitation, PubmedRecord
 from ingest.store import StoredItem, store_batch, to_stored_items
 
@@ -299,17 +305,29 @@ def _unspool(name: str) -> BlockResult:
 def _parse_block(block: RecordBlock, label: str) -> BlockResult:
     """In a worker: a block's storable items, and the damage that stopped it, if any."""
     records: list[PubmedRecord | DeletedCitation] = []
+    chunks: list[RecordChunk] = []
+    damage: PubmedFormatError | None = None
     # No cyclic garbage collection while parsing: element trees hold no cycles, and the
     # collector's passes over them cost a tenth of the parse.
     gc.disable()
     try:
         try:
-            for chunk in split_block(block, label):
-                records.extend(parse_record_chunk(chunk, label))
+            chunks.extend(split_block(block, label))
         except PubmedFormatError as exc:
-            return to_stored_items(records), exc
+            damage = exc  # after the records before it, which are parsed first
+        try:
+            for start in range(0, len(chunks), GROUP_RECORDS):
+                group = chunks[start : start + GROUP_RECORDS]
+                parsed = parse_record_group(group, label)
+                if parsed is None:  # damage in the group: one record at a time, to stop at it
+                    for chunk in group:
+                        records.extend(parse_record_chunk(chunk, label))
+                else:
+                    records.extend(parsed)
+        except PubmedFormatError as exc:
+            damage = exc
         # The whole block at once: the design classifier scores a batch in one pass of array operations.
-        return to_stored_items(records), None
+        return to_stored_items(records), damage
     finally:
         gc.enable()
 

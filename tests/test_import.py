@@ -163,24 +163,33 @@ def test_worker_processes_keep_batches_before_damage(tmp_path: Path) -> None:
         assert run.status == "failed" and run.records_new == len(stored)
 
 
+# A bad PMID, and malformed XML inside a record (the workers parse records in groups: the damaged
+# group's records before the damage still count, and the message is the same).
+_DAMAGE = {
+    "pmid": ('<PMID Version="1">9300003</PMID>', '<PMID Version="1">x</PMID>', "PMID 'x' is not a number"),
+    "malformed": ('<PMID Version="1">9300003</PMID>', '<PMID Version="1">9300003</PMD>', "mismatched tag"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(_DAMAGE))
 @pytest.mark.parametrize("block_bytes", [4096, 1 << 20])
 def test_worker_processes_stop_at_a_bad_record_as_one_process_does(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int, damage: str
 ) -> None:
     # Small blocks: the damage lies in a later block than the batches before it, with blocks after it
     # already parsed; none of those may be written.
     monkeypatch.setattr(importer, "BLOCK_BYTES", block_bytes)
     big = _many_records(tmp_path / "many.xml", 50)
     broken = tmp_path / "broken.xml"
-    broken.write_text(
-        big.read_text().replace('<PMID Version="1">9300003</PMID>', '<PMID Version="1">x</PMID>', 1)
-    )
-    stored = {}
+    good, bad, reason = _DAMAGE[damage]
+    broken.write_text(big.read_text().replace(good, bad, 1))
+    stored, messages = {}, {}
     for workers in (0, 2):
         url = f"sqlite:///{tmp_path / f'workers{workers}.db'}"
-        with pytest.raises(PubmedFormatError, match="PMID 'x' is not a number"):
+        with pytest.raises(PubmedFormatError, match=reason) as raised:
             import_file(url, broken, batch_size=40, workers=workers)
-        stored[workers] = article_snapshot(url)
+        stored[workers], messages[workers] = article_snapshot(url), str(raised.value)
+    assert messages[2] == messages[0]
     first_three_batches = sorted(record.pmid for record in list(iter_pubmed_xml(big))[:120])
     assert [row[0] for row in stored[0]] == first_three_batches  # the bad record is the 123rd
     assert stored[2] == stored[0]
