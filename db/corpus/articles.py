@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, ForeignKey, delete, func, or_, select, update
+from sqlalchemy import JSON, Date, DateTime, ForeignKey, delete, func, or_, select, update
 from sqlalchemy.engine import Dialect
 from sqlmodel import Session, SQLModel, col
 
@@ -45,17 +45,26 @@ class BatchOutcome:
         self.changed_pmids.extend(other.changed_pmids)
 
 
-# An article's column values in ENCODED_COLUMNS order, JSON columns already serialized: what the
-# import's worker processes hand back. A flat tuple of strings and numbers costs a fraction of the
-# nested dicts to pickle across processes and goes to the driver without per-row type processing.
+# An article's column values in ENCODED_COLUMNS order, JSON columns already serialized and dates as
+# ISO text: what the import's worker processes hand back. A flat tuple of strings and numbers costs a
+# fraction of the nested dicts to pickle across processes and goes to either driver as it is, with no
+# per-row type processing in the storing process (SQLite stores dates as that text, PostgreSQL's COPY
+# reads it).
 EncodedArticle = tuple[Any, ...]
 _BATCH_COLUMNS = ("first_seen_at", "updated_at", "deleted_in_pubmed")  # the same for a whole batch
 ENCODED_COLUMNS = tuple(c.name for c in Article.__table__.columns if c.name not in _BATCH_COLUMNS)
 _JSON_COLUMNS = frozenset(c.name for c in Article.__table__.columns if isinstance(c.type, JSON))
+_DATE_COLUMNS = frozenset(
+    c.name for c in Article.__table__.columns if isinstance(c.type, Date) and not isinstance(c.type, DateTime)
+)
 _PMID, _HASH = ENCODED_COLUMNS.index("pmid"), ENCODED_COLUMNS.index("content_hash")
 _REVISED = ENCODED_COLUMNS.index("date_revised")
 _ENCODED_SET = frozenset(ENCODED_COLUMNS)
-_ENCODING = tuple((name, name in _JSON_COLUMNS) for name in ENCODED_COLUMNS)
+_JSON, _DATE, _PLAIN = range(3)
+_ENCODING = tuple(
+    (name, _JSON if name in _JSON_COLUMNS else _DATE if name in _DATE_COLUMNS else _PLAIN)
+    for name in ENCODED_COLUMNS
+)
 
 
 def encode_article(fields: dict[str, Any]) -> EncodedArticle:
@@ -68,9 +77,15 @@ def encode_article(fields: dict[str, Any]) -> EncodedArticle:
         fields = {**fields, **prefill_columns(fields)}
     if len(fields) < len(ENCODED_COLUMNS) or not fields.keys() >= _ENCODED_SET:
         fields = {name: fields[name] if name in fields else _default(name) for name in ENCODED_COLUMNS}
-    return tuple(
-        [orjson.dumps(fields[name]).decode() if is_json else fields[name] for name, is_json in _ENCODING]
-    )
+    return tuple([_encoded(fields[name], kind) for name, kind in _ENCODING])
+
+
+def _encoded(value: Any, kind: int) -> Any:
+    if kind == _JSON:
+        return orjson.dumps(value).decode()
+    if kind == _DATE and value is not None and not isinstance(value, str):
+        return value.isoformat()
+    return value
 
 
 def _default(name: str) -> Any:
@@ -82,9 +97,17 @@ def _default(name: str) -> Any:
 
 def decode_article(values: EncodedArticle) -> dict[str, Any]:
     return {
-        name: orjson.loads(value) if name in _JSON_COLUMNS and value is not None else value
-        for name, value in zip(ENCODED_COLUMNS, values, strict=True)
+        name: value
+        if value is None or kind == _PLAIN
+        else orjson.loads(value)
+        if kind == _JSON
+        else _date(value)
+        for (name, kind), value in zip(_ENCODING, values, strict=True)
     }
+
+
+def _date(value: Any) -> date:
+    return date.fromisoformat(value) if isinstance(value, str) else value
 
 
 def upsert_articles(
@@ -144,9 +167,7 @@ def upsert_encoded_articles(
 def _is_older(incoming: Any, stored: date | None) -> bool:
     if incoming is None or stored is None:
         return False  # nothing to compare: a record without DateRevised is taken as it comes
-    if isinstance(incoming, str):
-        incoming = date.fromisoformat(incoming)
-    return bool(incoming < stored)
+    return bool(_date(incoming) < stored)
 
 
 # New articles go to PostgreSQL by COPY rather than INSERT (the tests compare both paths).
@@ -155,8 +176,8 @@ COPY_ON_POSTGRES = True
 
 def _insert_encoded(session: Session, rows: list[EncodedArticle], now: datetime) -> None:
     # Straight to the driver's executemany: SQLAlchemy's per-row bind processing cost more than
-    # the insert itself. Only the few non-JSON columns with a driver conversion (dates on
-    # SQLite) are converted here; the JSON columns arrive serialized.
+    # the insert itself. The rows arrive as the driver takes them (see EncodedArticle): booleans and
+    # floats bind as SQLAlchemy's SQLite processors would make them, dates are ISO text already.
     connection = session.connection()
     dialect = connection.dialect
     names = ENCODED_COLUMNS + _BATCH_COLUMNS
@@ -164,17 +185,10 @@ def _insert_encoded(session: Session, rows: list[EncodedArticle], now: datetime)
         _copy_encoded(connection.connection.driver_connection, names, rows, now)
         return
     columns = Article.__table__.columns
-    convert = [
-        (index, processor)
-        for index, name in enumerate(ENCODED_COLUMNS)
-        if name not in _JSON_COLUMNS and (processor := _bind_processor(columns[name], dialect))
-    ]
     batch_values = tuple(
         processor(value) if (processor := _bind_processor(columns[name], dialect)) else value
         for name, value in zip(_BATCH_COLUMNS, (now, now, False), strict=True)
     )
-    if convert:
-        rows = [_converted(row, convert) for row in rows]
     marker = "?" if dialect.paramstyle == "qmark" else "%s"
     sql = f"INSERT INTO article ({', '.join(names)}) VALUES ({', '.join([marker] * len(names))})"
     connection.exec_driver_sql(sql, [row + batch_values for row in rows])
@@ -193,13 +207,6 @@ def _copy_encoded(driver: Any, names: tuple[str, ...], rows: list[EncodedArticle
 
 def _bind_processor(column: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
     return column.type.dialect_impl(dialect).bind_processor(dialect)
-
-
-def _converted(row: EncodedArticle, convert: list[tuple[int, Any]]) -> EncodedArticle:
-    values = list(row)
-    for index, processor in convert:
-        values[index] = processor(values[index])
-    return tuple(values)
 
 
 def _apply_revision(session: Session, row: dict[str, Any], run_id: int | None, now: datetime) -> None:
