@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import JSON, Date, func, select, text
 
-from db.corpus import articles
+from db.corpus import articles, encoding
 from db.corpus.articles import article_revisions, decode_article, encode_article
-from db.corpus.design import prefill_columns
+from db.corpus.prefill import prefill_columns
 from db.engine import open_session
 from db.models import Article, ArticleRevision, HarvestRun
 from ingest import importer
@@ -271,6 +273,36 @@ def test_encoded_rows_round_trip_and_fill_defaults() -> None:
     assert (partial["journal"], partial["authors"], partial["doi"]) == ("", [], None)
     with pytest.raises(ValueError, match="needs a value for 'title'"):
         encode_article({"pmid": 1, "content_hash": "h"})
+
+
+def test_encoded_columns_are_the_article_tables_with_its_defaults() -> None:
+    # db.corpus.encoding spells the columns out (the import's workers load no models): they must agree.
+    columns = Article.__table__.columns
+    assert tuple(c.name for c in columns if c.name not in encoding.BATCH_COLUMNS) == encoding.ENCODED_COLUMNS
+    assert set(encoding.BATCH_COLUMNS) < {c.name for c in columns}
+    assert {c.name for c in columns if isinstance(c.type, JSON)} == encoding.JSON_COLUMNS
+    assert {c.name for c in columns if type(c.type) is Date} == encoding.DATE_COLUMNS
+    for name in encoding.ENCODED_COLUMNS:
+        field = Article.model_fields[name]
+        if field.is_required():
+            with pytest.raises(ValueError, match=f"needs a value for {name!r}"):
+                encoding._default(name, dict(encoding._DEFAULTS)[name])
+        else:
+            default = dict(encoding._DEFAULTS)[name]
+            expected = field.get_default(call_default_factory=True)
+            assert (list(default) if name in encoding.JSON_COLUMNS else default) == expected, name
+
+
+def test_the_import_forks_its_workers_before_the_database_modules_load() -> None:
+    # ingest.importer starts the parse workers, then imports ingest.import_run: the workers must not
+    # need SQLAlchemy, SQLModel or the models (most of the command's start-up) to be loaded first.
+    code = (
+        "import sys, ingest.importer, ingest.items; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'sqlmodel', 'alembic', 'pydantic'}), "
+        "sorted(m for m in sys.modules if m.startswith('db.models')))"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.split() == ["[]", "[]"]
 
 
 @pytest.mark.postgres
