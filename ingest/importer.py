@@ -78,6 +78,12 @@ class _CountingFile(io.RawIOBase):
         self._position.read += len(data)
         return len(data)
 
+    def read(self, size: int = -1) -> bytes:
+        # The block cutter reads 1 MiB at a time: straight from the file, not through readinto's copies.
+        data = self._handle.read(size)
+        self._position.read += len(data)
+        return data
+
 
 def _check_path(path: Path) -> None:
     if not path.exists():
