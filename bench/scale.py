@@ -79,7 +79,8 @@ def build(url: str, corpus: Path, assessments: int, reviewers: int) -> dict[str,
     from sqlalchemy import insert, select
 
     from db.clock import utcnow
-    from db.corpus.design import mesh_descriptors, suggest_design
+    from db.corpus.design import suggest_design
+    from db.corpus.prefill import mesh_descriptors
     from db.engine import engine_for, init_db, open_session
     from db.models import Article, Claim
     from db.review.roles import add_user

@@ -22,8 +22,9 @@ from ingest.batch_sizes import DEFAULT_BATCH_SIZE
 from ingest.date_windows import DateWindow, ncbi_day, plan_windows
 from ingest.eutils import ConfigurationError, EutilsClient
 from ingest.eutils_answers import EutilsError, HistoryExpiredError, SearchResult, only_asked
+from ingest.items import to_stored_items
 from ingest.records import DeletedCitation, PubmedRecord
-from ingest.store import store_batch, to_stored_items
+from ingest.store import store_batch
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",

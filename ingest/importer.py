@@ -1,4 +1,8 @@
-"""Importing files (PubMed XML, .xml.gz, MEDLINE/.nbib text, JSON records, JSON Lines) through the harvester's upsert path."""
+"""Importing files (PubMed XML, .xml.gz, MEDLINE/.nbib text, JSON records, JSON Lines) through the harvester's upsert path.
+
+This module reads and parses; ingest.import_run stores. It imports no database module, so that an
+import's worker processes are forked, and parsing, before those load.
+"""
 
 from __future__ import annotations
 
@@ -17,25 +21,25 @@ from dataclasses import dataclass
 from itertools import islice
 from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
-from typing import IO, Literal
-
-from sqlalchemy.exc import OperationalError
-from sqlmodel import Session
+from typing import IO, TYPE_CHECKING, Literal
 
 from db.corpus.classifier import shipped_model
-from db.corpus.runs import finish_run, start_run
-from db.engine import describe_operational_error, init_db, open_session
-from db.errors import DatabaseError
-from db.models import HarvestRun
-from db.ops.locks import job_lock
-from db.vocab import RunStatus
 from ingest.batch_sizes import DEFAULT_IMPORT_BATCH
+from ingest.items import StoredItem, to_stored_items
 from ingest.json_records import iter_json_records, looks_like_json
 from ingest.medline_text import iter_medline_text, looks_like_medline
-from ingest.pubmed_blocks import GZIP_MAGIC, RecordBlock, iter_record_blocks, split_block
-from ingest.pubmed_xml import PubmedFormatError, iter_pubmed_xml, parse_record_chunk
+from ingest.pubmed_blocks import GZIP_MAGIC, RecordBlock, RecordChunk, iter_record_blocks, split_block
+from ingest.pubmed_xml import (
+    GROUP_RECORDS,
+    PubmedFormatError,
+    iter_pubmed_xml,
+    parse_record_chunk,
+    parse_record_group,
+)
 from ingest.records import IMPORT_FORMATS, DeletedCitation, PubmedRecord
-from ingest.store import StoredItem, store_batch, to_stored_items
+
+if TYPE_CHECKING:
+    from db.models import HarvestRun
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,10 @@ BLOCK_BYTES = 1 << 20  # what one worker task parses: about 150 records of a bas
 # for a core cost more than the workers gained (docs/performance.md).
 WORKER_NICENESS = 19
 MAX_WORKERS = 2
+# Blocks handed out per worker when the workers start, and in flight afterwards. At the start the
+# storing process loads the database modules and migrates for about a second and takes no results:
+# the larger first window keeps the workers parsing meanwhile (docs/performance.md).
+START_BLOCKS_PER_WORKER = 8
 Progress = Callable[[int, int | None], None]
 
 
@@ -73,6 +81,12 @@ class _CountingFile(io.RawIOBase):
         buffer[: len(data)] = data
         self._position.read += len(data)
         return len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        # The block cutter reads 1 MiB at a time: straight from the file, not through readinto's copies.
+        data = self._handle.read(size)
+        self._position.read += len(data)
+        return data
 
 
 def _check_path(path: Path) -> None:
@@ -200,7 +214,7 @@ def parsed_batches(
         # batches are read, after the blocks before it.
         damage: PubmedFormatError | None = None
         try:
-            for block in islice(blocks, 2 * workers + 1):
+            for block in islice(blocks, START_BLOCKS_PER_WORKER * workers):
                 pending.append(pool.apply_async(_parse_block_to_spool, (block, label, spool)))
         except PubmedFormatError as exc:
             damage = exc
@@ -299,17 +313,29 @@ def _unspool(name: str) -> BlockResult:
 def _parse_block(block: RecordBlock, label: str) -> BlockResult:
     """In a worker: a block's storable items, and the damage that stopped it, if any."""
     records: list[PubmedRecord | DeletedCitation] = []
+    chunks: list[RecordChunk] = []
+    damage: PubmedFormatError | None = None
     # No cyclic garbage collection while parsing: element trees hold no cycles, and the
     # collector's passes over them cost a tenth of the parse.
     gc.disable()
     try:
         try:
-            for chunk in split_block(block, label):
-                records.extend(parse_record_chunk(chunk, label))
+            chunks.extend(split_block(block, label))
         except PubmedFormatError as exc:
-            return to_stored_items(records), exc
+            damage = exc  # after the records before it, which are parsed first
+        try:
+            for start in range(0, len(chunks), GROUP_RECORDS):
+                group = chunks[start : start + GROUP_RECORDS]
+                parsed = parse_record_group(group, label)
+                if parsed is None:  # damage in the group: one record at a time, to stop at it
+                    for chunk in group:
+                        records.extend(parse_record_chunk(chunk, label))
+                else:
+                    records.extend(parsed)
+        except PubmedFormatError as exc:
+            damage = exc
         # The whole block at once: the design classifier scores a batch in one pass of array operations.
-        return to_stored_items(records), None
+        return to_stored_items(records), damage
     finally:
         gc.enable()
 
@@ -336,61 +362,9 @@ def import_file(
         raise ValueError(f"Batch size {batch_size} must be at least 1.")
     _check_path(path)
     position = ReadPosition(size=path.stat().st_size)
-    # The workers start parsing before the database is migrated, which a new database takes a
-    # moment for (docs/performance.md). The harvest's lock: an import and a harvest writing the
-    # same new records at once would make one of them fail its batch.
+    # The workers start parsing first: the database modules, which are most of an import command's
+    # start-up, load meanwhile (below), and a new database is migrated meanwhile (docs/performance.md).
     with parsed_batches(path, batch_size, position, workers) as batches:
-        init_db(database_url)
-        with job_lock(database_url, "harvest"), open_session(database_url) as session:
-            return _store_all(database_url, path, session, batches, position, progress, allow_older)
+        from ingest.import_run import store_file
 
-
-def _store_all(
-    database_url: str,
-    path: Path,
-    session: Session,
-    batches: Iterator[list[StoredItem]],
-    position: ReadPosition,
-    progress: Progress | None,
-    allow_older: bool,
-) -> HarvestRun:
-    run = start_run(session, kind="import", query=str(path))
-    done = 0
-    try:
-        for items in batches:
-            store_batch(session, run, items, keep_newer=not allow_older)
-            done += len(items)
-            if progress:
-                # The total is estimated from the share of the file read so far.
-                estimate = int(done / position.fraction) if position.fraction > 0 else None
-                progress(done, max(estimate, done) if estimate else None)
-        run.count = done
-        if done == 0:
-            raise PubmedFormatError(f"{path}: holds no PubMed records; check that it is the file you meant.")
-        finish_run(session, run, RunStatus.SUCCEEDED)
-    except PubmedFormatError as exc:
-        _fail(session, run, str(exc))
-        raise
-    except OperationalError as exc:
-        message = describe_operational_error(database_url, exc)
-        _fail(session, run, message)
-        raise DatabaseError(message) from exc
-    except BaseException as exc:  # Ctrl-C or a bug: the committed batches stay, the run says failed
-        _fail(session, run, f"{type(exc).__name__}: {exc}".strip())
-        raise
-    log.info(
-        "imported %s: %d new, %d updated, %d unchanged",
-        path,
-        run.records_new,
-        run.records_updated,
-        run.records_unchanged,
-    )
-    return run
-
-
-def _fail(session: Session, run: HarvestRun, message: str) -> None:
-    session.rollback()
-    try:
-        finish_run(session, run, RunStatus.FAILED, message)
-    except OperationalError:
-        log.warning("could not log the failed run %s: the database is not writable", run.id)
+        return store_file(database_url, path, batches, position, progress, allow_older=allow_older)

@@ -152,7 +152,7 @@ def _cut(buffer: bytes, record_ends: tuple[bytes, ...], block_bytes: int) -> int
     A close tag inside a comment between records is no record's end: the cut goes before the comment.
     """
     limit = block_bytes
-    while last := max(_end_of(buffer.rfind(tag, 0, limit), tag) for tag in record_ends):
+    while last := _last_end(buffer, record_ends, limit):
         opened = _open_comment(buffer, last)
         if opened < 0:
             return last
@@ -165,6 +165,15 @@ def _cut(buffer: bytes, record_ends: tuple[bytes, ...], block_bytes: int) -> int
             return first
         start = first
     return 0
+
+
+def _last_end(buffer: bytes, record_ends: tuple[bytes, ...], limit: int) -> int:
+    """The end of the last record close tag before `limit`, or 0. The commonest tag is looked for first,
+    and the others only after it: each absent one cost a scan of the whole block in the storing process."""
+    last = 0
+    for tag in record_ends:
+        last = max(last, _end_of(buffer.rfind(tag, last, limit), tag))
+    return last
 
 
 def _open_comment(buffer: bytes, position: int) -> int:

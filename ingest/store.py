@@ -6,27 +6,11 @@ from collections.abc import Sequence
 
 from sqlmodel import Session
 
-from db.corpus.articles import (
-    BatchOutcome,
-    EncodedArticle,
-    apply_deletions,
-    encode_article,
-    upsert_encoded_articles,
-)
-from db.corpus.design import prefill_many
+from db.corpus.articles import BatchOutcome, EncodedArticle, apply_deletions, upsert_encoded_articles
 from db.corpus.runs import record_batch
 from db.models import HarvestRun
-from ingest.records import DeletedCitation, PubmedRecord
-
-# A parsed item ready to store: an article's encoded column values, or a PMID that PubMed deleted.
-StoredItem = EncodedArticle | DeletedCitation
-
-
-def to_stored_items(records: Sequence[PubmedRecord | DeletedCitation]) -> list[StoredItem]:
-    rows = [r.article_fields() for r in records if not isinstance(r, DeletedCitation)]
-    # The design prefill of the whole batch in one pass of the classifier (in the import's workers).
-    prefilled = iter([row | prefill for row, prefill in zip(rows, prefill_many(rows), strict=True)])
-    return [r if isinstance(r, DeletedCitation) else encode_article(next(prefilled)) for r in records]
+from ingest.items import StoredItem
+from ingest.records import DeletedCitation
 
 
 def store_batch(

@@ -24,8 +24,9 @@ from db.corpus.classifier import (
     shipped_model,
     text_features,
 )
-from db.corpus.design import prefill_columns, reclassify
+from db.corpus.design import reclassify
 from db.corpus.notices import notice_kind, notice_target
+from db.corpus.prefill import prefill_columns
 from db.errors import InvalidInputError
 from db.exports.articles import write_articles
 from db.models import Article

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import JSON, Date, func, select, text
 
-from db.corpus import articles
+from db.corpus import articles, encoding
 from db.corpus.articles import article_revisions, decode_article, encode_article
-from db.corpus.design import prefill_columns
+from db.corpus.prefill import prefill_columns
 from db.engine import open_session
 from db.models import Article, ArticleRevision, HarvestRun
 from ingest import importer
@@ -163,24 +165,33 @@ def test_worker_processes_keep_batches_before_damage(tmp_path: Path) -> None:
         assert run.status == "failed" and run.records_new == len(stored)
 
 
+# A bad PMID, and malformed XML inside a record (the workers parse records in groups: the damaged
+# group's records before the damage still count, and the message is the same).
+_DAMAGE = {
+    "pmid": ('<PMID Version="1">9300003</PMID>', '<PMID Version="1">x</PMID>', "PMID 'x' is not a number"),
+    "malformed": ('<PMID Version="1">9300003</PMID>', '<PMID Version="1">9300003</PMD>', "mismatched tag"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(_DAMAGE))
 @pytest.mark.parametrize("block_bytes", [4096, 1 << 20])
 def test_worker_processes_stop_at_a_bad_record_as_one_process_does(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int, damage: str
 ) -> None:
     # Small blocks: the damage lies in a later block than the batches before it, with blocks after it
     # already parsed; none of those may be written.
     monkeypatch.setattr(importer, "BLOCK_BYTES", block_bytes)
     big = _many_records(tmp_path / "many.xml", 50)
     broken = tmp_path / "broken.xml"
-    broken.write_text(
-        big.read_text().replace('<PMID Version="1">9300003</PMID>', '<PMID Version="1">x</PMID>', 1)
-    )
-    stored = {}
+    good, bad, reason = _DAMAGE[damage]
+    broken.write_text(big.read_text().replace(good, bad, 1))
+    stored, messages = {}, {}
     for workers in (0, 2):
         url = f"sqlite:///{tmp_path / f'workers{workers}.db'}"
-        with pytest.raises(PubmedFormatError, match="PMID 'x' is not a number"):
+        with pytest.raises(PubmedFormatError, match=reason) as raised:
             import_file(url, broken, batch_size=40, workers=workers)
-        stored[workers] = article_snapshot(url)
+        stored[workers], messages[workers] = article_snapshot(url), str(raised.value)
+    assert messages[2] == messages[0]
     first_three_batches = sorted(record.pmid for record in list(iter_pubmed_xml(big))[:120])
     assert [row[0] for row in stored[0]] == first_three_batches  # the bad record is the 123rd
     assert stored[2] == stored[0]
@@ -262,6 +273,36 @@ def test_encoded_rows_round_trip_and_fill_defaults() -> None:
     assert (partial["journal"], partial["authors"], partial["doi"]) == ("", [], None)
     with pytest.raises(ValueError, match="needs a value for 'title'"):
         encode_article({"pmid": 1, "content_hash": "h"})
+
+
+def test_encoded_columns_are_the_article_tables_with_its_defaults() -> None:
+    # db.corpus.encoding spells the columns out (the import's workers load no models): they must agree.
+    columns = Article.__table__.columns
+    assert tuple(c.name for c in columns if c.name not in encoding.BATCH_COLUMNS) == encoding.ENCODED_COLUMNS
+    assert set(encoding.BATCH_COLUMNS) < {c.name for c in columns}
+    assert {c.name for c in columns if isinstance(c.type, JSON)} == encoding.JSON_COLUMNS
+    assert {c.name for c in columns if type(c.type) is Date} == encoding.DATE_COLUMNS
+    for name in encoding.ENCODED_COLUMNS:
+        field = Article.model_fields[name]
+        if field.is_required():
+            with pytest.raises(ValueError, match=f"needs a value for {name!r}"):
+                encoding._default(name, dict(encoding._DEFAULTS)[name])
+        else:
+            default = dict(encoding._DEFAULTS)[name]
+            expected = field.get_default(call_default_factory=True)
+            assert (list(default) if name in encoding.JSON_COLUMNS else default) == expected, name
+
+
+def test_the_import_forks_its_workers_before_the_database_modules_load() -> None:
+    # ingest.importer starts the parse workers, then imports ingest.import_run: the workers must not
+    # need SQLAlchemy, SQLModel or the models (most of the command's start-up) to be loaded first.
+    code = (
+        "import sys, ingest.importer, ingest.items; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'sqlmodel', 'alembic', 'pydantic'}), "
+        "sorted(m for m in sys.modules if m.startswith('db.models')))"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.split() == ["[]", "[]"]
 
 
 @pytest.mark.postgres

@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from ingest.pubmed_blocks import iter_record_blocks, iter_record_chunks, split_block
-from ingest.pubmed_xml import PubmedFormatError, iter_pubmed_xml, parse_efetch_response
+from ingest.pubmed_xml import (
+    PubmedFormatError,
+    iter_pubmed_xml,
+    parse_efetch_response,
+    parse_record_chunk,
+    parse_record_group,
+)
 from ingest.records import DeletedCitation, PubmedRecord
 from tests.conftest import TEST_DATA, shared_file
 
@@ -181,6 +187,30 @@ def test_blocks_of_any_size_hold_whole_records_in_order(block_bytes: int, fixtur
         assert text.count(b"\n", 0, at) + 1 == chunk.line
     if block_bytes == 1:  # a block smaller than a record still ends at a record's end
         assert len(blocks) == len(chunks)
+
+
+@pytest.mark.parametrize("fixture", ["sample", "update"])
+def test_a_group_of_records_parses_as_each_record_alone(fixture: str) -> None:
+    chunks = list(iter_record_chunks(SAMPLE if fixture == "sample" else UPDATE, "x"))
+    alone = [record for chunk in chunks for record in parse_record_chunk(chunk, "x")]
+    assert parse_record_group(chunks, "x") == alone
+    assert parse_record_group(chunks[1:3], "x") == [
+        r for c in chunks[1:3] for r in parse_record_chunk(c, "x")
+    ]
+
+
+def test_a_damaged_group_is_left_to_one_record_at_a_time() -> None:
+    chunks = list(iter_record_chunks(SAMPLE, "x"))
+    malformed = chunks[2].__class__(
+        chunks[2].data.replace(b"<ArticleTitle>", b"<ArticleTitle", 1), chunks[2].line
+    )
+    two_elements = chunks[2].__class__(chunks[2].data + chunks[3].data, chunks[2].line)
+    bad_pmid = chunks[2].__class__(chunks[2].data.replace(b">90000003<", b">x<", 1), chunks[2].line)
+    for damaged in (malformed, two_elements, bad_pmid):
+        assert parse_record_group([*chunks[:2], damaged, *chunks[3:]], "x") is None
+        with pytest.raises(PubmedFormatError, match="x: "):
+            parse_record_chunk(damaged, "x")
+    assert parse_record_group([], "x") is None
 
 
 def test_blocks_of_a_legacy_medline_citation_set_are_cut_at_its_records() -> None:

@@ -7,13 +7,22 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-import orjson
-from sqlalchemy import JSON, ForeignKey, delete, func, or_, select, update
+from sqlalchemy import ForeignKey, delete, func, or_, select, update
 from sqlalchemy.engine import Dialect
 from sqlmodel import Session, SQLModel, col
 
 from db.clock import utcnow
-from db.corpus.design import prefill_columns
+from db.corpus.encoding import (
+    BATCH_COLUMNS,
+    ENCODED_COLUMNS,
+    HASH,
+    PMID,
+    REVISED,
+    EncodedArticle,
+    as_date,
+    decode_article,
+    encode_article,
+)
 from db.models import Article, ArticleRevision
 
 # Fields compared to tell what a revision changed (everything but bookkeeping).
@@ -45,48 +54,6 @@ class BatchOutcome:
         self.changed_pmids.extend(other.changed_pmids)
 
 
-# An article's column values in ENCODED_COLUMNS order, JSON columns already serialized: what the
-# import's worker processes hand back. A flat tuple of strings and numbers costs a fraction of the
-# nested dicts to pickle across processes and goes to the driver without per-row type processing.
-EncodedArticle = tuple[Any, ...]
-_BATCH_COLUMNS = ("first_seen_at", "updated_at", "deleted_in_pubmed")  # the same for a whole batch
-ENCODED_COLUMNS = tuple(c.name for c in Article.__table__.columns if c.name not in _BATCH_COLUMNS)
-_JSON_COLUMNS = frozenset(c.name for c in Article.__table__.columns if isinstance(c.type, JSON))
-_PMID, _HASH = ENCODED_COLUMNS.index("pmid"), ENCODED_COLUMNS.index("content_hash")
-_REVISED = ENCODED_COLUMNS.index("date_revised")
-_ENCODED_SET = frozenset(ENCODED_COLUMNS)
-_ENCODING = tuple((name, name in _JSON_COLUMNS) for name in ENCODED_COLUMNS)
-
-
-def encode_article(fields: dict[str, Any]) -> EncodedArticle:
-    """Column values (see PubmedRecord.article_fields) as an EncodedArticle. Needs no database.
-
-    A column missing from `fields` gets the model's default: the row is the whole record. The design
-    prefill is made here (db.corpus.design.prefill_columns) unless `fields` carry one.
-    """
-    if "design_version" not in fields:
-        fields = {**fields, **prefill_columns(fields)}
-    if len(fields) < len(ENCODED_COLUMNS) or not fields.keys() >= _ENCODED_SET:
-        fields = {name: fields[name] if name in fields else _default(name) for name in ENCODED_COLUMNS}
-    return tuple(
-        [orjson.dumps(fields[name]).decode() if is_json else fields[name] for name, is_json in _ENCODING]
-    )
-
-
-def _default(name: str) -> Any:
-    field_info = Article.model_fields[name]
-    if field_info.is_required():
-        raise ValueError(f"An article row needs a value for {name!r}.")
-    return field_info.get_default(call_default_factory=True)
-
-
-def decode_article(values: EncodedArticle) -> dict[str, Any]:
-    return {
-        name: orjson.loads(value) if name in _JSON_COLUMNS and value is not None else value
-        for name, value in zip(ENCODED_COLUMNS, values, strict=True)
-    }
-
-
 def upsert_articles(
     session: Session, rows: Sequence[dict[str, Any]], run_id: int | None = None
 ) -> BatchOutcome:
@@ -109,7 +76,7 @@ def upsert_encoded_articles(
     """
     latest: dict[int, EncodedArticle] = {}
     for row in rows:  # the same PMID twice in one batch: the later one wins
-        latest[int(row[_PMID])] = row
+        latest[int(row[PMID])] = row
     outcome = BatchOutcome()
     if not latest:
         return outcome
@@ -125,28 +92,24 @@ def upsert_encoded_articles(
     if fresh:
         _insert_encoded(session, fresh, now)
         outcome.new = len(fresh)
-    revised = [row for pmid, row in latest.items() if pmid in stored and stored[pmid] != row[_HASH]]
+    revised = [row for pmid, row in latest.items() if pmid in stored and stored[pmid] != row[HASH]]
     if keep_newer:
-        older = [row for row in revised if _is_older(row[_REVISED], stored_revised[int(row[_PMID])])]
+        older = [row for row in revised if _is_older(row[REVISED], stored_revised[int(row[PMID])])]
         if older:
-            revised = [
-                row for row in revised if not _is_older(row[_REVISED], stored_revised[int(row[_PMID])])
-            ]
+            revised = [row for row in revised if not _is_older(row[REVISED], stored_revised[int(row[PMID])])]
             outcome.older = len(older)
     outcome.unchanged = len(latest) - len(fresh) - len(revised) - outcome.older
     for row in revised:
         _apply_revision(session, decode_article(row), run_id, now)
     outcome.updated = len(revised)
-    outcome.changed_pmids = [int(row[_PMID]) for row in revised]
+    outcome.changed_pmids = [int(row[PMID]) for row in revised]
     return outcome
 
 
 def _is_older(incoming: Any, stored: date | None) -> bool:
     if incoming is None or stored is None:
         return False  # nothing to compare: a record without DateRevised is taken as it comes
-    if isinstance(incoming, str):
-        incoming = date.fromisoformat(incoming)
-    return bool(incoming < stored)
+    return bool(as_date(incoming) < stored)
 
 
 # New articles go to PostgreSQL by COPY rather than INSERT (the tests compare both paths).
@@ -155,26 +118,19 @@ COPY_ON_POSTGRES = True
 
 def _insert_encoded(session: Session, rows: list[EncodedArticle], now: datetime) -> None:
     # Straight to the driver's executemany: SQLAlchemy's per-row bind processing cost more than
-    # the insert itself. Only the few non-JSON columns with a driver conversion (dates on
-    # SQLite) are converted here; the JSON columns arrive serialized.
+    # the insert itself. The rows arrive as the driver takes them (see EncodedArticle): booleans and
+    # floats bind as SQLAlchemy's SQLite processors would make them, dates are ISO text already.
     connection = session.connection()
     dialect = connection.dialect
-    names = ENCODED_COLUMNS + _BATCH_COLUMNS
+    names = ENCODED_COLUMNS + BATCH_COLUMNS
     if dialect.name == "postgresql" and COPY_ON_POSTGRES:
         _copy_encoded(connection.connection.driver_connection, names, rows, now)
         return
     columns = Article.__table__.columns
-    convert = [
-        (index, processor)
-        for index, name in enumerate(ENCODED_COLUMNS)
-        if name not in _JSON_COLUMNS and (processor := _bind_processor(columns[name], dialect))
-    ]
     batch_values = tuple(
         processor(value) if (processor := _bind_processor(columns[name], dialect)) else value
-        for name, value in zip(_BATCH_COLUMNS, (now, now, False), strict=True)
+        for name, value in zip(BATCH_COLUMNS, (now, now, False), strict=True)
     )
-    if convert:
-        rows = [_converted(row, convert) for row in rows]
     marker = "?" if dialect.paramstyle == "qmark" else "%s"
     sql = f"INSERT INTO article ({', '.join(names)}) VALUES ({', '.join([marker] * len(names))})"
     connection.exec_driver_sql(sql, [row + batch_values for row in rows])
@@ -193,13 +149,6 @@ def _copy_encoded(driver: Any, names: tuple[str, ...], rows: list[EncodedArticle
 
 def _bind_processor(column: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
     return column.type.dialect_impl(dialect).bind_processor(dialect)
-
-
-def _converted(row: EncodedArticle, convert: list[tuple[int, Any]]) -> EncodedArticle:
-    values = list(row)
-    for index, processor in convert:
-        values[index] = processor(values[index])
-    return tuple(values)
 
 
 def _apply_revision(session: Session, row: dict[str, Any], run_id: int | None, now: datetime) -> None:

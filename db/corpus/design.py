@@ -1,18 +1,19 @@
-"""Study designs: the vocabulary, how much each weighs, and the prefill from PubMed metadata."""
+"""Study designs: the vocabulary, how much each weighs, explaining and redoing the prefill (db.corpus.prefill)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlmodel import Session, col
 
 from db.clock import utcnow
-from db.corpus.classifier import CLASSIFIER_VERSION, LOW_CONFIDENCE, DesignGuess, shipped_model
-from db.corpus.notices import notice_kind, notice_target
+from db.corpus.classifier import CLASSIFIER_VERSION, LOW_CONFIDENCE, shipped_model
+from db.corpus.notices import notice_kind
+from db.corpus.prefill import PREFILL_COLUMNS, mesh_descriptors, prefill_many
 from db.models import Article, DesignCorrection
-from db.vocab import EvidenceTier, RetractionStatus, StudyDesign
+from db.vocab import EvidenceTier, StudyDesign
 
 DESIGN_TIER: dict[StudyDesign, EvidenceTier] = {
     StudyDesign.META_ANALYSIS: EvidenceTier.DECISIVE,
@@ -82,7 +83,7 @@ _REVIEW_TYPES = frozenset({"Review", "Scoping Review"})
 def suggest_design(publication_types: Iterable[str], mesh_terms: Iterable[str] = ()) -> StudyDesign:
     """The design PubMed's publication types (and MeSH) alone suggest: the prefill before the classifier.
 
-    Kept as the baseline bench/design_classifier.py compares with; records get `prefill_columns`.
+    Kept as the baseline bench/design_classifier.py compares with; records get db.corpus.prefill.
 
     Preclinical wins first: a "meta-analysis" of rat studies is still preclinical evidence. MeSH
     "Animals" (or "In Vitro Techniques") without "Humans" marks animal / in vitro work; a record
@@ -109,11 +110,6 @@ def suggest_design(publication_types: Iterable[str], mesh_terms: Iterable[str] =
     if types & _REVIEW_TYPES:
         return StudyDesign.REVIEW
     return StudyDesign.OTHER
-
-
-def mesh_descriptors(mesh_headings: Iterable[dict[str, Any] | str]) -> list[str]:
-    """Descriptor names from Article.mesh_headings (dicts) or a plain list of terms."""
-    return [m if isinstance(m, str) else str(m.get("descriptor", "")) for m in mesh_headings]
 
 
 _ALIASES: dict[str, StudyDesign] = {
@@ -154,62 +150,6 @@ def parse_design(text: str) -> StudyDesign:
     raise ValueError(f"unknown design {text!r}; use one of {known}")
 
 
-# --- the prefill stored with each article ------------------------------------------------------------
-
-PREFILL_COLUMNS = ("design", "design_confidence", "design_version", "is_notice", "notice_of")
-
-
-def prefill_columns(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The design prefill of an article's column values (title, abstract, journal, types, MeSH, notices)."""
-    return prefill_many([fields])[0]
-
-
-def prefill_many(rows: Sequence[Mapping[Any, Any]]) -> list[dict[str, Any]]:
-    """prefill_columns for many articles at once: the classifier scores them in one array pass.
-
-    A publication notice is not a study: it gets design "other" with full confidence, the link to the
-    study it concerns and a standing the verdict rule excludes; the classifier is not asked.
-    """
-    kinds = [notice_kind(row.get("publication_types") or (), str(row.get("title") or "")) for row in rows]
-    studies = [row for row, kind in zip(rows, kinds, strict=True) if kind is None]
-    guesses = iter(
-        shipped_model().classify_many(
-            explain=False,  # the cues are worked out when a person looks (`explain_design`)
-            records=[
-                (
-                    str(row.get("title") or ""),
-                    str(row.get("abstract") or ""),
-                    str(row.get("journal") or ""),
-                    list(row.get("publication_types") or ()),
-                    mesh_descriptors(row.get("mesh_headings") or ()),
-                )
-                for row in studies
-            ],
-        )
-    )
-    prefills = []
-    for row, kind in zip(rows, kinds, strict=True):
-        if kind is None:
-            guess = next(guesses)
-            prefills.append(_columns(guess, False, None))
-            continue
-        columns = _columns(
-            DesignGuess(StudyDesign.OTHER, 1.0, (f"publication notice: {kind}",)),
-            True,
-            notice_target(row.get("notices") or ()),
-        )
-        # The verdict rule excludes a record by its standing (db.review.verdicts.EXCLUDING_STATUSES):
-        # a notice is never counted as a study, whatever PubMed's types say of it.
-        standing = row.get("retraction_status")
-        if standing not in (RetractionStatus.RETRACTED, RetractionStatus.RETRACTION_NOTICE):
-            standing = (
-                RetractionStatus.RETRACTION_NOTICE if kind == "retraction notice" else RetractionStatus.NOTICE
-            )
-        columns["retraction_status"] = str(standing)
-        prefills.append(columns)
-    return prefills
-
-
 def explain_design(article: Any) -> tuple[str, ...]:
     """The cues that decided an article's prefilled design, as a reviewer reads them.
 
@@ -227,16 +167,6 @@ def explain_design(article: Any) -> tuple[str, ...]:
         mesh_descriptors(article.mesh_headings or ()),
     )
     return guess.cues
-
-
-def _columns(guess: DesignGuess, is_notice: bool, notice_of: int | None) -> dict[str, Any]:
-    return {
-        "design": guess.design.value,
-        "design_confidence": guess.confidence,
-        "design_version": CLASSIFIER_VERSION,
-        "is_notice": is_notice,
-        "notice_of": notice_of,
-    }
 
 
 def reclassify(session: Session, *, everything: bool = False, chunk: int = 1000) -> dict[str, int]:

@@ -51,7 +51,7 @@ class Article(TableModel, table=True):
     # [{"type": "RetractionIn", "pmid": 123, "source": "..."}] from CommentsCorrections
     notices: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     date_revised: date | None = None
-    # The design prefill (db.corpus.design.prefill_columns): the classifier's suggestion, how sure it
+    # The design prefill (db.corpus.prefill.prefill_columns): the classifier's suggestion, how sure it
     # is (0-1), and which classifier made it; db.corpus.design.explain_design says what decided it.
     # A reviewer's DesignCorrection overrides it; a low-confidence one waits for a person to confirm.
     design: str = Field(
@@ -123,7 +123,7 @@ def _prefill_design(_mapper: Any, _connection: Any, article: Article) -> None:
     # import's bulk rows (db.corpus.articles.encode_article) unless the caller set one.
     if article.design_version:
         return
-    from db.corpus.design import prefill_columns  # db.corpus.design reads these models: import late
+    from db.corpus.prefill import prefill_columns  # it imports the classifier: import late
 
     for name, value in prefill_columns(article.model_dump()).items():
         setattr(article, name, value)

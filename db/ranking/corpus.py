@@ -39,7 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
 from db.chunks import chunked
-from db.corpus.design import mesh_descriptors
+from db.corpus.prefill import mesh_descriptors
 from db.engine import SQLITE_BUSY_TIMEOUT_MS
 from db.models import Article, ArticleRevision, ArticleTerms
 from db.text import feature_word_counts, fold
