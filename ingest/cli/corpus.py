@@ -126,11 +126,17 @@ def _harvest_once(
 def keep_summary_current(url: str) -> None:
     """Bring the verdict summary kept in the database up to date with the studies just stored, so the
     dashboard's next start does not read every claim; best effort: the import stands either way."""
+    from sqlalchemy import text
+
     from db.engine import open_session
-    from db.read.summary import keep_summary_current as refresh
 
     try:
         with open_session(url) as session:
+            # Nothing judged yet (a first import): nothing to keep, and the review modules stay unloaded.
+            if session.execute(text("SELECT 1 FROM pair_state LIMIT 1")).first() is None:
+                return
+            from db.read.summary import keep_summary_current as refresh
+
             refresh(session)
     except Exception as exc:  # noqa: BLE001  (the studies are stored; only a cache is behind)
         warn(
