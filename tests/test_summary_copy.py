@@ -8,7 +8,7 @@ import random
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, func, select, update
+from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -289,3 +289,31 @@ def test_an_import_that_changes_studies_keeps_the_summary_current(db_url: str) -
     with pytest.MonkeyPatch.context() as patch:
         no_whole_reads(patch)
         assert cards_mismatches(db_url, users, ("editor",)) == []
+
+
+def test_the_excluded_studies_are_read_from_their_partial_index(db_url: str) -> None:
+    # A new process asks which studies the rule excludes; on SQLite the plain index on the standing
+    # costs a look-up of each one's PMID in the articles (100 ms for 3,500 of 100,000).
+    seen: list[tuple[str, Any]] = []
+
+    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_rest: Any) -> None:
+        seen.append((statement, parameters))
+
+    with open_session(db_url) as session:
+        engine = session.get_bind().engine
+        event.listen(engine, "before_cursor_execute", keep)
+        try:
+            assert summary.excluded_studies(session) == []
+        finally:
+            event.remove(engine, "before_cursor_execute", keep)
+        ((statement, parameters),) = seen
+        connection = session.connection()
+        if connection.dialect.name == "sqlite":
+            plan = " ".join(
+                map(str, connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters))
+            )
+            assert "COVERING INDEX ix_article_retraction_pmid" in plan, plan
+        else:
+            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")  # an empty table is scanned anyway
+            plan = " ".join(map(str, connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)))
+            assert "ix_article_retraction_pmid" in plan, plan

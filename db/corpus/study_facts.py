@@ -66,8 +66,7 @@ def _read_study_facts(session: Session, pmids: list[int] | None) -> dict[int, St
     )
     rows: list[Any] = []
     if pmids is None:
-        # Fetched at once (row by row costs SQLAlchemy twice the reading), from the covering index
-        # ix_article_facts: a scan of the articles themselves reads their abstracts' pages too.
+        # Fetched at once: row by row costs SQLAlchemy twice the reading.
         rows = list(session.execute(select(*columns)).all())
     else:
         for chunk in chunked(pmids):

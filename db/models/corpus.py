@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, Index, Integer, String, Text, event
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, Index, Integer, String, Text, event, text
 from sqlmodel import Field
 
 from db.clock import utcnow
@@ -16,18 +16,15 @@ from db.vocab import RunStatus, StudyDesign
 class Article(TableModel, table=True):
     """One PubMed record, keyed by PMID, updated in place when PubMed revises it."""
 
+    # The studies the verdict rule excludes, from the index alone (db.read.summary.excluded_studies);
+    # only those with a standing, so the import of the rest costs nothing.
     __table_args__ = (
-        # The studies the verdict rule excludes, from the index alone (db.read.summary.excluded_studies).
-        Index("ix_article_retraction_pmid", "retraction_status", "pmid"),
-        # Every study's facts from the index alone (db.corpus.study_facts), not from rows with abstracts.
         Index(
-            "ix_article_facts",
-            "pmid",
-            "design",
-            "design_confidence",
-            "is_notice",
+            "ix_article_retraction_pmid",
             "retraction_status",
-            "pub_year",
+            "pmid",
+            sqlite_where=text("retraction_status IS NOT NULL"),
+            postgresql_where=text("retraction_status IS NOT NULL"),
         ),
     )
 
