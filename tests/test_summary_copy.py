@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from db.corpus.study_facts import FACTS
-from db.engine import engine_for, open_session
+from db.engine import SQLITE_BUSY_TIMEOUT_MS, engine_for, open_session
 from db.models import Article, Claim, SummaryCopyRecord, User
 from db.read import summary, summary_copy
 from db.read.summary import SUMMARY, read_mark, warm_summary
@@ -317,3 +317,21 @@ def test_the_excluded_studies_are_read_from_their_partial_index(db_url: str) -> 
             connection.exec_driver_sql("SET LOCAL enable_seqscan = off")  # an empty table is scanned anyway
             plan = " ".join(map(str, connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)))
             assert "ix_article_retraction_pmid" in plan, plan
+
+
+def test_a_page_does_not_wait_for_another_writer_to_keep_the_copy(sqlite_url: str) -> None:
+    # Keeping the copy is a write on a page's read: behind an import's open batch it gives up at once
+    # (and writes with the next summary) instead of waiting SQLite's 30 s busy timeout.
+    with open_session(sqlite_url) as session:
+        users = build_review(session)
+        random_round(session, {k: session.merge(u) for k, u in users.items()}, random.Random(12), 10)
+    with engine_for(sqlite_url).connect() as importer:
+        importer.exec_driver_sql("BEGIN IMMEDIATE")  # holds the write lock, as a batch in progress
+        assert cards_mismatches(sqlite_url, users, ("editor",)) == []
+        importer.exec_driver_sql("ROLLBACK")
+    assert kept_rows(sqlite_url) == {}
+    with engine_for(sqlite_url).connect() as pooled:  # every pooled connection waits as db.engine set it
+        assert pooled.exec_driver_sql("PRAGMA busy_timeout").scalar() == SQLITE_BUSY_TIMEOUT_MS
+    with open_session(sqlite_url) as session:
+        warm_summary(session)
+    assert kept_rows(sqlite_url)

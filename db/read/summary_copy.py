@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import sys
 from array import array
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import and_, bindparam, select, update
@@ -26,6 +27,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
+from db.engine import SQLITE_BUSY_TIMEOUT_MS
 from db.models import AuditEvent, SummaryCopyRecord
 from db.read.claim_evidence import ClaimEvidence, Entry
 from db.review.pair_evidence import Findings, pair_findings
@@ -98,8 +100,9 @@ def store_copies(
     if not new and not moved:
         return
     written, kept = [], []
+    engine = session.get_bind().engine
     try:
-        with session.get_bind().engine.begin() as connection:
+        with engine.begin() as connection, _short_waits(connection):
             for claim in new:
                 if _upsert(connection, claim, audit, facts):
                     written.append(claim)
@@ -107,13 +110,38 @@ def store_copies(
                 if _move(connection, claim, audit):
                     kept.append(claim)
     except DBAPIError as exc:  # best effort: the next summary writes again
-        log.warning("verdict summary: its copy was not kept in the database (%s)", str(exc).splitlines()[0])
+        if str(engine.url) not in _WARNED:  # once per database: a read-only replica refuses every time
+            _WARNED.add(str(engine.url))
+            log.warning(
+                "verdict summary: its copy was not kept in the database (%s); it is written again with "
+                "the next summary",
+                str(exc).splitlines()[0],
+            )
         return
     for claim in written:
         claim.stored_at, claim.stored_extras = audit[0], _extras(claim)
     for claim in moved:
         # A row another process rewrote since is left to it; this copy is written afresh next time.
         claim.stored_at = audit[0] if claim in kept else None
+
+
+_WARNED: set[str] = set()
+# How long keeping the copy waits for another writer (an import's batch) before giving up this time:
+# it runs on a page's read, which must not wait the busy timeout's 30 s.
+_WAIT_MS = 200
+
+
+@contextmanager
+def _short_waits(connection: Connection) -> Iterator[None]:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{_WAIT_MS}ms'")
+        yield
+        return
+    connection.exec_driver_sql(f"PRAGMA busy_timeout = {_WAIT_MS}")
+    try:
+        yield
+    finally:  # the connection goes back to the pool: as db.engine set it
+        connection.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
 
 
 def _extras(claim: ClaimEvidence) -> tuple[bool, bool]:
