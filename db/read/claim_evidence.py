@@ -4,8 +4,9 @@ A large review lists about 20,000 pairs a claim (170,000 in all at 100,000 studi
 took a second and a half to build at each start; as arrays (the PMIDs, and per pair an index into a
 short legend of what it is: where its votes stand and its study's design and PubMed standing) they
 are counted at C speed, patched in place after a write, and kept in the database between processes
-(db.read.summary_copy). The counts equal db.read.summary.evidence_counts over the same pairs;
-tests/test_summary_copy.py checks that.
+(db.read.summary_copy). The counts are what the verdict rule reads (db.review.verdicts.EvidenceCounts);
+tests/test_pair_state.py and tests/test_summary_copy.py check the cards and verdicts built from them
+against a plain recomputation from the votes.
 
 The study facts (design, standing) are copied in when a pair is read: a copy is only valid while
 the facts it was read with are (db.corpus.study_facts.facts_signature), which db.read.summary checks.
@@ -228,7 +229,8 @@ def _excludes(entry: Entry) -> bool:
 def _count(
     claim: ClaimEvidence, positions: Iterable[int] | range, screened_out: int
 ) -> tuple[EvidenceCounts, dict[str, int], int]:
-    """What evidence_counts, progress_of and conflicts_of (db.read.summary) give for these pairs."""
+    """The rule's counts of these pairs (all of them, or the positions given), with `screened_out`
+    more screened out; the pairs per verdict ("conflict" while unresolved); and the conflicts."""
     codes = claim.codes
     per_code = Counter(codes) if isinstance(positions, range) else Counter(codes[i] for i in positions)
     rated: Tally = Counter()
