@@ -171,11 +171,9 @@ def _claim_cards(
         full = summary.claims.get(claim.id, nothing)
         blinded = claim.document_id in blind_documents
         if blinded:
-            mine = own.get(claim.id, set())
-            listed_visible = full.visible_count(mine)
-            # Each of the viewer's pairs is either listed or screened out (db.review.pair_index).
-            out_visible = len(mine) - listed_visible
-            counts, progress, conflicts = full.visible_to(mine, out_visible)
+            listed_visible, out_visible, counts, progress, conflicts = full.visible_to(
+                own.get(claim.id, set())
+            )
         else:
             listed_visible, out_visible = full.listed, full.screened_out
             counts, progress, conflicts = full.counts, full.progress, full.conflicts

@@ -52,6 +52,27 @@ class Entry(NamedTuple):
     design: StudyDesign | None  # None: no article row for the PMID (the rule skips the pair)
     retraction_status: str | None
 
+    @property
+    def role(self) -> str:
+        """Where db.review.verdicts.derive_claim_verdict's first step puts such a pair: SKIPPED (no
+        study), EXCLUDED (retracted, ...), UNRESOLVED, NOT_RELEVANT or RATED."""
+        if self.design is None:
+            return SKIPPED
+        if self.retraction_status in EXCLUDING_STATUSES:
+            return EXCLUDED
+        if self.verdict is None:
+            return UNRESOLVED
+        return NOT_RELEVANT if self.verdict is StudyVerdict.NOT_RELEVANT else RATED
+
+
+SKIPPED, EXCLUDED, UNRESOLVED, NOT_RELEVANT, RATED = (
+    "skipped",
+    "excluded",
+    "unresolved",
+    "not relevant",
+    "rated",
+)
+
 
 @dataclass(eq=False)
 class ClaimEvidence:
@@ -94,15 +115,13 @@ class ClaimEvidence:
             self.verdicts[key] = compute()
         return self.verdicts[key]
 
-    def visible_to(
-        self, mine: Collection[int], screened_out: int
-    ) -> tuple[EvidenceCounts, dict[str, int], int]:
-        """(counts, progress, conflicts) of the pairs of PMIDs in `mine` only, with `screened_out`
-        more screened out: what a blinded reviewer who voted on `mine` sees."""
-        return _count(self, self._positions(mine), screened_out)
-
-    def visible_count(self, mine: Collection[int]) -> int:
-        return len(self._positions(mine))
+    def visible_to(self, mine: Collection[int]) -> tuple[int, int, EvidenceCounts, dict[str, int], int]:
+        """What a blinded reviewer who voted on the studies `mine` sees: (listed, screened out, counts,
+        progress, conflicts). Each of their pairs is either listed or screened out
+        (db.review.pair_index), so the ones not listed here are screened out."""
+        positions = self._positions(mine)
+        screened_out = len(mine) - len(positions)
+        return len(positions), screened_out, *_count(self, positions, screened_out)
 
     def studies(self) -> list[StudyEvidence]:
         """The verdict rule's view of the listed pairs (db.read.pairs.study_evidence), by PMID."""
@@ -119,16 +138,15 @@ class ClaimEvidence:
     def verdict(self, scope: DesignScope, claim: ClaimScope) -> ClaimVerdictResult:
         """db.review.verdicts.derive_claim_verdict over this copy's studies, from its counts: only the
         eligible studies are built, and nothing is sorted or counted again."""
-        excluding = {code for code, e in enumerate(self.legend) if e.design is None or _excludes(e)}
         legend, findings = self.legend, self.findings
+        roles = [entry.role for entry in legend]
         eligible, unresolved = [], []
         for pmid, code in zip(self.pmids, self.codes, strict=True):
-            if code in excluding:
-                continue
-            e = legend[code]
-            if e.verdict is None:
+            role = roles[code]
+            if role == UNRESOLVED:
                 unresolved.append(pmid)
-            elif e.verdict is not StudyVerdict.NOT_RELEVANT:
+            elif role == RATED:
+                e = legend[code]
                 study = StudyEvidence(pmid, e.verdict, e.design, e.retraction_status)
                 eligible.append(with_findings(study, findings[pmid]) if pmid in findings else study)
         return verdict_of_counted(self.counts, eligible, tuple(unresolved), scope, claim)
@@ -157,15 +175,12 @@ class ClaimEvidence:
         index = {entry: i for i, entry in enumerate(legend)}
         changed = set(pmids)
         fresh = sorted((p.pmid, _code(p, facts.get(p.pmid), legend, index)) for p in pairs)
-        keep = [i for i, pmid in enumerate(self.pmids) if pmid not in changed] if changed else None
-        old_pmids = self.pmids if keep is None else [self.pmids[i] for i in keep]
-        old_codes = self.codes if keep is None else [self.codes[i] for i in keep]
-        merged = sorted([*zip(old_pmids, old_codes, strict=True), *fresh]) if fresh else None
-        if merged is None:
-            new_pmids, new_codes = array("q", old_pmids), array("H", old_codes)
-        else:
-            new_pmids = array("q", [pmid for pmid, _ in merged])
-            new_codes = array("H", [code for _, code in merged])
+        kept = (
+            (pmid, code) for pmid, code in zip(self.pmids, self.codes, strict=True) if pmid not in changed
+        )
+        merged = sorted([*kept, *fresh])  # two runs by PMID: timsort merges them in one pass, in C
+        new_pmids = array("q", [pmid for pmid, _ in merged])
+        new_codes = array("H", [code for _, code in merged])
         kept_findings = {pmid: f for pmid, f in self.findings.items() if pmid not in changed} | findings
         return ClaimEvidence(self.claim_id, new_pmids, new_codes, legend, screened_out, kept_findings)
 
@@ -222,35 +237,29 @@ def _entry_code(entry: Entry, legend: list[Entry], index: dict[Entry, int]) -> i
     return code
 
 
-def _excludes(entry: Entry) -> bool:
-    return entry.retraction_status in EXCLUDING_STATUSES
-
-
 def _count(
     claim: ClaimEvidence, positions: Iterable[int] | range, screened_out: int
 ) -> tuple[EvidenceCounts, dict[str, int], int]:
     """The rule's counts of these pairs (all of them, or the positions given), with `screened_out`
     more screened out; the pairs per verdict ("conflict" while unresolved); and the conflicts."""
-    codes = claim.codes
+    codes, legend = claim.codes, claim.legend
     per_code = Counter(codes) if isinstance(positions, range) else Counter(codes[i] for i in positions)
     rated: Tally = Counter()
     progress: Counter[str] = Counter()
     unresolved, not_relevant, conflicts = 0, screened_out, 0
-    excluding: dict[int, str] = {}
+    excluding: set[int] = set()
     for code, n in per_code.items():
-        entry = claim.legend[code]
+        entry = legend[code]
         progress["conflict" if entry.verdict is None else entry.verdict.value] += n
         conflicts += n if entry.state is PairState.CONFLICT else 0
-        if entry.design is None:
-            continue
-        reason = EXCLUDING_STATUSES.get(entry.retraction_status or "")
-        if reason is not None:
-            excluding[code] = reason
-        elif entry.verdict is None:
+        role = entry.role
+        if role == EXCLUDED:
+            excluding.add(code)
+        elif role == UNRESOLVED:
             unresolved += n
-        elif entry.verdict is StudyVerdict.NOT_RELEVANT:
+        elif role == NOT_RELEVANT:
             not_relevant += n
-        else:
+        elif role == RATED:
             rated[(entry.design, entry.verdict)] += n
     if screened_out:
         progress[_NOT_RELEVANT] += screened_out
@@ -259,7 +268,9 @@ def _count(
     if excluding:
         wanted = range(len(codes)) if isinstance(positions, range) else positions
         excluded = tuple(
-            ExcludedStudy(pmids[i], excluding[codes[i]]) for i in wanted if codes[i] in excluding
+            ExcludedStudy(pmids[i], EXCLUDING_STATUSES[legend[codes[i]].retraction_status])
+            for i in wanted
+            if codes[i] in excluding
         )
     detailed = []
     if claim.findings:
@@ -268,15 +279,8 @@ def _count(
             i = bisect_left(pmids, pmid)
             if i == len(pmids) or pmids[i] != pmid or (allowed is not None and i not in allowed):
                 continue
-            entry = claim.legend[codes[i]]
-            stated = claim.findings[pmid]
-            if (
-                stated
-                and entry.design is not None
-                and codes[i] not in excluding
-                and entry.verdict is not None
-                and entry.verdict is not StudyVerdict.NOT_RELEVANT
-            ):
+            entry, stated = legend[codes[i]], claim.findings[pmid]
+            if stated and entry.role == RATED:
                 study = StudyEvidence(pmid, entry.verdict, entry.design, entry.retraction_status)
                 detailed.append(with_findings(study, stated))
     counts = EvidenceCounts(rated, excluded, unresolved, not_relevant, tuple(detailed))

@@ -21,7 +21,7 @@ from sqlmodel import Session
 from db.corpus.study_facts import facts_signature, study_facts
 from db.models import Article, AuditEvent, Claim, PairRecord, SignOff, User
 from db.read.claim_evidence import ClaimEvidence, claim_evidence_of
-from db.read.standing import pair_tallies
+from db.read.standing import PairTally, pair_tallies
 from db.read.summary_copy import has_copies, load_copies, store_copies
 from db.review.claims import list_claims
 from db.review.pair_evidence import Findings, pair_findings
@@ -200,7 +200,7 @@ def keep_summary_current(session: Session) -> bool:
 
 
 def excluded_studies(session: Session) -> list[int]:
-    """The studies the verdict rule excludes (retracted, ...), by PMID, from a covering index."""
+    """The studies the verdict rule excludes (retracted, ...), by PMID, from their partial index."""
     table = Article.__table__
     query = select(table.c.pmid).where(table.c.retraction_status.in_(list(EXCLUDING_STATUSES)))
     return sorted(session.scalars(query))
@@ -256,7 +256,7 @@ def work_out_standing(session: Session, claims: dict[int, ClaimEvidence]) -> Non
     if missing:
         tallies = pair_tallies(session, missing)
         for claim_id in missing:
-            claims[claim_id].tally = tuple(tallies.get(claim_id, (0, 0)))  # type: ignore[assignment]
+            claims[claim_id].tally = tallies.get(claim_id, PairTally(0, 0))
 
 
 # A claim with more changed studies than this since the kept copy is read whole.
